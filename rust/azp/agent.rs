@@ -1,0 +1,190 @@
+//! The channel to the agent: every line the task prints goes through here.
+//!
+//! Our own messages are checked too: any `##vso[` inside a plain line is
+//! neutralised, so text that holds user input cannot become a command.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::command::{Command, Issue, TaskResult};
+use super::untrusted;
+
+type Sink = Box<dyn Write + Send>;
+
+/// Writes commands and log lines for the agent. Cheap to clone.
+#[derive(Clone)]
+pub struct Agent {
+    sink: Arc<Mutex<Sink>>,
+}
+
+/// Options of `task.setvariable`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VariableOptions {
+    /// Visible to later jobs and stages as `<step>.<name>`.
+    pub is_output: bool,
+    /// Masked in logs and only passed to tasks that ask for it.
+    pub is_secret: bool,
+}
+
+impl Agent {
+    /// Writes to standard output, which the agent reads line by line.
+    pub fn stdout() -> Self {
+        Self::to_writer(std::io::stdout())
+    }
+
+    /// Writes to any writer (tests).
+    pub fn to_writer(writer: impl Write + Send + 'static) -> Self {
+        Self { sink: Arc::new(Mutex::new(Box::new(writer))) }
+    }
+
+    /// Writes whole lines at once, so that concurrent writers never interleave
+    /// inside a line.
+    fn write_lines(&self, lines: &[String]) {
+        let mut sink = self.sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for line in lines {
+            // Losing a log line is better than failing the task over it.
+            let _ = writeln!(sink, "{line}");
+        }
+        let _ = sink.flush();
+    }
+
+    fn command(&self, command: Command) {
+        self.write_lines(&[command.to_string()]);
+    }
+
+    /// A plain log line of our own. Line breaks start new lines.
+    pub fn line(&self, text: &str) {
+        let lines: Vec<String> = text.split('\n').map(untrusted::neutralise).collect();
+        self.write_lines(&lines);
+    }
+
+    /// Lines of third-party output (pod logs, helm), already split.
+    pub fn untrusted_lines(&self, lines: &[String]) {
+        self.write_lines(lines);
+    }
+
+    /// `##[<kind>]text` formatting lines (group, section, command, debug, …).
+    fn formatted(&self, kind: &str, text: &str) {
+        let lines: Vec<String> = text.split('\n').map(|l| format!("##[{kind}]{}", untrusted::neutralise(l))).collect();
+        self.write_lines(&lines);
+    }
+
+    pub fn group(&self, title: &str) {
+        self.formatted("group", title);
+    }
+
+    pub fn end_group(&self) {
+        self.write_lines(&["##[endgroup]".to_string()]);
+    }
+
+    pub fn section(&self, text: &str) {
+        self.formatted("section", text);
+    }
+
+    /// Shows a command line the task runs (never with secrets in it).
+    pub fn shell_command(&self, text: &str) {
+        self.formatted("command", text);
+    }
+
+    pub fn debug(&self, text: &str) {
+        self.formatted("debug", text);
+    }
+
+    /// A bare `##[error]` line: styled, but no issue on the step.
+    pub fn error_line(&self, text: &str) {
+        self.formatted("error", text);
+    }
+
+    /// A bare `##[warning]` line: styled, but no issue on the step.
+    pub fn warning_line(&self, text: &str) {
+        self.formatted("warning", text);
+    }
+
+    pub fn set_variable(&self, name: &str, value: &str, options: VariableOptions) {
+        let flag = |b: bool| if b { "true" } else { "false" };
+        self.command(
+            Command::new("task.setvariable")
+                .property("variable", name)
+                .property("isoutput", flag(options.is_output))
+                .property("issecret", flag(options.is_secret))
+                .data(value),
+        );
+    }
+
+    /// Asks the agent to mask a value from now on. Multi-line secrets fail the
+    /// step on the agent's side, so each line is registered on its own.
+    pub fn set_secret(&self, value: &str) {
+        for line in value.split(['\r', '\n']).map(str::trim).filter(|l| !l.is_empty()) {
+            self.command(Command::new("task.setsecret").data(line));
+        }
+    }
+
+    pub fn complete(&self, result: TaskResult, message: &str) {
+        self.command(Command::new("task.complete").property("result", result.as_str()).data(message));
+    }
+
+    pub fn log_issue(&self, issue: &Issue) {
+        self.command(issue.command());
+    }
+
+    /// Progress of the step, clamped to 0–100 as the agent does.
+    pub fn set_progress(&self, percent: u32, operation: &str) {
+        self.command(Command::new("task.setprogress").property("value", percent.min(100).to_string()).data(operation));
+    }
+
+    /// Attaches a Markdown file as the step's summary. The file must exist
+    /// until the step ends, or the agent fails the step.
+    pub fn upload_summary(&self, path: &Path) {
+        self.command(Command::new("task.uploadsummary").data(path.to_string_lossy()));
+    }
+
+    pub fn add_attachment(&self, kind: &str, name: &str, path: &Path) {
+        self.command(
+            Command::new("task.addattachment")
+                .property("type", kind)
+                .property("name", name)
+                .data(path.to_string_lossy()),
+        );
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A writer whose content the test can read back.
+    #[derive(Clone, Default)]
+    pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Capture {
+        pub fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn plain_lines_cannot_carry_commands() {
+        let capture = Capture::default();
+        let agent = Agent::to_writer(capture.clone());
+        agent.line("path ##vso[task.complete result=Failed]x\nsecond");
+        assert_eq!(capture.text(), "path **vso[task.complete result=Failed]x\nsecond\n");
+    }
+
+    #[test]
+    fn multi_line_secrets_are_registered_line_by_line() {
+        let capture = Capture::default();
+        Agent::to_writer(capture.clone()).set_secret("abc\r\ndef\n");
+        assert_eq!(capture.text(), "##vso[task.setsecret]abc\n##vso[task.setsecret]def\n");
+    }
+}

@@ -1,0 +1,63 @@
+//! How a run ends: one result for the agent, one exit code for the process.
+//!
+//! A failure becomes exactly one `task.logissue type=error` naming what went
+//! wrong (the whole error chain on one line), then `task.complete
+//! result=Failed`. Under the agent the process then exits 0, so the step shows
+//! that one error and not a second "exit code 1"; from a terminal it exits 1.
+
+use std::process::ExitCode;
+
+use super::agent::Agent;
+use super::command::{Issue, IssueType, TaskResult};
+use super::env::Env;
+
+/// How a task that did not fail ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Done, with problems the user should look at.
+    SucceededWithIssues(String),
+}
+
+/// The one-line message of an error chain: causes joined with `: `.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    text.split(['\r', '\n']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// Reports the end of a run and picks the exit code.
+pub fn finish(agent: &Agent, env: &Env, result: anyhow::Result<Outcome>) -> ExitCode {
+    match result {
+        Ok(Outcome::Succeeded) => {
+            agent.complete(TaskResult::Succeeded, "");
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::SucceededWithIssues(message)) => {
+            agent.complete(TaskResult::SucceededWithIssues, &message);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            let message = one_line(&error);
+            if env.system_debug() {
+                agent.debug(&format!("{error:?}"));
+            }
+            agent.log_issue(&Issue::new(IssueType::Error, message.clone()));
+            agent.complete(TaskResult::Failed, &message);
+            if env.under_agent() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn chains_become_one_line() {
+        let error = Err::<(), _>(anyhow::anyhow!("connection refused\nat line 2"))
+            .context("cannot reach the cluster")
+            .unwrap_err();
+        assert_eq!(one_line(&error), "cannot reach the cluster: connection refused at line 2");
+    }
+}

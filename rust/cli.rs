@@ -1,0 +1,127 @@
+//! The command line: `azp-kube <task> [--input value …]`.
+//!
+//! Every task.json input is also a flag (kebab case, or its task.json name),
+//! so the same code runs from a terminal for local debugging. A flag wins over
+//! the `INPUT_*` variable of the same input.
+
+use std::ffi::OsString;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::azp::env::mangle;
+use crate::azp::inputs::{InputKind, TaskSpec};
+use crate::tasks::inputs::ALL as TASKS;
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run a task, with inputs given as flags turned into `INPUT_*` variables.
+    Task { spec: &'static TaskSpec, inputs: Vec<(String, String)> },
+}
+
+fn command() -> Command {
+    let mut command = Command::new("azp-kube")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Azure Pipelines tasks for kaniko builds and multi-cluster Helm deploys")
+        .long_about(
+            "Runs the tasks of the azp-kube extension. The agent starts it through the task's run.js \
+             with inputs in INPUT_* variables; from a terminal, give the same inputs as flags.",
+        )
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    for spec in TASKS {
+        command = command.subcommand(task_command(spec));
+    }
+    command
+}
+
+fn task_command(spec: &'static TaskSpec) -> Command {
+    let mut command =
+        Command::new(spec.command).about(format!("{}@{}: {}", spec.name, major(spec.version), spec.friendly_name));
+    for input in spec.inputs {
+        let mut arg =
+            Arg::new(input.name).long(input.flag).help(input.label).long_help(long_help(input.label, input.help));
+        if input.flag != input.name {
+            arg = arg.alias(input.name);
+        }
+        arg = match input.kind {
+            InputKind::MultiLine => arg.action(ArgAction::Append).value_name("LINE"),
+            InputKind::Boolean => arg
+                .num_args(0..=1)
+                .default_missing_value("true")
+                .value_parser(["true", "false", "True", "False", "TRUE", "FALSE"])
+                .value_name("BOOL"),
+            InputKind::PickList => {
+                arg.value_parser(clap::builder::PossibleValuesParser::new(input.options.iter().copied()))
+            }
+            _ => arg.value_name("VALUE"),
+        };
+        command = command.arg(arg);
+    }
+    command
+}
+
+fn long_help(label: &str, help: &str) -> String {
+    if help.is_empty() { label.to_string() } else { format!("{label}. {help}") }
+}
+
+fn major(version: &str) -> &str {
+    version.split('.').next().unwrap_or(version)
+}
+
+/// Parses the arguments; `--help`, `--version` and mistakes end in clap's error.
+pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Invocation, clap::Error> {
+    let matches = command().try_get_matches_from(args)?;
+    let (name, sub) = matches.subcommand().expect("a subcommand is required");
+    let spec = TASKS.iter().copied().find(|t| t.command == name).expect("clap only accepts known subcommands");
+    Ok(Invocation::Task { spec, inputs: flag_inputs(spec, sub) })
+}
+
+fn flag_inputs(spec: &TaskSpec, matches: &ArgMatches) -> Vec<(String, String)> {
+    spec.inputs
+        .iter()
+        .filter_map(|input| {
+            let values: Vec<&String> = matches.get_many::<String>(input.name)?.collect();
+            let joined = values.iter().map(|v| v.as_str()).collect::<Vec<_>>().join("\n");
+            Some((format!("INPUT_{}", mangle(input.name)), joined))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn flags_become_input_variables() {
+        let Invocation::Task { spec, inputs } = parse([
+            "azp-kube",
+            "kaniko-build",
+            "--destinations",
+            "r/a:1",
+            "--destinations",
+            "r/a:2",
+            "--use-dockerignore=false",
+            "--cache",
+            "--contextTransport",
+            "Stream",
+        ])
+        .unwrap();
+        assert_eq!(spec.name, "KanikoBuild");
+        assert!(inputs.contains(&("INPUT_DESTINATIONS".into(), "r/a:1\nr/a:2".into())));
+        assert!(inputs.contains(&("INPUT_USEDOCKERIGNORE".into(), "false".into())));
+        assert!(inputs.contains(&("INPUT_CACHE".into(), "true".into())));
+        assert!(inputs.contains(&("INPUT_CONTEXTTRANSPORT".into(), "Stream".into())));
+    }
+
+    #[test]
+    fn pick_lists_are_checked_by_the_parser() {
+        let err = parse(["azp-kube", "kaniko-build", "--context-transport", "FTP"]).unwrap_err();
+        assert!(err.to_string().contains("FTP"));
+    }
+}

@@ -1,0 +1,47 @@
+//! A task folder laid out as the agent unpacks it: `task.json`, `run.js` and
+//! `bin/linux-x64/azp-kube`, made from the repository without packaging.
+
+use std::path::{Path, PathBuf};
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the harness lives in <repo>/tests/harness")
+}
+
+/// A temporary task folder; removed when dropped.
+pub struct StagedTask {
+    dir: tempfile::TempDir,
+}
+
+impl StagedTask {
+    /// Stages `tasks/<folder>` with the repository's `extension/run.js` and the
+    /// given binary (linked, not copied: a debug build is hundreds of MB).
+    pub fn new(folder: &str, binary: &Path) -> Self {
+        let root = repo_root();
+        let dir = tempfile::Builder::new().prefix(&format!("{folder}-")).tempdir().expect("create a temp task folder");
+        std::fs::copy(root.join("tasks").join(folder).join("task.json"), dir.path().join("task.json"))
+            .expect("copy task.json");
+        std::fs::copy(root.join("extension/run.js"), dir.path().join("run.js")).expect("copy extension/run.js");
+        let bin = dir.path().join("bin").join(platform());
+        std::fs::create_dir_all(&bin).expect("create bin folder");
+        std::os::unix::fs::symlink(binary, bin.join("azp-kube")).expect("link the binary");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// `<platform>-<arch>` as Node spells them, which run.js uses to pick a binary.
+fn platform() -> &'static str {
+    match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "aarch64") => "linux-arm64",
+        ("macos", "aarch64") => "darwin-arm64",
+        ("macos", _) => "darwin-x64",
+        _ => "linux-x64",
+    }
+}
