@@ -1,0 +1,126 @@
+//! Both tasks, started through run.js as the agent starts them.
+
+use azp_harness::StepResult;
+
+use crate::{run_of, staged};
+
+#[test]
+fn kaniko_build_without_destinations_names_the_input() {
+    let task = staged("KanikoBuildV1");
+    let outcome = run_of(&task).input("bucket", "contexts").run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert_eq!(outcome.exit_code, Some(0), "under the agent a failure exits 0");
+    let errors = outcome.errors();
+    assert_eq!(errors.len(), 1, "{:?}", outcome.log);
+    assert_eq!(errors[0].message, "Input required: Destinations (destinations)");
+}
+
+#[test]
+fn kaniko_build_bucket_is_required_only_when_visible() {
+    let task = staged("KanikoBuildV1");
+    let missing = run_of(&task).input("destinations", "registry.local/app:1").run();
+    assert_eq!(missing.errors()[0].message, "Input required: S3 bucket (bucket)");
+    let streamed =
+        run_of(&task).input("destinations", "registry.local/app:1").input("contextTransport", "Stream").run();
+    assert_eq!(streamed.result, StepResult::Failed);
+    assert!(streamed.errors()[0].message.contains("not implemented yet"), "{:?}", streamed.errors());
+}
+
+#[test]
+fn kaniko_build_with_valid_inputs_is_honestly_not_implemented() {
+    let task = staged("KanikoBuildV1");
+    let outcome = run_of(&task)
+        .input("destinations", "registry.local/app:1\nregistry.local/app:latest")
+        .input("bucket", "contexts")
+        .input("buildArgs", "VERSION=1.2.3")
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    let errors = outcome.errors();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.starts_with("KanikoBuild@1 is not implemented yet"), "{}", errors[0].message);
+    assert!(
+        outcome.log.iter().any(|l| l == "Destinations: registry.local/app:1, registry.local/app:latest"),
+        "{:?}",
+        outcome.log
+    );
+    assert!(outcome.log.iter().any(|l| l == "##[group]KanikoBuild: inputs"));
+}
+
+#[test]
+fn multicluster_helm_without_release_names_the_input() {
+    let task = staged("MulticlusterHelmV1");
+    let outcome = run_of(&task).input("clusterName", "dev").input("chartName", "repo/app").run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    let errors = outcome.errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].message, "Input required: Release name (releaseName)");
+}
+
+#[test]
+fn multicluster_helm_cluster_name_is_required_for_eks_only() {
+    let task = staged("MulticlusterHelmV1");
+    let eks = run_of(&task).input("releaseName", "web").input("chartName", "repo/app").run();
+    assert_eq!(eks.errors()[0].message, "Input required: EKS cluster name (clusterName)");
+    let in_cluster = run_of(&task)
+        .input("releaseName", "web")
+        .input("chartName", "repo/app")
+        .input("connectionType", "In-cluster")
+        // Hidden by its visibleRule: ignored, as the editor ignores it.
+        .input("assumeRoleArn", "not an arn")
+        .run();
+    assert!(in_cluster.errors()[0].message.starts_with("MulticlusterHelm@1 is not implemented yet"));
+    assert!(!in_cluster.log_text().contains("not an arn"));
+}
+
+#[test]
+fn multicluster_helm_with_valid_inputs_is_honestly_not_implemented_and_masks_secrets() {
+    let task = staged("MulticlusterHelmV1");
+    let connection = "5d3c1e70-8f0a-4c4b-9a0e-1f2e3d4c5b6a";
+    let outcome = run_of(&task)
+        .input("clusterName", "dev")
+        .input("releaseName", "web")
+        .input("chartName", "repo/app")
+        .input("helmRepoPassword", "repo-pa55word")
+        .input("awsCredentials", connection)
+        .env(
+            &format!("ENDPOINT_AUTH_{connection}"),
+            r#"{"parameters":{"username":"AKIDEXAMPLE","password":"wJalrXUtnFEMI"},"scheme":"UsernamePassword"}"#,
+        )
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert!(outcome.errors()[0].message.starts_with("MulticlusterHelm@1 is not implemented yet"));
+    for secret in ["repo-pa55word", "AKIDEXAMPLE", "wJalrXUtnFEMI"] {
+        assert!(outcome.secrets.iter().any(|s| s == secret), "{secret} registered");
+    }
+    // Registered before anything else was printed.
+    let first = outcome.commands.first().unwrap();
+    assert_eq!(first.name, "task.setsecret");
+}
+
+#[test]
+fn a_bad_pick_list_value_names_the_input_and_its_options() {
+    let task = staged("KanikoBuildV1");
+    let outcome = run_of(&task).input("destinations", "r/a:1").input("contextTransport", "FTP").run();
+    assert_eq!(
+        outcome.errors()[0].message,
+        "input contextTransport must be one of \"S3\", \"S3 presigned URL\", \"Stream\", not \"FTP\""
+    );
+}
+
+#[test]
+fn from_a_terminal_a_failure_exits_non_zero() {
+    let output = std::process::Command::new(crate::binary()).arg("kaniko-build").env_clear().output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("##vso[task.logissue type=error]Input required: Destinations (destinations)"), "{stdout}");
+}
+
+#[test]
+fn version_and_help() {
+    let version = std::process::Command::new(crate::binary()).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("azp-kube {}", env!("CARGO_PKG_VERSION")));
+    let help = std::process::Command::new(crate::binary()).args(["kaniko-build", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--build-context"), "{help}");
+    assert!(help.contains("Build context"), "{help}");
+}

@@ -1,0 +1,101 @@
+//! The packaged extension: both task folders are complete, and a task runs
+//! from the unpacked VSIX through the launcher, which restores the binary's
+//! exec bit that the VSIX (a zip without Unix modes) loses.
+//!
+//! The VSIX is built by `extension/package.sh`, which the test script runs
+//! before `cargo test`; `AZP_KUBE_VSIX` may name another one.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use azp_harness::{StepResult, TaskRun, repo_root};
+
+fn vsix() -> PathBuf {
+    if let Ok(path) = std::env::var("AZP_KUBE_VSIX") {
+        return PathBuf::from(path);
+    }
+    let dist = repo_root().join("dist");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dist)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "vsix"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    found.pop().unwrap_or_else(|| {
+        panic!("no VSIX in {}: run `bash extension/package.sh` first (scripts/test.sh does)", dist.display())
+    })
+}
+
+/// Unpacks with Python's zipfile, which, like the agent's download, keeps no
+/// Unix modes.
+fn unpack(vsix: &Path, into: &Path) {
+    let status = Command::new("python3").args(["-m", "zipfile", "-e"]).arg(vsix).arg(into).status().unwrap();
+    assert!(status.success(), "unzip {}", vsix.display());
+}
+
+fn find_task(root: &Path, folder: &str) -> PathBuf {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if entry.file_name() == folder && path.join("task.json").is_file() {
+                    return path;
+                }
+                stack.push(path);
+            }
+        }
+    }
+    panic!("no {folder}/task.json in the VSIX")
+}
+
+#[test]
+fn the_vsix_holds_both_tasks_and_runs_them() {
+    let vsix = vsix();
+    let size = std::fs::metadata(&vsix).unwrap().len();
+    assert!(size < 25 * 1024 * 1024, "{} is {size} bytes, over Azure DevOps Server's 25 MB cap", vsix.display());
+    let unpacked = tempfile::tempdir().unwrap();
+    unpack(&vsix, unpacked.path());
+    assert!(unpacked.path().join("extension.vsixmanifest").is_file());
+
+    for (folder, missing) in [
+        ("KanikoBuildV1", "Input required: Destinations (destinations)"),
+        ("MulticlusterHelmV1", "Input required: Release name (releaseName)"),
+    ] {
+        let task = find_task(unpacked.path(), folder);
+        for file in ["task.json", "run.js", "bin/linux-x64/azp-kube"] {
+            assert!(task.join(file).is_file(), "{folder}/{file} is in the VSIX");
+        }
+        let binary = task.join("bin/linux-x64/azp-kube");
+        let mode = std::fs::metadata(&binary).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0, "the zip lost the exec bit, as on the agent");
+
+        let outcome = TaskRun::new(&task).run();
+        assert_eq!(outcome.result, StepResult::Failed);
+        assert_eq!(outcome.errors().len(), 1, "{:?}", outcome.log);
+        assert_eq!(outcome.errors()[0].message, missing);
+        let mode = std::fs::metadata(&binary).unwrap().permissions().mode();
+        assert_eq!(mode & 0o755, 0o755, "run.js restored the exec bit");
+    }
+}
+
+#[test]
+fn run_js_reports_a_missing_platform_binary() {
+    let task = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    std::fs::copy(root.join("tasks/KanikoBuildV1/task.json"), task.path().join("task.json")).unwrap();
+    std::fs::copy(root.join("extension/run.js"), task.path().join("run.js")).unwrap();
+    let outcome = TaskRun::new(task.path()).run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert_eq!(outcome.exit_code, Some(0));
+    assert_eq!(outcome.errors().len(), 1);
+    assert!(
+        outcome.errors()[0].message.contains("no binary for this agent's platform linux-x64"),
+        "{:?}",
+        outcome.errors()
+    );
+}
