@@ -5,6 +5,7 @@
 //! the `INPUT_*` variable of the same input.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
@@ -17,6 +18,21 @@ use crate::tasks::inputs::ALL as TASKS;
 pub enum Invocation {
     /// Run a task, with inputs given as flags turned into `INPUT_*` variables.
     Task { spec: &'static TaskSpec, inputs: Vec<(String, String)> },
+    /// Show or write the build context that KanikoBuild would send.
+    Context(ContextArgs),
+}
+
+/// `azp-kube context`: the build context as KanikoBuild packs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextArgs {
+    pub context: PathBuf,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: PathBuf,
+    pub use_dockerignore: bool,
+    /// List the entries that go into the tar, one per line.
+    pub list: bool,
+    /// Write the tar.gz here (`-` for standard output).
+    pub output: Option<PathBuf>,
 }
 
 fn command() -> Command {
@@ -32,7 +48,35 @@ fn command() -> Command {
     for spec in TASKS {
         command = command.subcommand(task_command(spec));
     }
-    command
+    command.subcommand(context_command())
+}
+
+fn context_command() -> Command {
+    Command::new("context")
+        .about("Shows or writes the build context that KanikoBuild would send")
+        .long_about(
+            "Packs a build context as KanikoBuild does: .dockerignore with Docker's rules \
+             (<dockerfile>.dockerignore first), the Dockerfile and .dockerignore always included, \
+             symlinks kept as symlinks. --list prints one line per entry (directories end in /); \
+             --output writes the tar.gz.",
+        )
+        .arg(Arg::new("context").long("context").value_name("DIR").required(true).help("The build context folder"))
+        .arg(
+            Arg::new("dockerfile")
+                .long("dockerfile")
+                .value_name("PATH")
+                .default_value("Dockerfile")
+                .help("The Dockerfile, relative to the context"),
+        )
+        .arg(
+            Arg::new("no-dockerignore")
+                .long("no-dockerignore")
+                .action(ArgAction::SetTrue)
+                .help("Send everything, ignoring .dockerignore"),
+        )
+        .arg(Arg::new("list").long("list").action(ArgAction::SetTrue).help("List the entries that go into the tar"))
+        .arg(Arg::new("output").long("output").value_name("FILE").help("Write the tar.gz to FILE (- for stdout)"))
+        .group(clap::ArgGroup::new("what").args(["list", "output"]).required(true))
 }
 
 fn task_command(spec: &'static TaskSpec) -> Command {
@@ -73,6 +117,15 @@ fn major(version: &str) -> &str {
 pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Invocation, clap::Error> {
     let matches = command().try_get_matches_from(args)?;
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
+    if name == "context" {
+        return Ok(Invocation::Context(ContextArgs {
+            context: sub.get_one::<String>("context").map(PathBuf::from).expect("required"),
+            dockerfile: sub.get_one::<String>("dockerfile").map(PathBuf::from).expect("defaulted"),
+            use_dockerignore: !sub.get_flag("no-dockerignore"),
+            list: sub.get_flag("list"),
+            output: sub.get_one::<String>("output").map(PathBuf::from),
+        }));
+    }
     let spec = TASKS.iter().copied().find(|t| t.command == name).expect("clap only accepts known subcommands");
     Ok(Invocation::Task { spec, inputs: flag_inputs(spec, sub) })
 }

@@ -7,4 +7,5 @@
 
 pub mod azp;
 pub mod cli;
+pub mod context;
 pub mod tasks;

@@ -19,5 +19,12 @@ fn main() -> ExitCode {
             let result = azp_kube::tasks::run(spec, &env, &agent);
             azp::report::finish(&agent, &env, result)
         }
+        Invocation::Context(args) => match azp_kube::context::run_cli(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("azp-kube context: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
