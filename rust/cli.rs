@@ -20,6 +20,20 @@ pub enum Invocation {
     Task { spec: &'static TaskSpec, inputs: Vec<(String, String)> },
     /// Show or write the build context that KanikoBuild would send.
     Context(ContextArgs),
+    /// Print an EKS token as a kubectl/helm ExecCredential.
+    EksToken(EksTokenArgs),
+}
+
+/// `azp-kube eks-token`: the exec credential plugin of the private kubeconfig.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EksTokenArgs {
+    pub cluster: String,
+    pub region: String,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub session_name: Option<String>,
+    /// A private folder where credentials may be cached for their lifetime.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `azp-kube context`: the build context as KanikoBuild packs it.
@@ -48,7 +62,24 @@ fn command() -> Command {
     for spec in TASKS {
         command = command.subcommand(task_command(spec));
     }
-    command.subcommand(context_command())
+    command.subcommand(context_command()).subcommand(eks_token_command())
+}
+
+fn eks_token_command() -> Command {
+    let text = |name: &'static str, help: &'static str| Arg::new(name).long(name).value_name("VALUE").help(help);
+    Command::new("eks-token")
+        .about("Prints an EKS token as an ExecCredential (the kubeconfig exec plugin of MulticlusterHelm)")
+        .long_about(
+            "Prints a client.authentication.k8s.io/v1 ExecCredential with a token for an EKS cluster, \
+             exactly as `aws eks get-token` makes it: a presigned STS GetCallerIdentity URL signed with \
+             the x-k8s-aws-id header. Credentials come from the default AWS chain, then the role if given.",
+        )
+        .arg(text("cluster", "Name of the EKS cluster").required(true))
+        .arg(text("region", "Region of the cluster").required(true))
+        .arg(text("role-arn", "Role to assume first"))
+        .arg(text("external-id", "External ID for the role"))
+        .arg(text("session-name", "Session name for the role"))
+        .arg(text("cache-dir", "Private folder to cache credentials in for their lifetime"))
 }
 
 fn context_command() -> Command {
@@ -117,6 +148,17 @@ fn major(version: &str) -> &str {
 pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Invocation, clap::Error> {
     let matches = command().try_get_matches_from(args)?;
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
+    if name == "eks-token" {
+        let text = |id: &str| sub.get_one::<String>(id).cloned();
+        return Ok(Invocation::EksToken(EksTokenArgs {
+            cluster: text("cluster").expect("required"),
+            region: text("region").expect("required"),
+            role_arn: text("role-arn"),
+            external_id: text("external-id"),
+            session_name: text("session-name"),
+            cache_dir: text("cache-dir").map(PathBuf::from),
+        }));
+    }
     if name == "context" {
         return Ok(Invocation::Context(ContextArgs {
             context: sub.get_one::<String>("context").map(PathBuf::from).expect("required"),

@@ -5,7 +5,10 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod aws;
 pub mod azp;
 pub mod cli;
 pub mod context;
+pub mod helm;
+pub mod kube;
 pub mod tasks;

@@ -19,6 +19,16 @@ fn main() -> ExitCode {
             let result = azp_kube::tasks::run(spec, &env, &agent);
             azp::report::finish(&agent, &env, result)
         }
+        Invocation::EksToken(args) => match azp_kube::aws::eks::token_command(&Env::from_process(), &args) {
+            Ok(credential) => {
+                println!("{credential}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("azp-kube eks-token: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Invocation::Context(args) => match azp_kube::context::run_cli(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

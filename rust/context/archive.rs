@@ -1,0 +1,380 @@
+//! The tar stream and the packing pipeline: one thread reads files and writes tar blocks,
+//! worker threads gzip them, the consumer gets the members back in order.
+//!
+//! Memory is bounded: every block is announced on a bounded "order" channel before it is
+//! queued for a worker, and the consumer takes results in that order, so at most
+//! `2 × threads + 3` blocks of 1 MiB (raw or compressed) are alive at once, whatever the
+//! context size. Dropping the [`PackStream`] sets a cancel flag and closes the order
+//! channel; the reader stops at its next block, workers skip queued blocks, and the drop
+//! joins every thread before it returns.
+//!
+//! Headers are normalised so the same content always packs to the same bytes: uid/gid 0,
+//! no user or group names, and a fixed mtime ([`MTIME`]). Reruns then produce identical
+//! archives (the content key and the archive agree), and nothing about the agent (its user,
+//! its checkout time) leaks into the image. Permission bits (exec, setuid, sticky) are kept.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tar::{EntryType, Header};
+
+use super::gzip::BlockCompressor;
+use super::{ContextPlan, Entry, EntryKind, Error, PackStats};
+
+/// Every entry's mtime: 2000-01-01T00:00:00Z. Not 0, because tools in image builds reject
+/// pre-1980 times (zip, and so Python wheels built from `COPY`ed sources).
+pub const MTIME: u64 = 946_684_800;
+/// Raw tar bytes per block handed to a worker.
+const BLOCK: usize = 1 << 20;
+/// The stream yields chunks of at least this many gzip bytes (except the last).
+const CHUNK: usize = 1 << 20;
+const TAR_BLOCK: u64 = 512;
+
+type Reply = Result<Vec<u8>, Error>;
+
+/// The tar.gz of a plan, produced in background threads. Iterate for chunks in order.
+pub struct PackStream {
+    order: Option<Receiver<Receiver<Reply>>>,
+    threads: Vec<JoinHandle<()>>,
+    cancel: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    started: Instant,
+    gzip_bytes: u64,
+    stats: Option<PackStats>,
+}
+
+#[derive(Default)]
+struct Counters {
+    tar_bytes: AtomicU64,
+    stored_bytes: AtomicU64,
+    tar_nanos: AtomicU64,
+    compress_nanos: AtomicU64,
+    /// Set by the reader once the trailer is written: an end without it is a failure.
+    finished: AtomicBool,
+}
+
+/// Starts the reader and `threads` compression workers (at least 1).
+pub(crate) fn pack(plan: ContextPlan, threads: usize, level: i32) -> PackStream {
+    let threads = threads.max(1);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let (order_tx, order_rx) = sync_channel::<Receiver<Reply>>(threads * 2);
+    let (job_tx, job_rx) = sync_channel::<(Vec<u8>, SyncSender<Reply>)>(threads);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let mut handles = Vec::with_capacity(threads + 1);
+    for _ in 0..threads {
+        let (job_rx, cancel, counters) = (Arc::clone(&job_rx), Arc::clone(&cancel), Arc::clone(&counters));
+        handles.push(std::thread::spawn(move || compress_blocks(&job_rx, &cancel, &counters, level)));
+    }
+    let (reader_cancel, reader_counters) = (Arc::clone(&cancel), Arc::clone(&counters));
+    handles.push(std::thread::spawn(move || {
+        let mut sink = |block: Vec<u8>| -> Result<(), Error> {
+            if reader_cancel.load(Ordering::Relaxed) {
+                return Err(Error::Thread("cancelled".into()));
+            }
+            let (reply_tx, reply_rx) = sync_channel(1);
+            let closed = |_| Error::Thread("the consumer went away".into());
+            order_tx.send(reply_rx).map_err(closed)?;
+            job_tx.send((block, reply_tx)).map_err(|_| Error::Thread("the compressors went away".into()))
+        };
+        match write_tar(&plan, &mut sink, &reader_counters) {
+            Ok(()) => reader_counters.finished.store(true, Ordering::Release),
+            Err(error) => {
+                let (reply_tx, reply_rx) = sync_channel(1);
+                let _ = reply_tx.send(Err(error));
+                let _ = order_tx.send(reply_rx);
+            }
+        }
+    }));
+    PackStream {
+        order: Some(order_rx),
+        threads: handles,
+        cancel,
+        counters,
+        started: Instant::now(),
+        gzip_bytes: 0,
+        stats: None,
+    }
+}
+
+fn compress_blocks(
+    jobs: &Mutex<Receiver<(Vec<u8>, SyncSender<Reply>)>>,
+    cancel: &AtomicBool,
+    counters: &Counters,
+    level: i32,
+) {
+    let mut compressor = BlockCompressor::new(level);
+    loop {
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok((block, reply)) = job else { return };
+        if cancel.load(Ordering::Relaxed) {
+            continue;
+        }
+        let started = Instant::now();
+        let compressed = compressor.compress(&block);
+        drop(block);
+        counters.compress_nanos.fetch_add(nanos(started.elapsed()), Ordering::Relaxed);
+        counters.stored_bytes.fetch_add(compressed.stored as u64, Ordering::Relaxed);
+        let _ = reply.send(Ok(compressed.bytes));
+    }
+}
+
+impl PackStream {
+    /// Writes the whole tar.gz to `w` and returns the statistics.
+    pub fn write_to(mut self, mut w: impl io::Write) -> Result<PackStats, Error> {
+        for chunk in &mut self {
+            w.write_all(&chunk?).map_err(Error::Write)?;
+        }
+        w.flush().map_err(Error::Write)?;
+        self.stats.ok_or_else(|| Error::Thread("the archive ended without statistics".into()))
+    }
+
+    /// The statistics, once the last chunk has been returned.
+    pub fn stats(&self) -> Option<PackStats> {
+        self.stats
+    }
+
+    /// Stops and joins every thread; `Err` if one of them panicked.
+    fn shut_down(&mut self) -> Result<(), Error> {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.order = None;
+        let mut result = Ok(());
+        for handle in self.threads.drain(..) {
+            if handle.join().is_err() {
+                result = Err(Error::Thread("a packing thread panicked".into()));
+            }
+        }
+        result
+    }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        self.order = None;
+        self.shut_down()?;
+        if !self.counters.finished.load(Ordering::Acquire) {
+            return Err(Error::Thread("the archive writer stopped before the end".into()));
+        }
+        let c = &self.counters;
+        self.stats = Some(PackStats {
+            tar_bytes: c.tar_bytes.load(Ordering::Relaxed),
+            gzip_bytes: self.gzip_bytes,
+            stored_bytes: c.stored_bytes.load(Ordering::Relaxed),
+            elapsed: self.started.elapsed(),
+            tar_time: Duration::from_nanos(c.tar_nanos.load(Ordering::Relaxed)),
+            compress_time: Duration::from_nanos(c.compress_nanos.load(Ordering::Relaxed)),
+        });
+        Ok(())
+    }
+
+    fn fail(&mut self, error: Error) -> Option<Reply> {
+        let _ = self.shut_down();
+        Some(Err(error))
+    }
+}
+
+impl Iterator for PackStream {
+    type Item = Reply;
+
+    fn next(&mut self) -> Option<Reply> {
+        let mut chunk = Vec::new();
+        loop {
+            let Some(order) = &self.order else { return None };
+            let Ok(reply) = order.recv() else {
+                if let Err(error) = self.finish() {
+                    return self.fail(error);
+                }
+                return (!chunk.is_empty()).then_some(Ok(chunk));
+            };
+            match reply.recv() {
+                Ok(Ok(bytes)) => {
+                    self.gzip_bytes += bytes.len() as u64;
+                    if chunk.is_empty() {
+                        chunk = bytes;
+                    } else {
+                        chunk.extend_from_slice(&bytes);
+                    }
+                    if chunk.len() >= CHUNK {
+                        return Some(Ok(chunk));
+                    }
+                }
+                Ok(Err(error)) => return self.fail(error),
+                Err(_) => return self.fail(Error::Thread("a compression thread stopped".into())),
+            }
+        }
+    }
+}
+
+impl Drop for PackStream {
+    fn drop(&mut self) {
+        let _ = self.shut_down();
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Cuts the tar byte stream into blocks for `sink`; file data is read straight into them.
+struct Blocks<'a> {
+    buf: Vec<u8>,
+    filled: usize,
+    total: u64,
+    waited: Duration,
+    sink: &'a mut dyn FnMut(Vec<u8>) -> Result<(), Error>,
+}
+
+impl Blocks<'_> {
+    fn put(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        while !data.is_empty() {
+            if self.filled == BLOCK {
+                self.flush()?;
+            }
+            let n = (BLOCK - self.filled).min(data.len());
+            self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+            self.filled += n;
+            self.total += n as u64;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// Copies exactly `size` bytes of `file`; a shorter file is an error.
+    fn read_from(&mut self, file: &mut File, mut size: u64, path: &Path) -> Result<(), Error> {
+        while size > 0 {
+            if self.filled == BLOCK {
+                self.flush()?;
+            }
+            let want = usize::try_from(size).unwrap_or(usize::MAX).min(BLOCK - self.filled);
+            let n = match file.read(&mut self.buf[self.filled..self.filled + want]) {
+                Ok(0) => return Err(changed(path, format!("{size} bytes fewer than planned"))),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(Error::ReadFile { path: path.to_path_buf(), source }),
+            };
+            self.filled += n;
+            self.total += n as u64;
+            size -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Zero padding up to the next 512-byte boundary.
+    fn pad(&mut self) -> Result<(), Error> {
+        let rest = (TAR_BLOCK - self.total % TAR_BLOCK) % TAR_BLOCK;
+        self.put(&[0; TAR_BLOCK as usize][..rest as usize])
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.filled == 0 {
+            return Ok(());
+        }
+        let mut block = std::mem::replace(&mut self.buf, vec![0; BLOCK]);
+        block.truncate(self.filled);
+        self.filled = 0;
+        let started = Instant::now();
+        let result = (self.sink)(block);
+        self.waited += started.elapsed();
+        result
+    }
+}
+
+fn changed(path: &Path, detail: String) -> Error {
+    Error::Changed { path: path.to_path_buf(), detail }
+}
+
+/// Writes the whole tar (entries in plan order, then the two zero blocks) into `sink`.
+fn write_tar(
+    plan: &ContextPlan,
+    sink: &mut dyn FnMut(Vec<u8>) -> Result<(), Error>,
+    counters: &Counters,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut blocks = Blocks { buf: vec![0; BLOCK], filled: 0, total: 0, waited: Duration::ZERO, sink };
+    for entry in plan.entries() {
+        write_entry(&mut blocks, plan.root(), entry)?;
+    }
+    blocks.put(&[0; 2 * TAR_BLOCK as usize])?;
+    blocks.flush()?;
+    counters.tar_bytes.store(blocks.total, Ordering::Relaxed);
+    counters.tar_nanos.store(nanos(started.elapsed().saturating_sub(blocks.waited)), Ordering::Relaxed);
+    Ok(())
+}
+
+fn write_entry(blocks: &mut Blocks<'_>, root: &Path, entry: &Entry) -> Result<(), Error> {
+    let name = entry.tar_name();
+    let mut header = Header::new_gnu();
+    if name.len() >= 100 {
+        long_field(blocks, EntryType::GNULongName, &name)?;
+    }
+    copy_field(&mut header.as_old_mut().name, &name);
+    header.set_mode(entry.mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(MTIME);
+    header.set_size(0);
+    let path = root.join(&entry.path);
+    match &entry.kind {
+        EntryKind::Dir => header.set_entry_type(EntryType::Directory),
+        EntryKind::Symlink { target } => {
+            let target = target.as_os_str().as_bytes();
+            if target.len() >= 100 {
+                long_field(blocks, EntryType::GNULongLink, target)?;
+            }
+            copy_field(&mut header.as_old_mut().linkname, target);
+            header.set_entry_type(EntryType::Symlink);
+        }
+        EntryKind::File => {
+            // O_NOFOLLOW: a file swapped for a symlink since the plan is never followed.
+            let mut file = File::options()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|source| Error::ReadFile { path: path.clone(), source })?;
+            let meta = file.metadata().map_err(|source| Error::ReadFile { path: path.clone(), source })?;
+            if !meta.is_file() || meta.len() != entry.size {
+                return Err(changed(&path, format!("planned {} bytes, found {}", entry.size, meta.len())));
+            }
+            header.set_entry_type(EntryType::Regular);
+            header.set_size(entry.size);
+            header.set_cksum();
+            blocks.put(header.as_bytes())?;
+            blocks.read_from(&mut file, entry.size, &path)?;
+            return blocks.pad();
+        }
+    }
+    header.set_cksum();
+    blocks.put(header.as_bytes())
+}
+
+/// A GNU `././@LongLink` entry carrying a name or link target longer than its field.
+fn long_field(blocks: &mut Blocks<'_>, kind: EntryType, value: &[u8]) -> Result<(), Error> {
+    let mut header = Header::new_gnu();
+    copy_field(&mut header.as_old_mut().name, b"././@LongLink");
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(value.len() as u64 + 1);
+    header.set_entry_type(kind);
+    header.set_cksum();
+    blocks.put(header.as_bytes())?;
+    blocks.put(value)?;
+    blocks.put(&[0])?;
+    blocks.pad()
+}
+
+/// Copies as much of `value` as fits (the GNU long entry before carries the whole of it).
+fn copy_field(field: &mut [u8; 100], value: &[u8]) {
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value[..n]);
+}

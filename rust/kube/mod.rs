@@ -1,0 +1,3 @@
+//! Kubernetes: clients from every kind of connection, and running a pod.
+//!
+//! Named `crate::kube` as the concern; the crate of the same name is `::kube`.
