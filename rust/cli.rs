@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn flags_become_input_variables() {
-        let Invocation::Task { spec, inputs } = parse([
+        let Ok(Invocation::Task { spec, inputs }) = parse([
             "azp-kube",
             "kaniko-build",
             "--destinations",
@@ -205,8 +205,9 @@ mod tests {
             "--cache",
             "--contextTransport",
             "Stream",
-        ])
-        .unwrap();
+        ]) else {
+            panic!("expected a task invocation")
+        };
         assert_eq!(spec.name, "KanikoBuild");
         assert!(inputs.contains(&("INPUT_DESTINATIONS".into(), "r/a:1\nr/a:2".into())));
         assert!(inputs.contains(&("INPUT_USEDOCKERIGNORE".into(), "false".into())));

@@ -1,3 +1,5 @@
 //! Kubernetes: clients from every kind of connection, and running a pod.
 //!
 //! Named `crate::kube` as the concern; the crate of the same name is `::kube`.
+
+pub mod names;
