@@ -1,0 +1,59 @@
+"""Starts moto's server for the azp-kube test world, with EKS pointed at the world's
+Kubernetes API simulator.
+
+moto invents an unreachable cluster endpoint and 1400 random characters as the cluster CA,
+so DescribeCluster would be useless to a client that connects. Before serving, this
+launcher patches moto's EKS model: every cluster gets the simulator's endpoint and the
+base64 PEM of the simulator's CA. It also exits when its parent goes away, so no moto
+outlives the test process that started it.
+"""
+
+import argparse
+import base64
+import os
+import threading
+import time
+
+
+def patch_eks(endpoint: str, ca_pem: bytes) -> None:
+    import moto.eks.models as eks
+
+    ca_data = base64.b64encode(ca_pem).decode("ascii")
+    eks.ENDPOINT_TEMPLATE = endpoint
+    original_init = eks.Cluster.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.endpoint = endpoint
+        self.certificate_authority = {"data": ca_data}
+
+    eks.Cluster.__init__ = init
+
+
+def exit_with_parent() -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", required=True)
+    parser.add_argument("--eks-endpoint", required=True)
+    parser.add_argument("--eks-ca-file", required=True)
+    args = parser.parse_args()
+    exit_with_parent()
+    with open(args.eks_ca_file, "rb") as f:
+        patch_eks(args.eks_endpoint, f.read())
+    from moto.server import main as serve
+
+    serve(["-H", "127.0.0.1", "-p", args.port])
+
+
+if __name__ == "__main__":
+    main()

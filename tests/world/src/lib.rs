@@ -1,0 +1,27 @@
+//! The test world of azp-kube: an HTTPS Kubernetes API simulator that helm 3, helm 4,
+//! kubectl and kube-rs accept, moto for S3/STS/EKS, and the [`World`] handle that starts
+//! both for a test (or for the `azp-kube-world` binary) and stops them when dropped.
+
+pub mod admission;
+pub mod api;
+pub mod auth;
+pub mod cluster;
+pub mod controllers;
+pub mod deletion;
+pub mod error;
+pub mod kubeconfig;
+pub mod moto;
+pub mod patch;
+pub mod pods;
+pub mod protobuf;
+pub mod resources;
+pub mod selectors;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod tools;
+pub mod world;
+
+pub use cluster::Cluster;
+pub use pods::{Behaviour, ContainerExit, ContainerRun, ContainerRuntime};
+pub use world::{Options, World};

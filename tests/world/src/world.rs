@@ -1,0 +1,396 @@
+//! The [`World`] handle: one call starts the Kubernetes API simulator (with its kubelet and
+//! controllers, on a runtime thread of its own) and moto, writes an admin kubeconfig, and
+//! returns everything a test needs. Dropping the handle stops both and removes its
+//! temporary directory; a panicking test drops it too. [`World::shared`] gives one world
+//! per test binary, cleaned up when the process exits.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Cluster;
+use crate::error::ApiError;
+use crate::moto::{self, Moto};
+use crate::pods::{Behaviour, Kubelet};
+use crate::tools::{self, Tools};
+
+/// The AWS region the world's EKS cluster is in.
+pub const REGION: &str = "us-east-1";
+/// The name of the world's EKS cluster.
+pub const CLUSTER_NAME: &str = "world";
+
+/// Why the world could not start or write a file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The setup script has not run.
+    #[error(transparent)]
+    Tools(#[from] tools::Missing),
+    /// A file or directory could not be written.
+    #[error("failed to write {path}: {source}")]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The simulator failed to start.
+    #[error("failed to start the API simulator: {0}")]
+    Simulator(String),
+    /// moto failed to start or answer.
+    #[error(transparent)]
+    Moto(#[from] moto::Error),
+}
+
+/// What to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Start moto (S3, STS, EKS, ECR) as well.
+    pub aws: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { aws: true }
+    }
+}
+
+struct Started {
+    url: String,
+    ca_pem: String,
+    cluster: Arc<Cluster>,
+    kubelet: Arc<Kubelet>,
+    moto: Option<(u16, u32)>,
+}
+
+/// A running world.
+pub struct World {
+    dir: Mutex<Option<tempfile::TempDir>>,
+    dir_path: PathBuf,
+    kubeconfig_path: PathBuf,
+    kubeconfig: String,
+    api_url: String,
+    ca_pem: String,
+    admin_token: String,
+    moto: Option<(u16, u32)>,
+    tools: Tools,
+    cluster: Arc<Cluster>,
+    kubelet: Arc<Kubelet>,
+    stop: CancellationToken,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    startup: Duration,
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), Error> {
+    std::fs::write(path, contents).map_err(|source| Error::Write { path: path.to_path_buf(), source })
+}
+
+impl World {
+    /// Starts the simulator and moto.
+    pub fn start() -> Result<Self, Error> {
+        Self::start_with(Options::default())
+    }
+
+    /// Starts the simulator, and moto if `options.aws`.
+    pub fn start_with(options: Options) -> Result<Self, Error> {
+        let begin = Instant::now();
+        let tools = Tools::find()?;
+        let dir = tempfile::Builder::new()
+            .prefix("azp-kube-world-")
+            .tempdir()
+            .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
+        let dir_path = dir.path().to_path_buf();
+        let admin_token = format!("admin.{}", crate::auth::random_token());
+        let stop = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (stop, token, python, dir) =
+                (stop.clone(), admin_token.clone(), options.aws.then(|| tools.python.clone()), dir_path.clone());
+            std::thread::Builder::new()
+                .name("azp-kube-world".into())
+                .spawn(move || run(stop, &token, python.as_deref(), &dir, tx))
+                .map_err(|e| Error::Simulator(e.to_string()))?
+        };
+        let started =
+            rx.recv().map_err(|_| Error::Simulator("the world thread ended before it was ready".into()))??;
+        let kubeconfig = crate::kubeconfig::render(&started.url, &started.ca_pem, "admin", &admin_token, "default");
+        let kubeconfig_path = dir_path.join("kubeconfig");
+        let mut world = Self {
+            dir: Mutex::new(Some(dir)),
+            dir_path,
+            kubeconfig_path,
+            kubeconfig,
+            api_url: started.url,
+            ca_pem: started.ca_pem,
+            admin_token,
+            moto: started.moto,
+            tools,
+            cluster: started.cluster,
+            kubelet: started.kubelet,
+            stop,
+            thread: Mutex::new(Some(thread)),
+            startup: Duration::ZERO,
+        };
+        write(&world.kubeconfig_path, &world.kubeconfig)?;
+        if let Some((port, _)) = world.moto {
+            moto::wait_listening(port, Duration::from_secs(15), &world.dir_path.join("moto.log"))?;
+            moto::create_cluster(port, REGION, CLUSTER_NAME)?;
+        }
+        world.startup = begin.elapsed();
+        Ok(world)
+    }
+
+    /// One world per process, started on first use and stopped when the process exits.
+    /// Panics (with the reason) if it cannot start.
+    pub fn shared() -> &'static World {
+        static SHARED: OnceLock<World> = OnceLock::new();
+        extern "C" fn stop_shared() {
+            if let Some(world) = SHARED.get() {
+                world.shutdown();
+            }
+        }
+        SHARED.get_or_init(|| {
+            let world = World::start().unwrap_or_else(|e| panic!("failed to start the test world: {e}"));
+            // SAFETY: registering a plain extern "C" function with no captured state.
+            unsafe { libc::atexit(stop_shared) };
+            world
+        })
+    }
+
+    /// Stops everything and removes the temporary directory (idempotent).
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            // A panicked world thread has nothing left to stop.
+            let _ = thread.join();
+        }
+        drop(self.dir.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    /// How long [`World::start`] took.
+    pub fn startup_time(&self) -> Duration {
+        self.startup
+    }
+
+    /// The admin kubeconfig file.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// The admin kubeconfig's contents.
+    pub fn kubeconfig(&self) -> &str {
+        &self.kubeconfig
+    }
+
+    /// The API server URL (`https://127.0.0.1:<port>`).
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// The CA certificate (PEM) that signed the API server's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The admin's bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The world's temporary directory (removed when the world stops).
+    pub fn dir(&self) -> &Path {
+        &self.dir_path
+    }
+
+    /// moto's URL, serving STS, S3, EKS and ECR (None without AWS).
+    pub fn aws_endpoint(&self) -> Option<String> {
+        self.moto.map(|(port, _)| format!("http://127.0.0.1:{port}"))
+    }
+
+    /// The AWS region.
+    pub fn region(&self) -> &'static str {
+        REGION
+    }
+
+    /// The EKS cluster name that DescribeCluster resolves to the simulator.
+    pub fn cluster_name(&self) -> &'static str {
+        CLUSTER_NAME
+    }
+
+    /// Paths of helm 3, helm 4, kubectl and the venv.
+    pub fn tools(&self) -> &Tools {
+        &self.tools
+    }
+
+    /// The simulated cluster (store, auth hooks, behaviours, watch and fault controls).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The kubelet (stdin of attached containers).
+    pub fn kubelet(&self) -> &Arc<Kubelet> {
+        &self.kubelet
+    }
+
+    /// Processes the world started (moto), for leak checks.
+    pub fn child_pids(&self) -> Vec<u32> {
+        self.moto.map(|(_, pid)| pid).into_iter().collect()
+    }
+
+    /// Environment for AWS clients and tools pointed at moto and the admin kubeconfig.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("KUBECONFIG".to_string(), self.kubeconfig_path.display().to_string())];
+        if let Some(url) = self.aws_endpoint() {
+            for (k, v) in [
+                ("AWS_ENDPOINT_URL", url.as_str()),
+                ("AWS_ENDPOINT_URL_STS", url.as_str()),
+                ("AWS_REGION", REGION),
+                ("AWS_DEFAULT_REGION", REGION),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ] {
+                env.push((k.to_string(), v.to_string()));
+            }
+        }
+        env
+    }
+
+    /// Wipes moto's state and recreates the world's EKS cluster.
+    pub fn reset_aws(&self) -> Result<(), Error> {
+        if let Some((port, _)) = self.moto {
+            moto::reset(port)?;
+            moto::create_cluster(port, REGION, CLUSTER_NAME)?;
+        }
+        Ok(())
+    }
+
+    /// Creates a namespace (an existing one is fine).
+    pub fn create_namespace(&self, name: &str) -> Result<(), ApiError> {
+        let rt = self.cluster.resource("", "namespaces")?;
+        match self.cluster.create(&rt, "", json!({"metadata": {"name": name}}), false) {
+            Err(e) if e.reason != "AlreadyExists" => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates a namespace named `<prefix>-<random>` and returns its name.
+    pub fn unique_namespace(&self, prefix: &str) -> Result<String, ApiError> {
+        let name = format!("{prefix}-{}", crate::store::random_suffix(6));
+        self.create_namespace(&name)?;
+        Ok(name)
+    }
+
+    /// A bearer token for the service account `namespace/name` (created if missing).
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> Result<String, ApiError> {
+        let rt = self.cluster.resource("", "serviceaccounts")?;
+        match self.cluster.create(&rt, namespace, json!({"metadata": {"name": name}}), false) {
+            Err(e) if e.reason != "AlreadyExists" => return Err(e),
+            _ => {}
+        }
+        Ok(self.cluster.auth.mint_service_account_token(namespace, name))
+    }
+
+    /// Writes a kubeconfig for another bearer token into the world's directory.
+    pub fn kubeconfig_for(&self, user: &str, token: &str) -> Result<PathBuf, Error> {
+        let path = self.dir_path.join(format!("{user}.kubeconfig"));
+        write(&path, &crate::kubeconfig::render(&self.api_url, &self.ca_pem, user, token, "default"))?;
+        Ok(path)
+    }
+
+    /// Chooses what pods using `image` do.
+    pub fn set_behaviour(&self, image: &str, behaviour: Behaviour) {
+        self.cluster.behaviours.set(image, behaviour);
+    }
+
+    /// Writes `kubeconfig` and `world.json` (endpoints, region, cluster name) into `dir`.
+    pub fn write_info(&self, dir: &Path) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+        let kubeconfig = dir.join("kubeconfig");
+        write(&kubeconfig, &self.kubeconfig)?;
+        let aws = self.aws_endpoint();
+        let info = json!({
+            "api": self.api_url, "kubeconfig": kubeconfig, "sts": aws, "s3": aws, "eks": aws,
+            "region": REGION, "clusterName": CLUSTER_NAME, "caPem": self.ca_pem,
+        });
+        write(&dir.join("world.json"), &serde_json::to_string_pretty(&info).unwrap_or_default())
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The world thread: owns the tokio runtime and the moto child (so PR_SET_PDEATHSIG ties
+/// moto to this thread), and serves until `stop`.
+fn run(
+    stop: CancellationToken,
+    admin_token: &str,
+    python: Option<&Path>,
+    dir: &Path,
+    ready: std::sync::mpsc::Sender<Result<Started, Error>>,
+) {
+    let fail = |ready: &std::sync::mpsc::Sender<Result<Started, Error>>, e: String| {
+        let _ = ready.send(Err(Error::Simulator(e)));
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&ready, e.to_string()),
+    };
+    let tls = match crate::tls::Tls::generate() {
+        Ok(tls) => tls,
+        Err(e) => return fail(&ready, e.to_string()),
+    };
+    let listener = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.set_nonblocking(true).map(|_| l)) {
+        Ok(l) => l,
+        Err(e) => return fail(&ready, e.to_string()),
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let url = format!("https://127.0.0.1:{port}");
+    let moto = match python {
+        None => None,
+        Some(python) => {
+            let ca_file = dir.join("ca.crt");
+            if let Err(source) = std::fs::write(&ca_file, &tls.ca_pem) {
+                let _ = ready.send(Err(Error::Write { path: ca_file, source }));
+                return;
+            }
+            match Moto::spawn(python, &tools::moto_launcher(), &url, &ca_file, &dir.join("moto.log")) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    let _ = ready.send(Err(e.into()));
+                    return;
+                }
+            }
+        }
+    };
+    let cluster = Cluster::new(admin_token);
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => return fail(&ready, e.to_string()),
+        };
+        let Some(kubelet) = Kubelet::start(cluster.clone()) else { return fail(&ready, "no pods resource".into()) };
+        crate::controllers::start(cluster.clone());
+        tokio::spawn(crate::server::serve(listener, tls.server_config.clone(), cluster.clone(), stop.clone()));
+        let started = Started {
+            url,
+            ca_pem: tls.ca_pem.clone(),
+            cluster: cluster.clone(),
+            kubelet,
+            moto: moto.as_ref().map(|m| (m.port(), m.pid())),
+        };
+        if ready.send(Ok(started)).is_ok() {
+            stop.cancelled().await;
+        }
+    });
+    drop(moto);
+    runtime.shutdown_timeout(Duration::from_millis(200));
+}
