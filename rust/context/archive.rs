@@ -378,3 +378,173 @@ fn copy_field(field: &mut [u8; 100], value: &[u8]) {
     let n = value.len().min(field.len());
     field[..n].copy_from_slice(&value[..n]);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::Write as _;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::process::{Command, Stdio};
+
+    use super::super::gzip::tests::noise;
+    use super::super::{PackOptions, plan};
+    use super::*;
+
+    const SECRET: &str = "TOKEN=secret-marker-5f1c";
+
+    fn write(root: &Path, rel: &str, data: &[u8]) {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        fs::write(path, data).expect("write");
+    }
+
+    fn opts(root: &Path) -> PackOptions {
+        PackOptions { context_dir: root.to_path_buf(), dockerfile: "Dockerfile".into(), use_dockerignore: true }
+    }
+
+    /// A context with the awkward cases: ignored secret and Dockerfile, symlinks out of the
+    /// context, a FIFO, a 300-byte path, a newline and non-ASCII in names, exec bits, noise.
+    fn awkward_context() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write(root, "Dockerfile", b"FROM scratch\nCOPY . /\n");
+        write(root, ".dockerignore", b"Dockerfile\nsecret.env\n**/*.tmp\n");
+        write(root, "secret.env", SECRET.as_bytes());
+        write(root, "sub/x.tmp", SECRET.as_bytes());
+        symlink("/etc/passwd", root.join("passwd")).expect("symlink");
+        symlink("a".repeat(150), root.join("long-link")).expect("symlink");
+        let fifo = std::ffi::CString::new(root.join("pipe").as_os_str().as_bytes()).expect("path");
+        // SAFETY: mkfifo on a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let long = format!("{}/{}/{}.txt", "d".repeat(100), "e".repeat(100), "f".repeat(96));
+        assert!(long.len() >= 300);
+        write(root, &long, b"long path");
+        write(root, "new\nline.txt", b"newline");
+        write(root, "caf\u{e9}/\u{fc}ber.txt", "non-ascii".as_bytes());
+        write(root, "run.sh", b"#!/bin/sh\necho hi\n");
+        fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        write(root, "blob/noise.bin", &noise(3 << 20, 42));
+        write(root, "blob/text.txt", &b"all work and no play makes a dull build\n".repeat(60_000));
+        dir
+    }
+
+    fn pack_bytes(root: &Path) -> (Vec<u8>, PackStats) {
+        let mut out = Vec::new();
+        let stats = plan(&opts(root)).expect("plan").pack(2).write_to(&mut out).expect("pack");
+        (out, stats)
+    }
+
+    fn run(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
+        let mut child = match Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn() {
+            Ok(child) => child,
+            Err(_) => {
+                eprintln!("{program} not found, skipping that check");
+                return None;
+            }
+        };
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let output = child.wait_with_output().expect("output");
+        writer.join().expect("writer").expect("write stdin");
+        assert!(output.status.success(), "{program} {args:?} failed");
+        Some(output.stdout)
+    }
+
+    #[test]
+    fn archive_matches_plan_and_standard_tools_read_it() {
+        let dir = awkward_context();
+        let planned = plan(&opts(dir.path())).expect("plan");
+        let (gz, stats) = pack_bytes(dir.path());
+        assert_eq!(stats.gzip_bytes, gz.len() as u64);
+        assert!(stats.stored_bytes >= 2 << 20, "noise should be stored: {stats}");
+
+        run("gzip", &["-t"], &gz);
+        let tar_bytes = run("gzip", &["-dc"], &gz).expect("gzip is needed for this test");
+        assert_eq!(tar_bytes.len() as u64, stats.tar_bytes);
+        let contains = |needle: &[u8]| tar_bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(SECRET.as_bytes()), "the ignored secret reached the tar");
+        assert!(!contains(b"root:x:0:0"), "the symlink target's content reached the tar");
+
+        // The tar crate: names, kinds, modes, link targets, normalised headers.
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let mut seen = Vec::new();
+        for (entry, expected) in archive.entries().expect("entries").zip(planned.entries()) {
+            let entry = entry.expect("entry");
+            let header = entry.header();
+            assert_eq!(&*entry.path_bytes(), expected.tar_name().as_slice());
+            assert_eq!(header.mode().expect("mode"), expected.mode);
+            assert_eq!((header.uid().expect("uid"), header.gid().expect("gid")), (0, 0));
+            assert_eq!(header.mtime().expect("mtime"), MTIME);
+            assert_eq!(header.username_bytes(), Some(&b""[..]));
+            match &expected.kind {
+                EntryKind::Symlink { target } => {
+                    assert_eq!(&*entry.link_name_bytes().expect("link"), target.as_os_str().as_bytes());
+                }
+                EntryKind::File => assert_eq!(header.size().expect("size"), expected.size),
+                EntryKind::Dir => assert!(header.entry_type().is_dir()),
+            }
+            seen.push(expected.display_path());
+        }
+        let listed: Vec<String> = planned.entries().iter().map(Entry::display_path).collect();
+        assert_eq!(seen, listed);
+        for name in ["Dockerfile", ".dockerignore", "passwd", "run.sh", "new\nline.txt", "caf\u{e9}/\u{fc}ber.txt"] {
+            assert!(listed.iter().any(|l| l == name), "{name} missing from {listed:?}");
+        }
+        assert!(!listed.iter().any(|l| l.contains("secret") || l.contains("pipe") || l.ends_with(".tmp")));
+        assert!(listed.iter().any(|l| l.len() >= 300));
+
+        // Python's tarfile and GNU tar read the same entries.
+        let script = "import io, sys, tarfile, json\n\
+                      with tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read()), mode='r:gz') as t:\n\
+                      \x20   print(json.dumps([m.name + ('/' if m.isdir() else '') for m in t]))";
+        if let Some(out) = run("python3", &["-c", script], &gz) {
+            let names: Vec<String> = serde_json::from_slice(&out).expect("json");
+            assert_eq!(names, listed);
+        }
+        if let Some(out) = run("tar", &["-tzf", "-"], &gz) {
+            assert_eq!(out.iter().filter(|b| **b == b'\n').count(), listed.len());
+        }
+    }
+
+    #[test]
+    fn packing_is_deterministic_and_the_key_follows_content() {
+        let dir = awkward_context();
+        let root = dir.path();
+        let key = plan(&opts(root)).expect("plan").content_key().expect("key");
+        assert_eq!(pack_bytes(root).0, pack_bytes(root).0);
+        assert_eq!(plan(&opts(root)).expect("plan").content_key().expect("key"), key);
+        write(root, "blob/text.txt", b"changed");
+        let changed = plan(&opts(root)).expect("plan").content_key().expect("key");
+        assert_ne!(changed, key);
+        fs::set_permissions(root.join("blob/text.txt"), fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert_ne!(plan(&opts(root)).expect("plan").content_key().expect("key"), changed);
+        // Ignored files do not count.
+        write(root, "secret.env", b"rotated");
+        assert_eq!(plan(&opts(root)).expect("plan").content_key().expect("key").len(), 64);
+    }
+
+    #[test]
+    fn a_file_that_shrinks_after_planning_is_an_error() {
+        let dir = awkward_context();
+        let planned = plan(&opts(dir.path())).expect("plan");
+        write(dir.path(), "blob/text.txt", b"short");
+        let error = planned.pack(2).write_to(io::sink()).unwrap_err();
+        assert!(error.to_string().contains("text.txt changed"), "{error}");
+    }
+
+    #[test]
+    fn dropping_the_stream_stops_the_threads_promptly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "Dockerfile", b"FROM scratch\n");
+        let big = File::create(dir.path().join("big.bin")).expect("create");
+        big.set_len(4 << 30).expect("sparse file");
+        let mut stream = plan(&opts(dir.path())).expect("plan").pack(2);
+        let first = stream.next().expect("a chunk").expect("chunk ok");
+        assert!(first.len() >= CHUNK || stream.stats().is_some());
+        assert!(stream.stats().is_none());
+        let started = Instant::now();
+        drop(stream);
+        assert!(started.elapsed() < Duration::from_secs(2), "drop took {:?}", started.elapsed());
+    }
+}

@@ -39,12 +39,9 @@ pub(crate) struct Compressed {
 impl BlockCompressor {
     /// `level` is libdeflate's, 1 to 12 (clamped).
     pub(crate) fn new(level: i32) -> Self {
-        let level = CompressionLvl::new(level.clamp(1, 12)).unwrap_or_else(|_| CompressionLvl::fastest());
-        Self {
-            main: Compressor::new(level),
-            probe: Compressor::new(CompressionLvl::fastest()),
-            probe_out: vec![0; SAMPLE_LIMIT],
-        }
+        // Level 0 (`CompressionLvl::fastest`) only stores: the probe needs level 1.
+        let lvl = |level: i32| CompressionLvl::new(level.clamp(1, 12)).unwrap_or_default();
+        Self { main: Compressor::new(lvl(level)), probe: Compressor::new(lvl(1)), probe_out: vec![0; SAMPLE_LIMIT] }
     }
 
     /// Compresses one block into complete gzip members.
@@ -141,7 +138,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn text(len: usize) -> Vec<u8> {
+    pub(crate) fn text(len: usize) -> Vec<u8> {
         let words = ["kaniko ", "context ", "layer ", "digest ", "registry\n", "pipeline ", "azure "];
         words.iter().cycle().enumerate().flat_map(|(i, w)| format!("{w}{i} ").into_bytes()).take(len).collect()
     }

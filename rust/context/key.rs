@@ -22,6 +22,9 @@ use super::{ContextPlan, EntryKind, Error};
 /// does not matter: the key names the tar content).
 const FORMAT: &[u8] = b"azp-kube context tar v1 (uid 0, gid 0, mtime 946684800)\0";
 
+/// File digests by entry index, as one thread computed them.
+type Hashed = Vec<(usize, [u8; 32])>;
+
 pub(crate) fn content_key(plan: &ContextPlan) -> Result<String, Error> {
     let entries = plan.entries();
     let mut files: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].kind == EntryKind::File).collect();
@@ -29,7 +32,7 @@ pub(crate) fn content_key(plan: &ContextPlan) -> Result<String, Error> {
     let mut digests = vec![[0u8; 32]; entries.len()];
     let threads = std::thread::available_parallelism().map_or(2, usize::from).clamp(1, files.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Vec<Result<Vec<(usize, [u8; 32])>, Error>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Hashed, Error>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
