@@ -10,5 +10,6 @@ pub mod azp;
 pub mod cli;
 pub mod context;
 pub mod helm;
+pub mod kaniko;
 pub mod kube;
 pub mod tasks;

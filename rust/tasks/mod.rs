@@ -1,6 +1,7 @@
 //! The tasks. Each module only orchestrates the concern modules, in the order
 //! a user would describe the steps.
 
+pub mod cancel;
 pub mod inputs;
 mod kaniko_build;
 mod multicluster_helm;

@@ -63,7 +63,7 @@ fn the_vsix_holds_both_tasks_and_runs_them() {
     assert!(unpacked.path().join("extension.vsixmanifest").is_file());
 
     for (folder, missing) in [
-        ("KanikoBuildV1", "Input required: Destinations (destinations)"),
+        ("KanikoBuildV1", "Input required: S3 bucket (bucket)"),
         ("MulticlusterHelmV1", "Input required: Release name (releaseName)"),
     ] {
         let task = find_task(unpacked.path(), folder);
