@@ -3,6 +3,8 @@
 //! Every client is built from one `SdkConfig` made by [`sdk_config`], so
 //! region, endpoint overrides and credentials are decided in one place.
 
+pub mod arn;
+pub mod credentials;
 pub mod eks;
 pub mod s3;
 
