@@ -2,4 +2,7 @@
 //!
 //! Named `crate::kube` as the concern; the crate of the same name is `::kube`.
 
+pub mod client;
+pub mod kubeconfig;
 pub mod names;
+pub mod pod;
