@@ -9,6 +9,10 @@ use crate::resources::Registry;
 /// The Kubernetes version the simulator claims.
 pub const GIT_VERSION: &str = "v1.34.0";
 
+/// Resources in kubectl's `all` category.
+const IN_ALL: &[&str] =
+    &["pods", "services", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs"];
+
 /// `/version`.
 pub fn version() -> Value {
     json!({
@@ -59,7 +63,7 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
         if !t.short_names.is_empty() {
             entry["shortNames"] = json!(t.short_names);
         }
-        if t.crd.is_some() {
+        if t.crd.is_some() || IN_ALL.contains(&t.plural.as_str()) {
             entry["categories"] = json!(["all"]);
         }
         list.push(entry);
