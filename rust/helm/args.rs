@@ -1,0 +1,281 @@
+//! Pure builders of helm's argument lists, for Helm 3 and Helm 4. No secret
+//! ever goes into an argument: passwords reach helm through stdin.
+
+use std::path::PathBuf;
+
+/// The major version of the helm binary in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Major {
+    V3,
+    V4,
+}
+
+/// helm's version output that is neither 3 nor 4.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("helm reports version {0:?}; this task supports Helm 3 and Helm 4")]
+pub struct UnsupportedVersion(pub String);
+
+impl Major {
+    /// Reads `helm version --template '{{.Version}}'` (`v3.17.3`, `v4.1.4`).
+    pub fn parse(version: &str) -> Result<Self, UnsupportedVersion> {
+        let text = version.trim();
+        let major = text.trim_start_matches('v').split('.').next().unwrap_or_default();
+        match major {
+            "3" => Ok(Self::V3),
+            "4" => Ok(Self::V4),
+            _ => Err(UnsupportedVersion(text.into())),
+        }
+    }
+
+    /// The flag that rolls a failed upgrade back.
+    pub fn rollback_flag(self) -> &'static str {
+        match self {
+            Self::V3 => "--atomic",
+            Self::V4 => "--rollback-on-failure",
+        }
+    }
+
+    /// The flag that replaces resources (delete and re-create).
+    pub fn replace_flag(self) -> &'static str {
+        match self {
+            Self::V3 => "--force",
+            Self::V4 => "--force-replace",
+        }
+    }
+
+    /// A user's flag spelled for this version: `--atomic` and
+    /// `--rollback-on-failure`, `--force` and `--force-replace` are the same
+    /// thing under two names.
+    pub fn spell(self, arg: &str) -> String {
+        let (flag, value) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value)),
+            None => (arg, None),
+        };
+        let flag = match flag {
+            "--atomic" | "--rollback-on-failure" => self.rollback_flag(),
+            "--force" | "--force-replace" => self.replace_flag(),
+            other => other,
+        };
+        match value {
+            Some(value) => format!("{flag}={value}"),
+            None => flag.to_string(),
+        }
+    }
+}
+
+/// `helm version` asking for the bare version.
+pub fn version_args() -> Vec<String> {
+    strings(&["version", "--template", "{{.Version}}"])
+}
+
+/// Where the chart comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChartRef {
+    /// A chart folder or packaged chart on the agent.
+    Path(PathBuf),
+    /// `repo/chart` from a chart repository.
+    Repo(String),
+    /// `oci://registry/path/chart`.
+    Oci(String),
+}
+
+impl ChartRef {
+    pub fn as_arg(&self) -> String {
+        match self {
+            Self::Path(path) => path.display().to_string(),
+            Self::Repo(name) | Self::Oci(name) => name.clone(),
+        }
+    }
+}
+
+/// Everything `helm upgrade` is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade {
+    pub release: String,
+    pub chart: ChartRef,
+    pub version: Option<String>,
+    pub namespace: String,
+    pub create_namespace: bool,
+    pub install: bool,
+    pub wait: bool,
+    pub timeout: Option<String>,
+    pub atomic: bool,
+    pub value_files: Vec<PathBuf>,
+    /// `--set` values, already escaped for strvals.
+    pub set: Vec<String>,
+    /// `--set-string` values, already escaped for strvals.
+    pub set_string: Vec<String>,
+    /// The user's extra arguments, already checked.
+    pub extra: Vec<String>,
+}
+
+/// `helm upgrade [--install] <release> <chart> …`.
+pub fn upgrade_args(major: Major, upgrade: &Upgrade) -> Vec<String> {
+    let mut args = strings(&["upgrade"]);
+    if upgrade.install {
+        args.push("--install".into());
+    }
+    args.extend([upgrade.release.clone(), upgrade.chart.as_arg()]);
+    args.extend(["--namespace".into(), upgrade.namespace.clone()]);
+    if upgrade.create_namespace && upgrade.install {
+        args.push("--create-namespace".into());
+    }
+    if let Some(version) = &upgrade.version {
+        args.extend(["--version".into(), version.clone()]);
+    }
+    if upgrade.wait {
+        args.push("--wait".into());
+    }
+    if let Some(timeout) = &upgrade.timeout {
+        args.extend(["--timeout".into(), timeout.clone()]);
+    }
+    if upgrade.atomic {
+        args.push(major.rollback_flag().into());
+    }
+    for file in &upgrade.value_files {
+        args.extend(["--values".into(), file.display().to_string()]);
+    }
+    for value in &upgrade.set {
+        args.extend(["--set".into(), value.clone()]);
+    }
+    for value in &upgrade.set_string {
+        args.extend(["--set-string".into(), value.clone()]);
+    }
+    args.extend(upgrade.extra.iter().map(|arg| major.spell(arg)));
+    args
+}
+
+/// `helm repo add --force-update`, the password (if any) on stdin.
+pub fn repo_add_args(name: &str, url: &str, username: Option<&str>) -> Vec<String> {
+    let mut args = strings(&["repo", "add", "--force-update", name, url]);
+    if let Some(username) = username {
+        args.extend(["--username".into(), username.into(), "--password-stdin".into()]);
+    }
+    args
+}
+
+/// `helm registry login`, the password on stdin.
+pub fn registry_login_args(host: &str, username: &str) -> Vec<String> {
+    strings(&["registry", "login", host, "--username", username, "--password-stdin"])
+}
+
+/// The registry host of an `oci://host[:port]/path` reference.
+pub fn oci_host(reference: &str) -> &str {
+    let rest = reference.strip_prefix("oci://").unwrap_or(reference);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// `helm status -o json`: the release, read by the task and never printed
+/// (it holds the values and the rendered manifest).
+pub fn status_args(release: &str, namespace: &str) -> Vec<String> {
+    strings(&["status", release, "--namespace", namespace, "--output", "json"])
+}
+
+/// The last revisions of the release, as a table.
+pub fn history_args(release: &str, namespace: &str, max: u32) -> Vec<String> {
+    strings(&["history", release, "--namespace", namespace, "--max", &max.to_string()])
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upgrade() -> Upgrade {
+        Upgrade {
+            release: "web".into(),
+            chart: ChartRef::Path("charts/web".into()),
+            version: None,
+            namespace: "web".into(),
+            create_namespace: true,
+            install: true,
+            wait: true,
+            timeout: Some("10m".into()),
+            atomic: true,
+            value_files: vec!["a.yaml".into(), "b.yaml".into()],
+            set: vec!["image.ref=r/web:1".into(), "hosts=a\\,b".into()],
+            set_string: vec!["build=0123".into()],
+            extra: vec!["--force".into(), "--description=x".into()],
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(Major::parse("v3.17.3"), Ok(Major::V3));
+        assert_eq!(Major::parse("v4.1.4\n"), Ok(Major::V4));
+        assert!(Major::parse("v2.16.0").unwrap_err().to_string().contains("Helm 3 and Helm 4"));
+        assert!(Major::parse("").is_err());
+    }
+
+    #[test]
+    fn upgrade_golden_helm3() {
+        assert_eq!(
+            upgrade_args(Major::V3, &upgrade()).join(" "),
+            "upgrade --install web charts/web --namespace web --create-namespace --wait --timeout 10m --atomic \
+             --values a.yaml --values b.yaml --set image.ref=r/web:1 --set hosts=a\\,b --set-string build=0123 \
+             --force --description=x"
+        );
+    }
+
+    #[test]
+    fn upgrade_golden_helm4() {
+        assert_eq!(
+            upgrade_args(Major::V4, &upgrade()).join(" "),
+            "upgrade --install web charts/web --namespace web --create-namespace --wait --timeout 10m \
+             --rollback-on-failure --values a.yaml --values b.yaml --set image.ref=r/web:1 --set hosts=a\\,b \
+             --set-string build=0123 --force-replace --description=x"
+        );
+    }
+
+    #[test]
+    fn upgrade_golden_minimal_from_a_repository() {
+        let minimal = Upgrade {
+            chart: ChartRef::Repo("bitnami/nginx".into()),
+            version: Some("1.2.3".into()),
+            install: false,
+            wait: false,
+            timeout: None,
+            atomic: false,
+            value_files: vec![],
+            set: vec![],
+            set_string: vec![],
+            extra: vec!["--rollback-on-failure".into()],
+            ..upgrade()
+        };
+        assert_eq!(
+            upgrade_args(Major::V3, &minimal).join(" "),
+            "upgrade web bitnami/nginx --namespace web --version 1.2.3 --atomic"
+        );
+    }
+
+    #[test]
+    fn flags_are_spelled_per_version() {
+        assert_eq!(Major::V4.spell("--atomic"), "--rollback-on-failure");
+        assert_eq!(Major::V3.spell("--rollback-on-failure=true"), "--atomic=true");
+        assert_eq!(Major::V3.spell("--force-replace"), "--force");
+        assert_eq!(Major::V4.spell("--force-conflicts"), "--force-conflicts");
+    }
+
+    #[test]
+    fn repositories_and_registries_take_passwords_on_stdin() {
+        assert_eq!(
+            repo_add_args("co", "https://charts.example.com", Some("bob")).join(" "),
+            "repo add --force-update co https://charts.example.com --username bob --password-stdin"
+        );
+        assert_eq!(repo_add_args("co", "https://c", None).join(" "), "repo add --force-update co https://c");
+        assert_eq!(
+            registry_login_args(oci_host("oci://r.example.com:5000/charts/web"), "AWS").join(" "),
+            "registry login r.example.com:5000 --username AWS --password-stdin"
+        );
+    }
+
+    #[test]
+    fn release_queries() {
+        assert_eq!(status_args("web", "ns").join(" "), "status web --namespace ns --output json");
+        assert_eq!(history_args("web", "ns", 5).join(" "), "history web --namespace ns --max 5");
+        assert_eq!(version_args().join(" "), "version --template {{.Version}}");
+    }
+}

@@ -1,0 +1,98 @@
+//! The release as `helm status -o json` describes it. The JSON holds the
+//! values and the rendered manifest (Secrets included), so only the fields
+//! below are kept and the text itself is never printed.
+
+use serde::Deserialize;
+
+/// What the task reports about a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+    pub revision: u64,
+    /// `deployed`, `failed`, `pending-upgrade`, …
+    pub status: String,
+    pub chart: String,
+    pub chart_version: String,
+    pub app_version: Option<String>,
+}
+
+/// Output of `helm status -o json` that is not a release.
+#[derive(Debug, thiserror::Error)]
+#[error("helm status did not print a release: {0}")]
+pub struct ParseError(#[source] serde_json::Error);
+
+#[derive(Deserialize)]
+struct Raw {
+    name: String,
+    namespace: String,
+    version: u64,
+    info: RawInfo,
+    chart: Option<RawChart>,
+}
+
+#[derive(Deserialize)]
+struct RawInfo {
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct RawChart {
+    metadata: RawMetadata,
+}
+
+#[derive(Deserialize)]
+struct RawMetadata {
+    name: String,
+    version: String,
+    #[serde(rename = "appVersion")]
+    app_version: Option<String>,
+}
+
+impl Release {
+    /// Reads the JSON; everything but the fields above is dropped unread.
+    pub fn from_json(text: &str) -> Result<Self, ParseError> {
+        let raw: Raw = serde_json::from_str(text.trim()).map_err(ParseError)?;
+        let (chart, chart_version, app_version) = match raw.chart {
+            Some(RawChart { metadata }) => (metadata.name, metadata.version, metadata.app_version),
+            None => (String::new(), String::new(), None),
+        };
+        Ok(Self {
+            name: raw.name,
+            namespace: raw.namespace,
+            revision: raw.version,
+            status: raw.info.status,
+            chart,
+            chart_version,
+            app_version: app_version.filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_is_read_without_its_values() {
+        let json = r#"{"name":"web","namespace":"web","version":3,
+            "info":{"status":"deployed","notes":"hi"},
+            "chart":{"metadata":{"name":"web","version":"0.1.0","appVersion":"1.0"},"values":{"password":"s3cret"}},
+            "config":{"password":"s3cret"},"manifest":"kind: Secret","apply_method":"ssa"}"#;
+        let release = Release::from_json(json).unwrap();
+        assert_eq!(
+            release,
+            Release {
+                name: "web".into(),
+                namespace: "web".into(),
+                revision: 3,
+                status: "deployed".into(),
+                chart: "web".into(),
+                chart_version: "0.1.0".into(),
+                app_version: Some("1.0".into()),
+            }
+        );
+        assert!(!format!("{release:?}").contains("s3cret"));
+        assert!(Release::from_json("Error: release: not found").is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! Runs helm: with `KUBECONFIG` set to the step's private file, helm's cache,
+//! config and data homes in the step's private directory, and nothing of the
+//! agent's that could point it elsewhere (`HELM_KUBE*`, `HELM_NAMESPACE`) or
+//! that it has no business seeing (`INPUT_*`, `ENDPOINT_*`, `SECRET_*`).
+//!
+//! Output is streamed live through the untrusted-output filter: stdout as
+//! plain lines, stderr as `##[warning]` lines (helm warns there; a warning
+//! is no failure) and kept for the error. On cancel, helm gets SIGTERM, then
+//! SIGKILL a few seconds later.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::azp::untrusted::LineSplitter;
+use crate::azp::{Agent, Secret};
+use crate::tasks::cancel::Cancellation;
+
+/// How long helm has between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How many stderr lines an error keeps.
+const STDERR_KEPT: usize = 20;
+
+/// Variables of the agent that must not reach helm.
+fn dropped(name: &str) -> bool {
+    ["INPUT_", "ENDPOINT_", "SECRET_", "HELM_KUBE"].iter().any(|prefix| name.starts_with(prefix))
+        || matches!(name, "KUBECONFIG" | "HELM_NAMESPACE" | "SYSTEM_ACCESSTOKEN")
+}
+
+/// A run of helm that failed to start, or ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start {program}")]
+    Start {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("helm {command} failed with exit code {code}{}", stderr_suffix(.stderr))]
+    Failed { command: String, code: i32, stderr: Vec<String> },
+    #[error("helm {command} was stopped: the step was canceled")]
+    Canceled { command: String },
+}
+
+fn stderr_suffix(stderr: &[String]) -> String {
+    let errors: Vec<&str> = stderr.iter().map(String::as_str).filter(|l| l.starts_with("Error")).collect();
+    let shown =
+        if errors.is_empty() { stderr.iter().rev().take(3).rev().map(String::as_str).collect() } else { errors };
+    if shown.is_empty() { String::new() } else { format!(": {}", shown.join(" ")) }
+}
+
+/// What to do with helm's stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdout {
+    /// Show it, line by line.
+    Show,
+    /// Keep it for the task, unshown (`-o json` holds values and Secrets).
+    Keep,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub code: i32,
+    /// stdout, when kept.
+    pub stdout: String,
+    pub stderr: Vec<String>,
+}
+
+/// The helm binary and the environment it runs in.
+#[derive(Debug, Clone)]
+pub struct Helm {
+    program: PathBuf,
+    env: Vec<(String, String)>,
+    parent_env: Vec<(String, String)>,
+}
+
+impl Helm {
+    /// helm with `KUBECONFIG` and its three homes in `private` (created by the
+    /// caller), started with `parent_env` minus what helm must not see, plus `extra`.
+    pub fn new(program: &Path, kubeconfig: &Path, homes: &Path, parent_env: Vec<(String, String)>) -> Self {
+        let home = |name: &str| homes.join(name).display().to_string();
+        let env = vec![
+            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
+            ("HELM_CACHE_HOME".into(), home("cache")),
+            ("HELM_CONFIG_HOME".into(), home("config")),
+            ("HELM_DATA_HOME".into(), home("data")),
+        ];
+        let parent_env = parent_env.into_iter().filter(|(name, _)| !dropped(name)).collect();
+        Self { program: program.into(), env, parent_env }
+    }
+
+    /// Adds a variable for helm and its plugins (the exec credential plugin).
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// The variables helm starts with (tests).
+    pub fn environment(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.parent_env.iter().chain(&self.env).map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Runs `helm <args>`, shown as a `##[command]` line, with `stdin` written
+    /// to its standard input (passwords) and closed.
+    pub async fn run(
+        &self,
+        agent: &Agent,
+        args: &[String],
+        stdin: Option<&Secret>,
+        stdout: Stdout,
+        cancel: &Cancellation,
+    ) -> Result<Finished, Error> {
+        let command = args.iter().take_while(|a| !a.starts_with('-')).take(2).cloned().collect::<Vec<_>>().join(" ");
+        agent.shell_command(&format!("helm {}", args.join(" ")));
+        let mut child = tokio::process::Command::new(&self.program)
+            .args(args)
+            .env_clear()
+            .envs(self.environment())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| Error::Start { program: self.program.display().to_string(), source })?;
+        if let (Some(secret), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // helm reads the password line, then closes; a failed write shows in its exit code.
+            let _ = pipe.write_all(format!("{}\n", secret.expose()).as_bytes()).await;
+        }
+        let out = tokio::spawn(read_lines(child.stdout.take(), agent.clone(), Sink::from(stdout)));
+        let err = tokio::spawn(read_lines(child.stderr.take(), agent.clone(), Sink::Warnings));
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = cancel.cancelled() => {
+                stop(&mut child).await;
+                return Err(Error::Canceled { command });
+            }
+        };
+        let stdout = out.await.unwrap_or_default().join("\n");
+        let stderr = err.await.unwrap_or_default();
+        let code = status.map(|s| s.code().unwrap_or(-1)).unwrap_or(-1);
+        if code != 0 {
+            let kept = stderr.len().saturating_sub(STDERR_KEPT);
+            return Err(Error::Failed { command, code, stderr: stderr[kept..].to_vec() });
+        }
+        Ok(Finished { code, stdout, stderr })
+    }
+}
+
+/// SIGTERM, then SIGKILL after [`STOP_GRACE`].
+async fn stop(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        // SAFETY: signalling our own child, whose pid is valid until we wait on it.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Sink {
+    Lines,
+    Keep,
+    Warnings,
+}
+
+impl From<Stdout> for Sink {
+    fn from(stdout: Stdout) -> Self {
+        match stdout {
+            Stdout::Show => Self::Lines,
+            Stdout::Keep => Self::Keep,
+        }
+    }
+}
+
+/// Reads a pipe to its end, showing lines as they come; returns the lines
+/// (sanitised for `Lines`/`Warnings`, raw text for `Keep`).
+async fn read_lines(pipe: Option<impl AsyncRead + Unpin>, agent: Agent, sink: Sink) -> Vec<String> {
+    let Some(mut pipe) = pipe else { return Vec::new() };
+    let mut splitter = LineSplitter::default();
+    let mut raw = Vec::new();
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Sink::Keep = sink {
+            raw.extend_from_slice(&buf[..n]);
+            continue;
+        }
+        show(&agent, sink, splitter.push(&buf[..n]), &mut kept);
+    }
+    if let Sink::Keep = sink {
+        return vec![String::from_utf8_lossy(&raw).into_owned()];
+    }
+    show(&agent, sink, splitter.finish().into_iter().collect(), &mut kept);
+    kept
+}
+
+fn show(agent: &Agent, sink: Sink, lines: Vec<String>, kept: &mut Vec<String>) {
+    match sink {
+        Sink::Lines => agent.untrusted_lines(&lines),
+        Sink::Warnings => lines.iter().for_each(|line| agent.warning_line(line)),
+        Sink::Keep => {}
+    }
+    kept.extend(lines);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azp::agent::tests::Capture;
+
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join("helm");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn helm(program: &Path) -> Helm {
+        let parent = vec![
+            ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+            ("KUBECONFIG".into(), "/home/agent/.kube/config".into()),
+            ("HELM_KUBECONTEXT".into(), "prod".into()),
+            ("INPUT_HELMREPOPASSWORD".into(), "pw".into()),
+        ];
+        Helm::new(program, Path::new("/p/kubeconfig"), Path::new("/p/helm"), parent)
+    }
+
+    #[test]
+    fn helm_sees_only_the_private_kubeconfig_and_homes() {
+        let env: Vec<_> = helm(Path::new("helm")).environment().map(|(k, v)| format!("{k}={v}")).collect();
+        assert!(env.contains(&"KUBECONFIG=/p/kubeconfig".to_string()), "{env:?}");
+        assert!(env.contains(&"HELM_CACHE_HOME=/p/helm/cache".to_string()));
+        assert!(env.contains(&"HELM_CONFIG_HOME=/p/helm/config".to_string()));
+        assert!(env.contains(&"HELM_DATA_HOME=/p/helm/data".to_string()));
+        assert!(env.contains(&"PATH=/usr/bin:/bin".to_string()));
+        assert!(
+            !env.iter().any(|v| v.contains(".kube/config") || v.starts_with("HELM_KUBE") || v.starts_with("INPUT_"))
+        );
+    }
+
+    #[tokio::test]
+    async fn output_is_streamed_filtered_and_stderr_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(
+            dir.path(),
+            "echo 'Release \"web\" ##vso[task.complete result=Failed]'; echo 'WARNING: old' >&2; read pw; echo \"got ${#pw}\"",
+        );
+        let capture = Capture::default();
+        let agent = Agent::to_writer(capture.clone());
+        let args = vec!["upgrade".to_string(), "web".into()];
+        let done = helm(&program)
+            .run(&agent, &args, Some(&Secret::new("hunter2")), Stdout::Show, &Cancellation::never())
+            .await
+            .unwrap();
+        let log = capture.text();
+        assert!(log.contains("##[command]helm upgrade web\n"), "{log}");
+        assert!(log.contains("Release \"web\" **vso[task.complete result=Failed]\n"), "{log}");
+        assert!(log.contains("##[warning]WARNING: old\n"), "{log}");
+        assert!(log.contains("got 7\n"), "{log}");
+        assert!(!log.contains("hunter2"));
+        assert_eq!(done.stderr, vec!["WARNING: old".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn kept_stdout_is_not_shown_and_failures_carry_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = Capture::default();
+        let agent = Agent::to_writer(capture.clone());
+        let program = script(dir.path(), "echo '{\"config\":{\"password\":\"s3cret\"}}'");
+        let never = Cancellation::never();
+        let done = helm(&program).run(&agent, &["status".into()], None, Stdout::Keep, &never).await;
+        assert!(done.unwrap().stdout.contains("s3cret"));
+        assert!(!capture.text().contains("s3cret"));
+        let program = script(dir.path(), "echo 'Error: UPGRADE FAILED: context deadline exceeded' >&2; exit 1");
+        let err = helm(&program).run(&agent, &["upgrade".into()], None, Stdout::Show, &never).await;
+        let text = err.unwrap_err().to_string();
+        assert_eq!(text, "helm upgrade failed with exit code 1: Error: UPGRADE FAILED: context deadline exceeded");
+    }
+
+    #[tokio::test]
+    async fn a_canceled_run_stops_helm() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("stopped");
+        let program = script(dir.path(), &format!("trap 'touch {}; exit 143' TERM; sleep 30 & wait", marker.display()));
+        let cancel = Cancellation::on_signals().unwrap();
+        let agent = Agent::to_writer(Capture::default());
+        let started = std::time::Instant::now();
+        let helm = helm(&program);
+        let args = ["upgrade".to_string()];
+        let run = helm.run(&agent, &args, None, Stdout::Show, &cancel);
+        let (result, _) = tokio::join!(run, async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // SAFETY: raising a signal at our own process, which the listener handles.
+            unsafe { libc::raise(libc::SIGTERM) };
+        });
+        assert!(matches!(result, Err(Error::Canceled { .. })));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(marker.exists(), "helm got SIGTERM");
+    }
+}

@@ -1,0 +1,400 @@
+//! The private kubeconfig of one step: a directory of its own (0700) under the
+//! agent's temp directory, holding the kubeconfig (0600) and whatever else
+//! belongs to the step only (helm's homes, cached credentials). The directory
+//! goes when its [`PrivateDir`] guard is dropped: on success, failure and
+//! cancellation alike.
+//!
+//! The agent's `~/.kube/config` and `$KUBECONFIG` are never read or written:
+//! parallel jobs on one agent do not see each other.
+
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+
+use ::kube::config::{AuthInfo, Cluster, Context, ExecConfig, ExecInteractiveMode, Kubeconfig};
+use ::kube::config::{NamedAuthInfo, NamedCluster, NamedContext};
+
+use crate::aws::credentials::{AssumeRole, write_private};
+use crate::aws::eks;
+use crate::azp::endpoint::KubernetesEndpoint;
+
+/// Where an in-cluster pod finds its service account.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// A step of writing the kubeconfig that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create a private directory under {parent}")]
+    CreateDir {
+        parent: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read kubeconfig {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} is not a valid kubeconfig: {message}")]
+    Parse { what: String, message: String },
+    #[error("the kubeconfig has no context {0:?}")]
+    NoContext(String),
+    #[error("not running in a Kubernetes pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set")]
+    NotInCluster,
+}
+
+/// A directory only this step uses, removed on drop.
+#[derive(Debug)]
+pub struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    /// Creates `<parent>/azp-kube-<pid>-<n>` with mode 0700.
+    pub fn create(parent: &Path) -> Result<Self, Error> {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut last = None;
+        for attempt in 0..16u32 {
+            let name = format!("azp-kube-{}-{:x}{attempt}", std::process::id(), stamp.subsec_nanos());
+            let path = parent.join(name);
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(source) => return Err(Error::CreateDir { parent: parent.into(), source }),
+            }
+        }
+        let source = last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into());
+        Err(Error::CreateDir { parent: parent.into(), source })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The kubeconfig's path.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.path.join("kubeconfig")
+    }
+
+    /// Writes a file of the step (0600).
+    pub fn write(&self, name: &str, content: &[u8]) -> Result<PathBuf, Error> {
+        let path = self.path.join(name);
+        write_private(&path, content).map_err(|source| Error::Write { path: path.clone(), source })?;
+        Ok(path)
+    }
+
+    /// A subdirectory (0700), created if missing.
+    pub fn subdir(&self, name: &str) -> Result<PathBuf, Error> {
+        let path = self.path.join(name);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(|source| Error::Write { path: path.clone(), source })?;
+        Ok(path)
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        // Nothing useful can be done about a failure here; the agent empties
+        // its temp directory at the next job anyway.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// How the step reaches its cluster.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An EKS cluster, with tokens from `azp-kube eks-token`.
+    Eks { cluster: eks::Cluster, exec: EksExec },
+    /// A Kubernetes service connection.
+    ServiceConnection(KubernetesEndpoint),
+    /// A kubeconfig file of the user's; its current context.
+    File(PathBuf),
+    /// The agent pod's own cluster.
+    InCluster { host: String, port: String, service_account_dir: PathBuf },
+}
+
+/// The `exec` entry that makes EKS tokens.
+#[derive(Debug, Clone)]
+pub struct EksExec {
+    /// This very binary.
+    pub program: PathBuf,
+    pub role: Option<AssumeRole>,
+}
+
+/// Writes the kubeconfig for `source` into the private directory.
+pub fn write(dir: &PrivateDir, source: &Source) -> Result<PathBuf, Error> {
+    let yaml = match source {
+        Source::Eks { cluster, exec } => to_yaml(&eks_kubeconfig(cluster, exec, dir.path())),
+        Source::ServiceConnection(KubernetesEndpoint::Kubeconfig { kubeconfig, context, .. }) => {
+            with_context(kubeconfig.expose(), context.as_deref(), "the service connection's kubeconfig", None)?
+        }
+        Source::ServiceConnection(KubernetesEndpoint::ServiceAccount { server_url, token, certificate }) => {
+            let token_file = dir.write("token", token.expose().as_bytes())?;
+            to_yaml(&token_file_kubeconfig(server_url, certificate.as_deref(), None, &token_file))
+        }
+        Source::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.clone(), source })?;
+            with_context(&text, None, &path.display().to_string(), path.parent())?
+        }
+        Source::InCluster { host, port, service_account_dir } => {
+            let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+            let ca = service_account_dir.join("ca.crt");
+            let server = format!("https://{host}:{port}");
+            to_yaml(&token_file_kubeconfig(&server, None, Some(&ca), &service_account_dir.join("token")))
+        }
+    };
+    let path = dir.kubeconfig();
+    write_private(&path, yaml.as_bytes()).map_err(|source| Error::Write { path: path.clone(), source })?;
+    Ok(path)
+}
+
+/// The in-cluster source, from `KUBERNETES_SERVICE_HOST`/`_PORT`.
+pub fn in_cluster(env: &crate::azp::Env) -> Result<Source, Error> {
+    let (Some(host), Some(port)) = (env.var("KUBERNETES_SERVICE_HOST"), env.var("KUBERNETES_SERVICE_PORT")) else {
+        return Err(Error::NotInCluster);
+    };
+    Ok(Source::InCluster { host: host.into(), port: port.into(), service_account_dir: SERVICE_ACCOUNT_DIR.into() })
+}
+
+/// The arguments of the `exec` entry: `eks-token --cluster … --region …`.
+pub fn eks_token_args(cluster: &eks::Cluster, role: Option<&AssumeRole>, cache_dir: &Path) -> Vec<String> {
+    let mut args = vec!["eks-token".into(), "--cluster".into(), cluster.name.clone(), "--region".into()];
+    args.push(cluster.region.clone());
+    if let Some(role) = role {
+        args.extend(["--role-arn".into(), role.arn.to_string()]);
+        if let Some(id) = &role.external_id {
+            args.extend(["--external-id".into(), id.clone()]);
+        }
+        args.extend(["--session-name".into(), role.session_name.clone()]);
+    }
+    args.extend(["--cache-dir".into(), cache_dir.display().to_string()]);
+    args
+}
+
+fn eks_kubeconfig(cluster: &eks::Cluster, exec: &EksExec, cache_dir: &Path) -> Kubeconfig {
+    let exec = ExecConfig {
+        api_version: Some("client.authentication.k8s.io/v1".into()),
+        command: Some(exec.program.display().to_string()),
+        args: Some(eks_token_args(cluster, exec.role.as_ref(), cache_dir)),
+        env: None,
+        drop_env: None,
+        interactive_mode: Some(ExecInteractiveMode::Never),
+        provide_cluster_info: false,
+        cluster: None,
+        install_hint: None,
+        other: Default::default(),
+    };
+    let server = Cluster {
+        server: Some(cluster.endpoint.clone()),
+        certificate_authority_data: Some(cluster.ca_data.clone()),
+        ..Default::default()
+    };
+    single(&cluster.name, server, AuthInfo { exec: Some(exec), ..Default::default() })
+}
+
+fn token_file_kubeconfig(server: &str, ca_pem: Option<&str>, ca_file: Option<&Path>, token_file: &Path) -> Kubeconfig {
+    use base64::Engine as _;
+    let cluster = Cluster {
+        server: Some(server.into()),
+        certificate_authority_data: ca_pem.map(|pem| base64::engine::general_purpose::STANDARD.encode(pem.trim())),
+        certificate_authority: ca_file.map(|p| p.display().to_string()),
+        ..Default::default()
+    };
+    let user = AuthInfo { token_file: Some(token_file.display().to_string()), ..Default::default() };
+    single("cluster", cluster, user)
+}
+
+/// A kubeconfig with one cluster, one user and one context of the same name.
+fn single(name: &str, cluster: Cluster, user: AuthInfo) -> Kubeconfig {
+    Kubeconfig {
+        clusters: vec![NamedCluster { name: name.into(), cluster: Some(cluster), other: Default::default() }],
+        auth_infos: vec![NamedAuthInfo { name: name.into(), auth_info: Some(user), other: Default::default() }],
+        contexts: vec![NamedContext {
+            name: name.into(),
+            context: Some(Context { cluster: name.into(), user: Some(name.into()), ..Default::default() }),
+            other: Default::default(),
+        }],
+        current_context: Some(name.into()),
+        kind: Some("Config".into()),
+        api_version: Some("v1".into()),
+        ..Default::default()
+    }
+}
+
+fn to_yaml(kubeconfig: &Kubeconfig) -> String {
+    serde_yaml::to_string(kubeconfig).expect("a kubeconfig always serialises")
+}
+
+/// A user's kubeconfig, with the context made current and relative file
+/// paths made absolute (the copy lives elsewhere).
+fn with_context(text: &str, context: Option<&str>, what: &str, base: Option<&Path>) -> Result<String, Error> {
+    use serde_yaml::Value;
+    let parse = |message: String| Error::Parse { what: what.into(), message };
+    let mut doc: Value = serde_yaml::from_str(text).map_err(|e| parse(e.to_string()))?;
+    if !doc.is_mapping() {
+        return Err(parse("not a YAML mapping".into()));
+    }
+    if let Some(context) = context {
+        let known = doc["contexts"].as_sequence().into_iter().flatten().any(|c| c["name"].as_str() == Some(context));
+        if !known {
+            return Err(Error::NoContext(context.into()));
+        }
+        doc["current-context"] = Value::String(context.into());
+    }
+    if let Some(base) = base {
+        for (list, entry, keys) in [
+            ("clusters", "cluster", &["certificate-authority"][..]),
+            ("users", "user", &["client-certificate", "client-key", "tokenFile"][..]),
+        ] {
+            for item in doc[list].as_sequence_mut().into_iter().flatten() {
+                for key in keys {
+                    if let Some(Value::String(path)) = item[entry].get_mut(*key)
+                        && Path::new(path.as_str()).is_relative()
+                    {
+                        *path = base.join(&*path).display().to_string();
+                    }
+                }
+            }
+        }
+    }
+    serde_yaml::to_string(&doc).map_err(|e| parse(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+    use crate::aws::arn::RoleArn;
+    use crate::azp::Secret;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn cluster() -> eks::Cluster {
+        eks::Cluster {
+            name: "dev".into(),
+            region: "eu-west-1".into(),
+            endpoint: "https://ABC.gr7.eu-west-1.eks.amazonaws.com".into(),
+            ca_data: "Q0E=".into(),
+            version: None,
+        }
+    }
+
+    fn role() -> AssumeRole {
+        AssumeRole {
+            arn: RoleArn::parse("arn:aws:iam::222222222222:role/deployer").unwrap(),
+            external_id: Some("ext-1".into()),
+            session_name: "azp-kube-7".into(),
+            duration: std::time::Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn the_private_dir_is_0700_its_files_0600_and_it_goes_on_drop() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = PrivateDir::create(parent.path()).unwrap();
+        let path = dir.path().to_path_buf();
+        assert_eq!(mode(&path), 0o700);
+        let exec = EksExec { program: "/opt/azp-kube".into(), role: None };
+        let file = write(&dir, &Source::Eks { cluster: cluster(), exec }).unwrap();
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&dir.subdir("helm/cache").unwrap()), 0o700);
+        let other = PrivateDir::create(parent.path()).unwrap();
+        assert_ne!(other.path(), path);
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_private_dir_goes_when_a_step_panics_or_fails() {
+        let parent = tempfile::tempdir().unwrap();
+        let run = || -> Result<(), Error> {
+            let dir = PrivateDir::create(parent.path())?;
+            dir.write("kubeconfig", b"x")?;
+            Err(Error::NotInCluster)
+        };
+        assert!(run().is_err());
+        assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn eks_exec_entry_golden() {
+        let args = eks_token_args(&cluster(), Some(&role()), Path::new("/tmp/p"));
+        assert_eq!(
+            args.join(" "),
+            "eks-token --cluster dev --region eu-west-1 --role-arn arn:aws:iam::222222222222:role/deployer \
+             --external-id ext-1 --session-name azp-kube-7 --cache-dir /tmp/p"
+        );
+        let exec = EksExec { program: "/opt/azp-kube".into(), role: Some(role()) };
+        let yaml = to_yaml(&eks_kubeconfig(&cluster(), &exec, Path::new("/tmp/p")));
+        let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let user = &doc["users"][0]["user"]["exec"];
+        assert_eq!(user["apiVersion"].as_str(), Some("client.authentication.k8s.io/v1"));
+        assert_eq!(user["interactiveMode"].as_str(), Some("Never"));
+        assert_eq!(user["command"].as_str(), Some("/opt/azp-kube"));
+        assert_eq!(doc["clusters"][0]["cluster"]["server"].as_str(), Some(cluster().endpoint.as_str()));
+        assert_eq!(doc["clusters"][0]["cluster"]["certificate-authority-data"].as_str(), Some("Q0E="));
+        assert_eq!(doc["current-context"].as_str(), Some("dev"));
+        // The written file is one kube-rs reads back.
+        Kubeconfig::from_yaml(&yaml).unwrap();
+    }
+
+    #[test]
+    fn service_account_tokens_go_to_a_private_token_file() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = PrivateDir::create(parent.path()).unwrap();
+        let endpoint = KubernetesEndpoint::ServiceAccount {
+            server_url: "https://k8s:6443".into(),
+            token: Secret::new("sa-token"),
+            certificate: Some("-----BEGIN CERTIFICATE-----".into()),
+        };
+        let file = write(&dir, &Source::ServiceConnection(endpoint)).unwrap();
+        let yaml = std::fs::read_to_string(file).unwrap();
+        assert!(!yaml.contains("sa-token"), "{yaml}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("token")).unwrap(), "sa-token");
+        assert_eq!(mode(&dir.path().join("token")), 0o600);
+    }
+
+    #[test]
+    fn connection_kubeconfigs_get_their_context() {
+        let text = "apiVersion: v1\nkind: Config\ncontexts:\n- name: a\n  context: {cluster: a}\n- name: prod\n  context: {cluster: p}\ncurrent-context: a\n";
+        let out = with_context(text, Some("prod"), "x", None).unwrap();
+        assert!(out.contains("current-context: prod"), "{out}");
+        assert!(matches!(with_context(text, Some("nope"), "x", None), Err(Error::NoContext(_))));
+        assert!(matches!(with_context("- a", None, "x", None), Err(Error::Parse { .. })));
+    }
+
+    #[test]
+    fn kubeconfig_files_keep_their_relative_paths_working() {
+        let text = "clusters:\n- name: c\n  cluster: {server: 'https://x', certificate-authority: ca.pem}\nusers:\n- name: u\n  user: {client-key: /abs/key.pem, client-certificate: certs/c.pem}\n";
+        let out = with_context(text, None, "x", Some(Path::new("/home/me/.cfg"))).unwrap();
+        assert!(out.contains("/home/me/.cfg/ca.pem"), "{out}");
+        assert!(out.contains("/home/me/.cfg/certs/c.pem"), "{out}");
+        assert!(out.contains("client-key: /abs/key.pem"), "{out}");
+    }
+
+    #[test]
+    fn in_cluster_uses_the_pods_service_account_files() {
+        let env =
+            crate::azp::Env::from_vars([("KUBERNETES_SERVICE_HOST", "fd00::1"), ("KUBERNETES_SERVICE_PORT", "443")]);
+        let Source::InCluster { host, port, service_account_dir } = in_cluster(&env).unwrap() else { panic!() };
+        let parent = tempfile::tempdir().unwrap();
+        let dir = PrivateDir::create(parent.path()).unwrap();
+        let source = Source::InCluster { host, port, service_account_dir };
+        let yaml = std::fs::read_to_string(write(&dir, &source).unwrap()).unwrap();
+        assert!(yaml.contains("server: https://[fd00::1]:443"), "{yaml}");
+        assert!(yaml.contains("tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token"), "{yaml}");
+        assert!(matches!(in_cluster(&crate::azp::Env::default()), Err(Error::NotInCluster)));
+    }
+}
