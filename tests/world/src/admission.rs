@@ -294,8 +294,7 @@ mod tests {
     use crate::resources::Registry;
 
     fn rt(group: &str, plural: &str) -> std::sync::Arc<ResourceType> {
-        let version = if group.is_empty() { "v1" } else { "v1" };
-        Registry::builtin().find(group, version, plural).expect("resource")
+        Registry::builtin().find(group, "v1", plural).expect("resource")
     }
 
     #[test]

@@ -113,10 +113,10 @@ impl Cluster {
         check_namespace_field(rt, ns, &obj)?;
         admission::admit(rt, &mut obj, None)?;
         if dry_run {
-            if let Some(name) = obj["metadata"]["name"].as_str() {
-                if self.store.get(rt, ns, name).is_ok() {
-                    return Err(ApiError::already_exists(rt.target(), name));
-                }
+            if let Some(name) = obj["metadata"]["name"].as_str()
+                && self.store.get(rt, ns, name).is_ok()
+            {
+                return Err(ApiError::already_exists(rt.target(), name));
             }
             return Ok(obj);
         }

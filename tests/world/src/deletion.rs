@@ -198,20 +198,20 @@ impl Cluster {
 
 fn check_preconditions(rt: &ResourceType, name: &str, obj: &Value, opts: &DeleteOptions) -> ApiResult<()> {
     let meta = &obj["metadata"];
-    if let Some(uid) = opts.uid.as_deref().filter(|u| !u.is_empty()) {
-        if meta["uid"].as_str() != Some(uid) {
-            let mut err = ApiError::conflict(rt.target(), name);
-            err.message = format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta["uid"].as_str().unwrap_or_default()
-            );
-            return Err(err);
-        }
+    if let Some(uid) = opts.uid.as_deref().filter(|u| !u.is_empty())
+        && meta["uid"].as_str() != Some(uid)
+    {
+        let mut err = ApiError::conflict(rt.target(), name);
+        err.message = format!(
+            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+            meta["uid"].as_str().unwrap_or_default()
+        );
+        return Err(err);
     }
-    if let Some(rv) = opts.resource_version.as_deref().filter(|r| !r.is_empty()) {
-        if meta["resourceVersion"].as_str() != Some(rv) {
-            return Err(ApiError::conflict(rt.target(), name));
-        }
+    if let Some(rv) = opts.resource_version.as_deref().filter(|r| !r.is_empty())
+        && meta["resourceVersion"].as_str() != Some(rv)
+    {
+        return Err(ApiError::conflict(rt.target(), name));
     }
     Ok(())
 }

@@ -230,10 +230,10 @@ impl Store {
         let mut inner = self.lock();
         let id = ResourceId::of(rt);
         let current = lookup(&inner, &id, ns, name).cloned().ok_or_else(|| ApiError::not_found(rt.target(), name))?;
-        if let Some(expected) = expected_rv.filter(|rv| !rv.is_empty()) {
-            if current["metadata"]["resourceVersion"].as_str() != Some(expected) {
-                return Err(ApiError::conflict(rt.target(), name));
-            }
+        if let Some(expected) = expected_rv.filter(|rv| !rv.is_empty())
+            && current["metadata"]["resourceVersion"].as_str() != Some(expected)
+        {
+            return Err(ApiError::conflict(rt.target(), name));
         }
         let mut next = change(&current)?;
         if next == current {

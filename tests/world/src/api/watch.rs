@@ -150,10 +150,10 @@ async fn pump(
             continue;
         }
         after_rv = event.rv;
-        if let Some((kind, obj)) = filter.translate(&event) {
-            if tx.send(line(kind, &obj)).await.is_err() {
-                return;
-            }
+        if let Some((kind, obj)) = filter.translate(&event)
+            && tx.send(line(kind, &obj)).await.is_err()
+        {
+            return;
         }
     }
 }

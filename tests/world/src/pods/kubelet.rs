@@ -131,10 +131,10 @@ impl PodRun {
     async fn run(self) {
         self.lifecycle().await;
         self.kubelet.running().remove(&self.uid);
-        if let Some(pod) = self.current() {
-            if !pod["metadata"]["deletionTimestamp"].is_null() {
-                self.kubelet.finish_deletion(&self.ns, &pod);
-            }
+        if let Some(pod) = self.current()
+            && !pod["metadata"]["deletionTimestamp"].is_null()
+        {
+            self.kubelet.finish_deletion(&self.ns, &pod);
         }
     }
 

@@ -6,6 +6,11 @@ use std::process::{Command, Output};
 
 use azp_kube_world::World;
 
+/// The world shared by the cases of this binary.
+pub fn world() -> &'static World {
+    World::shared()
+}
+
 /// Runs a tool with the world's environment; returns the output whatever the exit code.
 pub fn run(world: &World, tool: &Path, args: &[&str]) -> Output {
     run_with(world, tool, args, &[])

@@ -1,0 +1,84 @@
+//! kubectl 1.34: apply, get, get -w, logs -f, delete --wait, auth can-i.
+
+use std::time::{Duration, Instant};
+
+use azp_kube_world::Behaviour;
+use serde_json::Value;
+
+use crate::support::{ok, world};
+
+const MANIFEST: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: test}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: registry.world/web:1}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"#;
+
+#[test]
+fn kubectl_apply_get_watch_logs_delete_and_can_i() {
+    let w = world();
+    let kubectl = &w.tools().kubectl;
+    let ns = w.unique_namespace("kubectl").expect("namespace");
+    let manifest = w.dir().join(format!("{ns}.yaml"));
+    std::fs::write(&manifest, MANIFEST).expect("manifest");
+    let applied = ok(w, kubectl, &["apply", "-n", &ns, "-f", manifest.to_str().expect("utf-8")]);
+    assert!(applied.contains("deployment.apps/web created"), "{applied}");
+    assert!(ok(w, kubectl, &["apply", "-n", &ns, "-f", manifest.to_str().expect("utf-8")]).contains("unchanged"));
+
+    let svc: Value =
+        serde_json::from_str(&ok(w, kubectl, &["get", "service", "web", "-n", &ns, "-o", "json"])).expect("json");
+    assert!(svc["spec"]["clusterIP"].as_str().is_some_and(|ip| !ip.is_empty()));
+    ok(w, kubectl, &["rollout", "status", "deployment/web", "-n", &ns, "--timeout=20s"]);
+
+    // get -w lists, then watches from the list's resourceVersion.
+    let mut watch = std::process::Command::new(kubectl)
+        .args(["get", "configmaps", "-w", "-o", "name", "-n", &ns, "--request-timeout=0"])
+        .env("KUBECONFIG", w.kubeconfig_path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl get -w");
+    std::thread::sleep(Duration::from_millis(700));
+    ok(w, kubectl, &["create", "configmap", "late", "-n", &ns, "--from-literal=a=b"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = watch.kill();
+    let seen = String::from_utf8_lossy(&watch.wait_with_output().expect("watch output").stdout).into_owned();
+    assert!(seen.contains("configmap/settings") && seen.contains("configmap/late"), "{seen}");
+
+    // logs -f of a running pod streams until the container exits.
+    w.set_behaviour(
+        "registry.world/ticker:1",
+        Behaviour::exit(&["tick 1", "tick 2", "tick 3"], 0, Duration::from_millis(1500)),
+    );
+    ok(w, kubectl, &["run", "ticker", "-n", &ns, "--image=registry.world/ticker:1", "--restart=Never"]);
+    ok(w, kubectl, &["wait", "pod/ticker", "-n", &ns, "--for=jsonpath={.status.phase}=Running", "--timeout=20s"]);
+    let logs = ok(w, kubectl, &["logs", "-f", "ticker", "-n", &ns]);
+    assert_eq!(logs, "tick 1\ntick 2\ntick 3\n");
+
+    let started = Instant::now();
+    ok(w, kubectl, &["delete", "deployment", "web", "-n", &ns, "--wait", "--timeout=20s"]);
+    ok(w, kubectl, &["delete", "pod", "ticker", "-n", &ns, "--wait", "--timeout=20s"]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let pods = ok(w, kubectl, &["get", "pods", "-n", &ns, "-o", "name"]);
+    assert!(pods.trim().is_empty(), "pods left after deleting their deployment: {pods}");
+
+    assert_eq!(ok(w, kubectl, &["auth", "can-i", "create", "pods", "-n", &ns]).trim(), "yes");
+    assert_eq!(ok(w, kubectl, &["auth", "can-i", "*", "*", "--all-namespaces"]).trim(), "yes");
+}
