@@ -382,11 +382,9 @@ fn copy_field(field: &mut [u8; 100], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::io::Write as _;
     use std::os::unix::fs::{PermissionsExt, symlink};
-    use std::process::{Command, Stdio};
 
-    use super::super::gzip::tests::noise;
+    use super::super::gzip::tests::{filter as run, noise};
     use super::super::{PackOptions, plan};
     use super::*;
 
@@ -432,23 +430,6 @@ mod tests {
         let mut out = Vec::new();
         let stats = plan(&opts(root)).expect("plan").pack(2).write_to(&mut out).expect("pack");
         (out, stats)
-    }
-
-    fn run(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
-        let mut child = match Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn() {
-            Ok(child) => child,
-            Err(_) => {
-                eprintln!("{program} not found, skipping that check");
-                return None;
-            }
-        };
-        let mut stdin = child.stdin.take().expect("stdin");
-        let input = input.to_vec();
-        let writer = std::thread::spawn(move || stdin.write_all(&input));
-        let output = child.wait_with_output().expect("output");
-        writer.join().expect("writer").expect("write stdin");
-        assert!(output.status.success(), "{program} {args:?} failed");
-        Some(output.stdout)
     }
 
     #[test]

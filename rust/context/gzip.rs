@@ -143,16 +143,24 @@ pub(crate) mod tests {
         words.iter().cycle().enumerate().flat_map(|(i, w)| format!("{w}{i} ").into_bytes()).take(len).collect()
     }
 
-    fn gunzip(data: &[u8]) -> Vec<u8> {
-        let mut child =
-            Command::new("gzip").arg("-dc").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("gzip");
+    /// Pipes `input` through a program; `None` (with a note) when the program is missing.
+    pub(crate) fn filter(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
+        let Ok(mut child) = Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()
+        else {
+            eprintln!("{program} not found, skipping that check");
+            return None;
+        };
         let mut stdin = child.stdin.take().expect("stdin");
-        let input = data.to_vec();
+        let input = input.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&input));
-        let output = child.wait_with_output().expect("gzip output");
-        writer.join().expect("writer").expect("write");
-        assert!(output.status.success(), "gzip -d failed");
-        output.stdout
+        let output = child.wait_with_output().expect("output");
+        writer.join().expect("writer").expect("write stdin");
+        assert!(output.status.success(), "{program} {args:?} failed");
+        Some(output.stdout)
+    }
+
+    fn gunzip(data: &[u8]) -> Vec<u8> {
+        filter("gzip", &["-dc"], data).expect("gzip is needed for this test")
     }
 
     #[test]
