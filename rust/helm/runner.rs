@@ -23,11 +23,21 @@ pub const STOP_GRACE: Duration = Duration::from_secs(3);
 /// How many stderr lines an error keeps.
 const STDERR_KEPT: usize = 20;
 
-/// Variables of the agent that must not reach helm.
-fn dropped(name: &str) -> bool {
-    ["INPUT_", "ENDPOINT_", "SECRET_", "HELM_KUBE"].iter().any(|prefix| name.starts_with(prefix))
-        || matches!(name, "KUBECONFIG" | "HELM_NAMESPACE" | "SYSTEM_ACCESSTOKEN")
-}
+/// Variables of the agent that would point helm at another cluster,
+/// context, identity or namespace than the task's.
+const REDIRECTS: &[&str] = &[
+    "KUBECONFIG",
+    "HELM_KUBECONTEXT",
+    "HELM_KUBETOKEN",
+    "HELM_KUBEAPISERVER",
+    "HELM_KUBECAFILE",
+    "HELM_KUBEASUSER",
+    "HELM_KUBEASGROUPS",
+    "HELM_KUBEINSECURE_SKIP_TLS_VERIFY",
+    "HELM_KUBETLS_SERVER_NAME",
+    "HELM_NAMESPACE",
+    "SYSTEM_ACCESSTOKEN",
+];
 
 /// A run of helm that failed to start, or ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -74,13 +84,14 @@ pub struct Finished {
 pub struct Helm {
     program: PathBuf,
     env: Vec<(String, String)>,
-    parent_env: Vec<(String, String)>,
+    removed: Vec<String>,
 }
 
 impl Helm {
-    /// helm with `KUBECONFIG` and its three homes in `private` (created by the
-    /// caller), started with `parent_env` minus what helm must not see, plus `extra`.
-    pub fn new(program: &Path, kubeconfig: &Path, homes: &Path, parent_env: Vec<(String, String)>) -> Self {
+    /// helm with `KUBECONFIG` and its three homes under `homes` (in the
+    /// step's private directory). It inherits the agent's environment minus
+    /// [`REDIRECTS`] and whatever [`Helm::without`] names.
+    pub fn new(program: &Path, kubeconfig: &Path, homes: &Path) -> Self {
         let home = |name: &str| homes.join(name).display().to_string();
         let env = vec![
             ("KUBECONFIG".into(), kubeconfig.display().to_string()),
@@ -88,8 +99,13 @@ impl Helm {
             ("HELM_CONFIG_HOME".into(), home("config")),
             ("HELM_DATA_HOME".into(), home("data")),
         ];
-        let parent_env = parent_env.into_iter().filter(|(name, _)| !dropped(name)).collect();
-        Self { program: program.into(), env, parent_env }
+        Self { program: program.into(), env, removed: REDIRECTS.iter().map(|s| s.to_string()).collect() }
+    }
+
+    /// Variables helm must not see (the task's `INPUT_*`).
+    pub fn without(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.removed.extend(names);
+        self
     }
 
     /// Adds a variable for helm and its plugins (the exec credential plugin).
@@ -98,9 +114,9 @@ impl Helm {
         self
     }
 
-    /// The variables helm starts with (tests).
+    /// The variables set for helm (tests).
     pub fn environment(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.parent_env.iter().chain(&self.env).map(|(k, v)| (k.as_str(), v.as_str()))
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Runs `helm <args>`, shown as a `##[command]` line, with `stdin` written
@@ -115,9 +131,12 @@ impl Helm {
     ) -> Result<Finished, Error> {
         let command = args.iter().take_while(|a| !a.starts_with('-')).take(2).cloned().collect::<Vec<_>>().join(" ");
         agent.shell_command(&format!("helm {}", args.join(" ")));
-        let mut child = tokio::process::Command::new(&self.program)
+        let mut process = tokio::process::Command::new(&self.program);
+        for name in &self.removed {
+            process.env_remove(name);
+        }
+        let mut child = process
             .args(args)
-            .env_clear()
             .envs(self.environment())
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
@@ -225,26 +244,29 @@ mod tests {
     }
 
     fn helm(program: &Path) -> Helm {
-        let parent = vec![
-            ("PATH".to_string(), "/usr/bin:/bin".to_string()),
-            ("KUBECONFIG".into(), "/home/agent/.kube/config".into()),
-            ("HELM_KUBECONTEXT".into(), "prod".into()),
-            ("INPUT_HELMREPOPASSWORD".into(), "pw".into()),
-        ];
-        Helm::new(program, Path::new("/p/kubeconfig"), Path::new("/p/helm"), parent)
+        Helm::new(program, Path::new("/p/kubeconfig"), Path::new("/p/helm"))
     }
 
-    #[test]
-    fn helm_sees_only_the_private_kubeconfig_and_homes() {
-        let env: Vec<_> = helm(Path::new("helm")).environment().map(|(k, v)| format!("{k}={v}")).collect();
-        assert!(env.contains(&"KUBECONFIG=/p/kubeconfig".to_string()), "{env:?}");
-        assert!(env.contains(&"HELM_CACHE_HOME=/p/helm/cache".to_string()));
-        assert!(env.contains(&"HELM_CONFIG_HOME=/p/helm/config".to_string()));
-        assert!(env.contains(&"HELM_DATA_HOME=/p/helm/data".to_string()));
-        assert!(env.contains(&"PATH=/usr/bin:/bin".to_string()));
-        assert!(
-            !env.iter().any(|v| v.contains(".kube/config") || v.starts_with("HELM_KUBE") || v.starts_with("INPUT_"))
-        );
+    #[tokio::test]
+    async fn helm_sees_only_the_private_kubeconfig_and_homes() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(dir.path(), "env | sort");
+        let capture = Capture::default();
+        let agent = Agent::to_writer(capture.clone());
+        // SAFETY: test-only variables, set before helm starts; no other test reads them.
+        unsafe {
+            std::env::set_var("HELM_KUBECONTEXT", "prod");
+            std::env::set_var("INPUT_AZPKUBETESTSECRET", "pw");
+        }
+        let helm = helm(&program).without(["INPUT_AZPKUBETESTSECRET".to_string()]).with_env("AWS_REGION", "eu-west-1");
+        helm.run(&agent, &["env".into()], None, Stdout::Show, &Cancellation::never()).await.unwrap();
+        let log = capture.text();
+        for line in ["KUBECONFIG=/p/kubeconfig", "HELM_CACHE_HOME=/p/helm/cache", "HELM_CONFIG_HOME=/p/helm/config"] {
+            assert!(log.contains(line), "{line}: {log}");
+        }
+        assert!(log.contains("HELM_DATA_HOME=/p/helm/data") && log.contains("AWS_REGION=eu-west-1"), "{log}");
+        assert!(log.contains("PATH="), "inherits the rest");
+        assert!(!log.contains("HELM_KUBECONTEXT") && !log.contains("INPUT_AZPKUBETESTSECRET"), "{log}");
     }
 
     #[tokio::test]

@@ -157,6 +157,40 @@ pub fn write(dir: &PrivateDir, source: &Source) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
+/// What the cluster's `/version` said to the kubeconfig's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Let in; the server's version (`v1.34.1`).
+    Allowed(String),
+    /// Refused with 401 or 403.
+    Denied(u16),
+}
+
+/// A preflight that could not reach a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("cannot use the private kubeconfig")]
+    Config(#[source] ::kube::config::KubeconfigError),
+    #[error("cannot reach the cluster")]
+    Request(#[source] ::kube::Error),
+}
+
+/// One request to `/version` with the kubeconfig's identity (for EKS this
+/// runs the exec entry, so it checks the token as helm will get it).
+pub async fn check_access(path: &Path) -> Result<Access, PreflightError> {
+    use ::kube::config::KubeConfigOptions;
+    let kubeconfig = Kubeconfig::read_from(path).map_err(PreflightError::Config)?;
+    let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(PreflightError::Config)?;
+    let client = ::kube::Client::try_from(config).map_err(PreflightError::Request)?;
+    match client.apiserver_version().await {
+        Ok(info) => Ok(Access::Allowed(info.git_version)),
+        Err(::kube::Error::Api(status)) if status.code == 401 || status.code == 403 => Ok(Access::Denied(status.code)),
+        Err(e) => Err(PreflightError::Request(e)),
+    }
+}
+
 /// The in-cluster source, from `KUBERNETES_SERVICE_HOST`/`_PORT`.
 pub fn in_cluster(env: &crate::azp::Env) -> Result<Source, Error> {
     let (Some(host), Some(port)) = (env.var("KUBERNETES_SERVICE_HOST"), env.var("KUBERNETES_SERVICE_PORT")) else {

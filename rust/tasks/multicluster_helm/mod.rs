@@ -1,0 +1,325 @@
+//! MulticlusterHelm@1: assume a role, reach an EKS cluster, run helm upgrade.
+//!
+//! The steps, as a user would tell them: check the inputs → get credentials
+//! (and assume the role) → describe the cluster with that identity → write a
+//! private kubeconfig → check that the identity is let in → run helm → report
+//! the release → clean up (always: the private directory goes on success,
+//! failure and cancel).
+
+mod params;
+mod report;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use self::params::{Params, Target};
+use self::report::Summary;
+use super::cancel::{Canceled, Cancellation};
+use super::inputs::multicluster_helm::{Inputs, SPEC};
+use super::{read_inputs, show_plan, shown};
+use crate::aws::credentials::{self, Cache};
+use crate::aws::{AwsTarget, eks};
+use crate::azp::report::Outcome;
+use crate::azp::{Agent, Env};
+use crate::helm::{self, Helm, Major, Release, Stdout};
+use crate::kube::kubeconfig::{self, Access, EksExec, PrivateDir, Source};
+
+pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
+    let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
+    describe(agent, &inputs);
+    let params = Params::from_inputs(&inputs, env)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let cancel = Cancellation::on_signals()?;
+        let private = PrivateDir::create(&env.temp_dir())?;
+        let result = deploy(env, agent, &params, &private, &cancel).await;
+        drop(private);
+        result
+    })
+}
+
+/// The steps after validation; `private` is removed by the caller.
+async fn deploy(
+    env: &Env,
+    agent: &Agent,
+    params: &Params,
+    private: &PrivateDir,
+    cancel: &Cancellation,
+) -> anyhow::Result<Outcome> {
+    let (source, identity, helm_env) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let kubeconfig = kubeconfig::write(private, &source)?;
+    cancelable(cancel, preflight(agent, &kubeconfig, &identity, &params.target)).await?;
+    let mut helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?)
+        .without(SPEC.inputs.iter().map(|i| format!("INPUT_{}", crate::azp::env::mangle(i.name))));
+    for (name, value) in &helm_env {
+        helm = helm.with_env(name, value);
+    }
+    let major = helm_version(agent, &helm, cancel).await?;
+    log_in(agent, &helm, params, cancel).await?;
+    let upgraded = upgrade(agent, &helm, major, params, cancel).await;
+    let code = match &upgraded {
+        Ok(()) => 0,
+        Err(helm::runner::Error::Failed { code, .. }) => *code,
+        Err(_) => -1,
+    };
+    agent.set_variable("helmExitCode", &code.to_string(), output());
+    if let Err(error) = upgraded {
+        return Err(explain_failure(agent, &helm, params, cancel, error).await);
+    }
+    let release = read_release(agent, &helm, params, cancel).await?;
+    set_outputs(agent, &release);
+    let summary = Summary { release: &release, params, cluster: &target_name(&params.target), identity: &identity };
+    summary.upload(agent, &env.temp_dir());
+    Ok(Outcome::Succeeded)
+}
+
+/// Runs a step unless the step is canceled first.
+async fn cancelable<T>(cancel: &Cancellation, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::select! {
+        result = step => result,
+        () = cancel.cancelled() => Err(Canceled.into()),
+    }
+}
+
+fn output() -> crate::azp::agent::VariableOptions {
+    crate::azp::agent::VariableOptions { is_output: true, is_secret: false }
+}
+
+type Reached = (Source, String, Vec<(String, String)>);
+
+/// Credentials and cluster description (EKS), or the connection as given.
+/// Returns the kubeconfig source, who we are, and variables helm's token
+/// plugin needs.
+async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
+    let Target::Eks { name, region, base, role } = &params.target else {
+        return Ok((other_source(env, &params.target)?, "the connection's identity".into(), Vec::new()));
+    };
+    agent.group("AWS identity and cluster");
+    let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
+    let resolved = credentials::resolve(env, &target, base, role.as_ref()).await;
+    if let Ok(resolved) = &resolved {
+        resolved.secrets().into_iter().for_each(|secret| agent.set_secret(secret));
+    }
+    let resolved = resolved?;
+    let identity = credentials::caller_identity(&resolved.config).await?.describe();
+    agent.line(&format!("AWS identity: {identity}"));
+    if let (Some(role), Some(session)) = (role, resolved.session) {
+        if session < role.duration {
+            agent
+                .line(&format!("Session: {} s (a role assumed from a role lasts at most one hour)", session.as_secs()));
+        }
+    }
+    let cluster = eks::describe_cluster(&resolved.config, name, &identity).await?;
+    agent.line(&format!("Cluster: {} ({}), Kubernetes {}", cluster.name, cluster.endpoint, shown(&cluster.version)));
+    agent.end_group();
+    if resolved.credentials.expiry().is_some() {
+        // The first tokens need no new AssumeRole; a failure only costs speed.
+        let _ = Cache::new(private.path()).put(role.as_ref(), &resolved.credentials);
+    }
+    let helm_env = match &resolved.base_from_connection {
+        Some(base) => connection_env(base),
+        None => Vec::new(),
+    };
+    let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
+    Ok((Source::Eks { cluster, exec: EksExec { program, role: role.clone() } }, identity, helm_env))
+}
+
+/// Base credentials from a service connection, for `eks-token` to assume
+/// the role again once the cached session ends.
+fn connection_env(base: &aws_credential_types::Credentials) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("AWS_ACCESS_KEY_ID".to_string(), base.access_key_id().to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), base.secret_access_key().to_string()),
+    ];
+    env.extend(base.session_token().map(|t| ("AWS_SESSION_TOKEN".to_string(), t.to_string())));
+    env
+}
+
+fn other_source(env: &Env, target: &Target) -> anyhow::Result<Source> {
+    Ok(match target {
+        Target::ServiceConnection(endpoint) => Source::ServiceConnection(endpoint.clone()),
+        Target::File(path) => Source::File(path.clone()),
+        Target::InCluster => kubeconfig::in_cluster(env)?,
+        Target::Eks { .. } => unreachable!("EKS is handled by reach_cluster"),
+    })
+}
+
+/// One request to `/version`: a refusal becomes the access-entry message.
+async fn preflight(agent: &Agent, kubeconfig: &Path, identity: &str, target: &Target) -> anyhow::Result<()> {
+    let cluster = target_name(target);
+    match kubeconfig::check_access(kubeconfig).await.with_context(|| format!("preflight of cluster {cluster}"))? {
+        Access::Allowed(version) => {
+            agent.line(&format!("Cluster {cluster} lets {identity} in (server {version})"));
+            Ok(())
+        }
+        Access::Denied(code) if matches!(target, Target::Eks { .. }) => anyhow::bail!(
+            "{identity} is not allowed into cluster {cluster} (HTTP {code}): add an access entry (or an aws-auth mapping) for it"
+        ),
+        Access::Denied(code) => anyhow::bail!("{identity} is not allowed into cluster {cluster} (HTTP {code})"),
+    }
+}
+
+fn target_name(target: &Target) -> String {
+    match target {
+        Target::Eks { name, region, .. } => format!("{name} ({region})"),
+        Target::ServiceConnection(_) => "of the service connection".into(),
+        Target::File(path) => format!("of {}", path.display()),
+        Target::InCluster => "of the agent".into(),
+    }
+}
+
+async fn helm_version(agent: &Agent, helm: &Helm, cancel: &Cancellation) -> anyhow::Result<Major> {
+    let out = helm.run(agent, &helm::args::version_args(), None, Stdout::Keep, cancel).await?;
+    let major = Major::parse(&out.stdout)?;
+    agent.line(&format!("Helm {}", out.stdout.trim()));
+    Ok(major)
+}
+
+/// `helm repo add` or `helm registry login`, passwords on stdin.
+async fn log_in(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancellation) -> anyhow::Result<()> {
+    if let Some(repo) = &params.repository {
+        let user = repo.login.as_ref().map(|(user, _)| user.as_str());
+        let args = helm::args::repo_add_args(&repo.name, &repo.url, user);
+        helm.run(agent, &args, repo.login.as_ref().map(|(_, p)| p), Stdout::Show, cancel).await?;
+    }
+    if let Some((host, user, password)) = &params.registry_login {
+        let args = helm::args::registry_login_args(host, user);
+        helm.run(agent, &args, Some(password), Stdout::Show, cancel).await?;
+    }
+    Ok(())
+}
+
+async fn upgrade(
+    agent: &Agent,
+    helm: &Helm,
+    major: Major,
+    params: &Params,
+    cancel: &Cancellation,
+) -> Result<(), helm::runner::Error> {
+    agent.section(&format!("helm upgrade {}", params.upgrade.release));
+    let args = helm::args::upgrade_args(major, &params.upgrade);
+    helm.run(agent, &args, None, Stdout::Show, cancel).await.map(drop)
+}
+
+async fn read_release(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancellation) -> anyhow::Result<Release> {
+    let args = helm::args::status_args(&params.upgrade.release, &params.upgrade.namespace);
+    let out = helm.run(agent, &args, None, Stdout::Keep, cancel).await?;
+    Ok(Release::from_json(&out.stdout)?)
+}
+
+fn set_outputs(agent: &Agent, release: &Release) {
+    agent.set_variable("releaseRevision", &release.revision.to_string(), output());
+    agent.set_variable("releaseStatus", &release.status, output());
+    agent.set_variable("releaseNamespace", &release.namespace, output());
+}
+
+/// After a failed upgrade: the release's status and history, whether the
+/// rollback worked, and the error naming what failed.
+async fn explain_failure(
+    agent: &Agent,
+    helm: &Helm,
+    params: &Params,
+    cancel: &Cancellation,
+    error: helm::runner::Error,
+) -> anyhow::Error {
+    if matches!(error, helm::runner::Error::Canceled { .. }) || cancel.is_cancelled() {
+        return Canceled.into();
+    }
+    let (release, namespace) = (&params.upgrade.release, &params.upgrade.namespace);
+    agent.group(&format!("Release {namespace}/{release} after the failure"));
+    let history = helm::args::history_args(release, namespace, 5);
+    let _ = helm.run(agent, &history, None, Stdout::Show, cancel).await;
+    let state = read_release(agent, helm, params, cancel).await.ok();
+    agent.end_group();
+    if let Some(release) = &state {
+        set_outputs(agent, release);
+    }
+    let rollback = match (&state, params.upgrade.atomic) {
+        (_, false) => String::new(),
+        (Some(r), true) if r.status == "deployed" => format!("; rolled back: revision {} is deployed", r.revision),
+        (Some(r), true) => format!("; the rollback did not succeed: revision {} is {}", r.revision, r.status),
+        (None, true) => "; the failed first install was removed".into(),
+    };
+    anyhow::Error::from(error).context(format!("helm upgrade of {namespace}/{release} failed{rollback}"))
+}
+
+/// Shows every input (never a secret). The destructuring is exhaustive on
+/// purpose: a renamed or removed input in task.json breaks the build here.
+fn describe(agent: &Agent, inputs: &Inputs) {
+    let Inputs {
+        connection_type,
+        cluster_name,
+        kubernetes_service_connection,
+        kubeconfig,
+        aws_credentials,
+        region_name,
+        assume_role_arn,
+        external_id,
+        role_session_name,
+        session_duration_seconds,
+        namespace,
+        create_namespace,
+        chart_type,
+        chart_name,
+        chart_path,
+        chart_version,
+        release_name,
+        value_file,
+        override_values,
+        override_values_string,
+        helm_repo_name,
+        helm_repo_url,
+        helm_repo_username,
+        helm_repo_password,
+        install,
+        wait_for_execution,
+        timeout,
+        atomic,
+        arguments,
+        helm_path,
+    } = inputs;
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let set_keys = |lines: &Vec<String>| {
+        lines.iter().map(|l| l.split('=').next().unwrap_or_default()).collect::<Vec<_>>().join(", ")
+    };
+    show_plan(
+        agent,
+        "MulticlusterHelm: inputs",
+        &[
+            ("Cluster", connection_type.as_str().to_string()),
+            ("EKS cluster", shown(cluster_name)),
+            (
+                "Kubernetes service connection",
+                kubernetes_service_connection.as_ref().map(|_| "yes".to_string()).unwrap_or_default(),
+            ),
+            ("Kubeconfig", path(kubeconfig)),
+            ("AWS credentials", aws_credentials.as_ref().map(|_| "service connection".to_string()).unwrap_or_default()),
+            ("Region", shown(region_name)),
+            ("Role to assume", shown(assume_role_arn)),
+            ("External ID", external_id.as_ref().map(|_| "(set)".to_string()).unwrap_or_default()),
+            ("Role session name", shown(role_session_name)),
+            ("Session duration (s)", shown(session_duration_seconds)),
+            ("Namespace", namespace.clone()),
+            ("Create namespace", create_namespace.to_string()),
+            ("Chart type", chart_type.as_str().to_string()),
+            ("Chart", shown(chart_name)),
+            ("Chart path", path(chart_path)),
+            ("Chart version", shown(chart_version)),
+            ("Release", release_name.clone()),
+            ("Values files", value_file.join(", ")),
+            ("Set", set_keys(override_values)),
+            ("Set string", set_keys(override_values_string)),
+            ("Repository", shown(helm_repo_name)),
+            ("Repository URL", shown(helm_repo_url)),
+            ("Repository user", shown(helm_repo_username)),
+            ("Repository password", helm_repo_password.as_ref().map(|_| "(set)".to_string()).unwrap_or_default()),
+            ("Install", install.to_string()),
+            ("Wait", wait_for_execution.to_string()),
+            ("Timeout", shown(timeout)),
+            ("Roll back on failure", atomic.to_string()),
+            ("Extra arguments", shown(arguments)),
+            ("Helm", shown(helm_path)),
+        ],
+    );
+}

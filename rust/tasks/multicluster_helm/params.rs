@@ -1,0 +1,393 @@
+//! Every check of MulticlusterHelm's inputs, before any network call; each
+//! error names its input. The result is a plan the steps only carry out.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::aws::arn::{self, RoleArn};
+use crate::aws::credentials::{AssumeRole, Base};
+use crate::azp::endpoint::KubernetesEndpoint;
+use crate::azp::{Env, Secret};
+use crate::helm::args::oci_host;
+use crate::helm::{ChartRef, Upgrade, values, words};
+use crate::kube::names::check_dns1123_label;
+use crate::tasks::inputs::multicluster_helm::{ChartType, ConnectionType, Inputs};
+
+/// An input that cannot be used, named by its task.json name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("input {input}: {message}")]
+pub struct InputError {
+    pub input: &'static str,
+    pub message: String,
+}
+
+fn bad(input: &'static str, message: impl Into<String>) -> InputError {
+    InputError { input, message: message.into() }
+}
+
+/// How the step reaches its cluster.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Eks { name: String, region: String, base: Base, role: Option<AssumeRole> },
+    ServiceConnection(KubernetesEndpoint),
+    File(PathBuf),
+    InCluster,
+}
+
+/// A chart repository to add before the upgrade.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub name: String,
+    pub url: String,
+    pub login: Option<(String, Secret)>,
+}
+
+/// The plan of the step.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub target: Target,
+    pub helm: PathBuf,
+    pub upgrade: Upgrade,
+    pub repository: Option<Repository>,
+    /// `helm registry login <host>` for an OCI chart with credentials.
+    pub registry_login: Option<(String, String, Secret)>,
+}
+
+impl Params {
+    pub fn from_inputs(inputs: &Inputs, env: &Env) -> Result<Self, InputError> {
+        let target = target(inputs, env)?;
+        let (repository, registry_login) = logins(inputs)?;
+        Ok(Self {
+            target,
+            helm: inputs.helm_path.clone().map(PathBuf::from).unwrap_or_else(|| "helm".into()),
+            upgrade: upgrade(inputs, env)?,
+            repository,
+            registry_login,
+        })
+    }
+}
+
+fn target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
+    match inputs.connection_type {
+        ConnectionType::AmazonEks => eks_target(inputs, env),
+        ConnectionType::KubernetesServiceConnection => inputs
+            .kubernetes_service_connection
+            .clone()
+            .map(Target::ServiceConnection)
+            .ok_or_else(|| bad("kubernetesServiceConnection", "a service connection is required")),
+        ConnectionType::KubeconfigFile => {
+            let path = inputs.kubeconfig.clone().ok_or_else(|| bad("kubeconfig", "a kubeconfig file is required"))?;
+            if !path.is_file() {
+                return Err(bad("kubeconfig", format!("{} does not exist", path.display())));
+            }
+            Ok(Target::File(path))
+        }
+        ConnectionType::InCluster => Ok(Target::InCluster),
+    }
+}
+
+fn eks_target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
+    let name = inputs.cluster_name.clone().ok_or_else(|| bad("clusterName", "the EKS cluster name is required"))?;
+    check_cluster_name(&name).map_err(|m| bad("clusterName", m))?;
+    let region = inputs
+        .region_name
+        .clone()
+        .or_else(|| env.var("AWS_REGION").or_else(|| env.var("AWS_DEFAULT_REGION")).map(str::to_string))
+        .ok_or_else(|| bad("regionName", "no region given, and the agent has no AWS_REGION"))?;
+    arn::check_region(&region).map_err(|e| bad("regionName", e.to_string()))?;
+    let base = match &inputs.aws_credentials {
+        Some(endpoint) => Base::Connection(endpoint.clone()),
+        None => Base::DefaultChain,
+    };
+    let duration = session_duration(inputs.session_duration_seconds.as_deref())?;
+    let role = match &inputs.assume_role_arn {
+        None => None,
+        Some(text) => Some(AssumeRole {
+            arn: RoleArn::parse(text).map_err(|e| bad("assumeRoleArn", e.to_string()))?,
+            external_id: inputs.external_id.clone().map(|id| check_external_id(&id)).transpose()?,
+            session_name: session_name(inputs, env)?,
+            duration,
+        }),
+    };
+    Ok(Target::Eks { name, region, base, role })
+}
+
+/// EKS cluster names: 1–100 letters, digits, `-` and `_`, starting alphanumeric.
+fn check_cluster_name(name: &str) -> Result<(), String> {
+    let ok = (1..=100).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok { Ok(()) } else { Err(format!("{name:?} is not an EKS cluster name (letters, digits, '-', '_')")) }
+}
+
+fn check_external_id(id: &str) -> Result<String, InputError> {
+    let ok = (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+    if ok { Ok(id.into()) } else { Err(bad("externalId", "must be 2 to 1224 of letters, digits and +=,.@:/-_")) }
+}
+
+fn session_name(inputs: &Inputs, env: &Env) -> Result<String, InputError> {
+    let name = match &inputs.role_session_name {
+        Some(name) => name.clone(),
+        None => format!("azp-kube-{}", env.var("BUILD_BUILDID").unwrap_or("local")),
+    };
+    let ok = (2..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c));
+    if ok {
+        Ok(name)
+    } else {
+        Err(bad("roleSessionName", format!("{name:?} must be 2 to 64 of letters, digits and +=,.@-_")))
+    }
+}
+
+fn session_duration(text: Option<&str>) -> Result<Duration, InputError> {
+    let seconds = match text {
+        None => 3600,
+        Some(text) => text
+            .parse::<u64>()
+            .map_err(|_| bad("sessionDurationSeconds", format!("{text:?} is not a number of seconds")))?,
+    };
+    if !(900..=43200).contains(&seconds) {
+        return Err(bad("sessionDurationSeconds", format!("{seconds} is outside 900 to 43200 seconds")));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
+    check_dns1123_label(&inputs.release_name, 53).map_err(|m| bad("releaseName", m))?;
+    check_dns1123_label(&inputs.namespace, 63).map_err(|m| bad("namespace", m))?;
+    let timeout = inputs.timeout.clone().map(|t| check_go_duration(&t)).transpose()?;
+    let set = values::set_values(&inputs.override_values).map_err(|e| bad("overrideValues", e.to_string()))?;
+    let set_string =
+        values::set_values(&inputs.override_values_string).map_err(|e| bad("overrideValuesString", e.to_string()))?;
+    let extra = match &inputs.arguments {
+        None => Vec::new(),
+        Some(text) => {
+            let args = words::split(text).map_err(|e| bad("arguments", e.to_string()))?;
+            words::check(&args).map_err(|e| bad("arguments", e.to_string()))?;
+            args
+        }
+    };
+    Ok(Upgrade {
+        release: inputs.release_name.clone(),
+        chart: chart(inputs)?,
+        version: inputs.chart_version.clone().filter(|_| inputs.chart_type != ChartType::FilePath),
+        namespace: inputs.namespace.clone(),
+        create_namespace: inputs.create_namespace,
+        install: inputs.install,
+        wait: inputs.wait_for_execution,
+        timeout,
+        atomic: inputs.atomic,
+        value_files: value_files(&inputs.value_file, env)?,
+        set,
+        set_string,
+        extra,
+    })
+}
+
+fn chart(inputs: &Inputs) -> Result<ChartRef, InputError> {
+    let name = || inputs.chart_name.clone().ok_or_else(|| bad("chartName", "a chart name is required"));
+    match inputs.chart_type {
+        ChartType::FilePath => {
+            let path = inputs.chart_path.clone().ok_or_else(|| bad("chartPath", "a chart path is required"))?;
+            let is_chart =
+                path.join("Chart.yaml").is_file() || (path.is_file() && path.extension().is_some_and(|e| e == "tgz"));
+            if !is_chart {
+                return Err(bad(
+                    "chartPath",
+                    format!("{} is neither a chart folder (with Chart.yaml) nor a .tgz", path.display()),
+                ));
+            }
+            Ok(ChartRef::Path(path))
+        }
+        ChartType::Name => {
+            let chart = name()?;
+            let qualified = match (&inputs.helm_repo_name, chart.contains('/')) {
+                (Some(repo), false) => format!("{repo}/{chart}"),
+                _ => chart,
+            };
+            if qualified.contains("://") {
+                return Err(bad(
+                    "chartName",
+                    "a chart from a repository is named repo/chart; use chartType OCI for oci://",
+                ));
+            }
+            Ok(ChartRef::Repo(qualified))
+        }
+        ChartType::Oci => {
+            let chart = name()?;
+            let reference = if chart.starts_with("oci://") { chart } else { format!("oci://{chart}") };
+            if oci_host(&reference).is_empty() || !reference["oci://".len()..].contains('/') {
+                return Err(bad("chartName", format!("{reference} is not oci://registry/path/chart")));
+            }
+            Ok(ChartRef::Oci(reference))
+        }
+    }
+}
+
+fn logins(inputs: &Inputs) -> Result<(Option<Repository>, Option<(String, String, Secret)>), InputError> {
+    let login = match (&inputs.helm_repo_username, &inputs.helm_repo_password) {
+        (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+        (None, None) => None,
+        (Some(_), None) => return Err(bad("helmRepoPassword", "a user name is given, but no password")),
+        (None, Some(_)) => return Err(bad("helmRepoUsername", "a password is given, but no user name")),
+    };
+    match inputs.chart_type {
+        ChartType::Name => {
+            let Some(url) = &inputs.helm_repo_url else { return Ok((None, None)) };
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(bad("helmRepoUrl", format!("{url} is not an http(s) URL")));
+            }
+            let name =
+                inputs.helm_repo_name.clone().ok_or_else(|| bad("helmRepoName", "a repository URL needs a name"))?;
+            check_dns1123_label(&name.to_ascii_lowercase(), 63).map_err(|m| bad("helmRepoName", m))?;
+            Ok((Some(Repository { name, url: url.clone(), login }), None))
+        }
+        ChartType::Oci => {
+            let reference = chart(inputs)?.as_arg();
+            Ok((None, login.map(|(user, password)| (oci_host(&reference).to_string(), user, password))))
+        }
+        ChartType::FilePath => Ok((None, None)),
+    }
+}
+
+/// Values files exist; relative ones are taken from the repository folder.
+fn value_files(lines: &[String], env: &Env) -> Result<Vec<PathBuf>, InputError> {
+    let base = env.default_directories().next().map(PathBuf::from);
+    lines
+        .iter()
+        .map(|line| {
+            let path = Path::new(line.trim());
+            let path = match (&base, path.is_relative()) {
+                (Some(base), true) => base.join(path),
+                _ => path.to_path_buf(),
+            };
+            if path.is_file() { Ok(path) } else { Err(bad("valueFile", format!("{} does not exist", path.display()))) }
+        })
+        .collect()
+}
+
+/// A Go duration as helm's `--timeout` reads it: `10m`, `90s`, `1h30m`, `1.5h`.
+fn check_go_duration(text: &str) -> Result<String, InputError> {
+    let units = ["ns", "us", "µs", "ms", "s", "m", "h"];
+    let mut rest = text;
+    let mut any = false;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let unit = units.iter().filter(|u| rest[digits..].starts_with(*u)).max_by_key(|u| u.len());
+        match unit {
+            Some(unit) if digits > 0 && rest[..digits].parse::<f64>().is_ok() => {
+                rest = &rest[digits + unit.len()..];
+                any = true;
+            }
+            _ => return Err(bad("timeout", format!("{text:?} is not a duration such as 10m, 90s or 1h30m"))),
+        }
+    }
+    if any { Ok(text.into()) } else { Err(bad("timeout", "empty duration")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::inputs::multicluster_helm::SPEC;
+
+    fn read(vars: &[(&str, &str)]) -> Result<Params, String> {
+        let env = Env::from_vars(vars.iter().map(|(k, v)| (format!("INPUT_{}", k.to_uppercase()), v.to_string())));
+        let reader = crate::azp::inputs::InputReader::new(&env, &SPEC);
+        let inputs = Inputs::read(&reader).map_err(|e| e.to_string())?;
+        Params::from_inputs(&inputs, &env).map_err(|e| e.to_string())
+    }
+
+    fn eks(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars = vec![
+            ("clusterName", "dev"),
+            ("regionName", "eu-west-1"),
+            ("chartType", "OCI"),
+            ("chartName", "r.example.com/charts/web"),
+            ("releaseName", "web"),
+            ("namespace", "web"),
+        ];
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    fn error(extra: &[(&'static str, &'static str)]) -> String {
+        read(&eks(extra)).expect_err("should be refused")
+    }
+
+    #[test]
+    fn a_good_eks_plan() {
+        let params =
+            read(&eks(&[("assumeRoleArn", "arn:aws:iam::222222222222:role/deployer"), ("externalId", "ext-1")]))
+                .unwrap();
+        let Target::Eks { name, region, role: Some(role), .. } = &params.target else { panic!("{:?}", params.target) };
+        assert_eq!((name.as_str(), region.as_str()), ("dev", "eu-west-1"));
+        assert_eq!(role.session_name, "azp-kube-local");
+        assert_eq!(role.duration, Duration::from_secs(3600));
+        assert_eq!(params.upgrade.chart, ChartRef::Oci("oci://r.example.com/charts/web".into()));
+        assert_eq!(params.upgrade.timeout.as_deref(), Some("10m"));
+    }
+
+    #[test]
+    fn every_error_names_its_input() {
+        let table: &[(&[(&str, &str)], &str)] = &[
+            (&[("assumeRoleArn", "arn:aws:iam::1:role/x")], "input assumeRoleArn:"),
+            (&[("regionName", "Europe")], "input regionName:"),
+            (&[("clusterName", "dev cluster")], "input clusterName:"),
+            (&[("sessionDurationSeconds", "60")], "input sessionDurationSeconds:"),
+            (&[("sessionDurationSeconds", "1h")], "input sessionDurationSeconds:"),
+            (
+                &[("assumeRoleArn", "arn:aws:iam::222222222222:role/x"), ("roleSessionName", "a b")],
+                "input roleSessionName:",
+            ),
+            (&[("assumeRoleArn", "arn:aws:iam::222222222222:role/x"), ("externalId", "x")], "input externalId:"),
+            (&[("releaseName", "Web_1")], "input releaseName:"),
+            (&[("namespace", "-web")], "input namespace:"),
+            (&[("timeout", "ten minutes")], "input timeout:"),
+            (&[("overrideValues", "a=1\nnot a pair")], "input overrideValues: line 2"),
+            (&[("overrideValuesString", "=x")], "input overrideValuesString: line 1"),
+            (&[("arguments", "--kube-context prod")], "input arguments: --kube-context is not allowed"),
+            (&[("arguments", "--description 'open")], "input arguments: unterminated"),
+            (&[("valueFile", "/nonexistent/values.yaml")], "input valueFile:"),
+            (&[("chartName", "oci://registry-only")], "input chartName:"),
+            (&[("helmRepoUsername", "bob")], "input helmRepoPassword:"),
+        ];
+        for (extra, expected) in table {
+            let err = error(extra);
+            assert!(err.contains(expected), "{extra:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn region_falls_back_to_the_agents() {
+        let mut vars = eks(&[]);
+        vars.retain(|(k, _)| *k != "regionName");
+        let err = read(&vars).unwrap_err();
+        assert!(err.contains("input regionName: no region given"), "{err}");
+    }
+
+    #[test]
+    fn repository_charts_are_qualified_and_need_a_repository_name() {
+        let repo = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = eks(&[("chartType", "Name")]);
+            vars.extend_from_slice(extra);
+            read(&vars)
+        };
+        let ok = repo(&[("chartName", "web"), ("helmRepoName", "co"), ("helmRepoUrl", "https://charts.example.com")])
+            .unwrap();
+        assert_eq!(ok.upgrade.chart, ChartRef::Repo("co/web".into()));
+        assert_eq!(ok.repository.unwrap().url, "https://charts.example.com");
+        let err = repo(&[("chartName", "web"), ("helmRepoUrl", "https://c.example.com")]).unwrap_err();
+        assert!(err.contains("input helmRepoName:"), "{err}");
+        let err = repo(&[("chartName", "web"), ("helmRepoName", "co"), ("helmRepoUrl", "ftp://c")]).unwrap_err();
+        assert!(err.contains("input helmRepoUrl:"), "{err}");
+    }
+
+    #[test]
+    fn go_durations() {
+        for ok in ["10m", "90s", "1h30m", "1.5h", "300ms"] {
+            assert_eq!(check_go_duration(ok).as_deref(), Ok(ok), "{ok}");
+        }
+        for bad in ["", "10", "m", "10 m", "10min", "-5s"] {
+            assert!(check_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
