@@ -1,2 +1,308 @@
-//! S3: the build context's upload (streaming multipart), presigned GET URLs,
-//! and clean-up.
+//! S3: the build context's upload (streaming multipart with checksums),
+//! presigned GET URLs, and clean-up.
+//!
+//! The upload never holds the whole context: chunks from the packer are cut
+//! into parts, a few parts are in flight at once, and an upload that does not
+//! complete is aborted (by [`ContextStore::upload`] on error, by the task's
+//! clean-up through [`PendingUpload`] on cancellation).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use futures::{Stream, StreamExt as _};
+use tokio::task::JoinSet;
+
+/// Size of one part. S3 wants at least 5 MiB for all but the last.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts uploaded at the same time (memory: about this many parts).
+const PARTS_IN_FLIGHT: usize = 3;
+
+/// A failed S3 call; the message names the object and, for access problems,
+/// what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("s3://{bucket}/{key}: {action} failed: {message}")]
+    Call { bucket: String, key: String, action: &'static str, message: String },
+    #[error("reading the packed context failed: {0}")]
+    Source(#[source] std::io::Error),
+}
+
+/// Where build contexts are stored.
+#[derive(Clone, Debug)]
+pub struct ContextStore {
+    client: Client,
+    pub bucket: String,
+}
+
+/// An upload that has started and not completed yet, so that whoever cleans
+/// up after a cancellation can abort it.
+#[derive(Clone, Debug, Default)]
+pub struct PendingUpload(Arc<Mutex<Option<(String, String)>>>);
+
+impl PendingUpload {
+    fn set(&self, key: &str, upload_id: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.to_string(), upload_id.to_string()));
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn take(&self) -> Option<(String, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl ContextStore {
+    /// A store in `bucket`; path-style addressing when an endpoint is given
+    /// (S3-compatible stores and emulators need it).
+    pub fn new(config: &SdkConfig, bucket: &str, path_style: bool) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+        Self { client: Client::from_conf(s3), bucket: bucket.to_string() }
+    }
+
+    fn error(&self, key: &str, action: &'static str, error: impl std::error::Error) -> Error {
+        let message = aws_message(&error);
+        let message = if message.contains("AccessDenied") || message.contains("Forbidden") {
+            format!("{message} (check that the agent's AWS identity may {action} in this bucket)")
+        } else if message.contains("NoSuchBucket") {
+            format!("{message} (the bucket does not exist, or is in another region)")
+        } else {
+            message
+        };
+        Error::Call { bucket: self.bucket.clone(), key: key.to_string(), action, message }
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, Error> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(self.error(key, "s3:GetObject", e)),
+        }
+    }
+
+    /// The size of an object in bytes.
+    pub async fn size(&self, key: &str) -> Result<u64, Error> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error(key, "s3:GetObject", e))?;
+        Ok(head.content_length().unwrap_or_default().max(0) as u64)
+    }
+
+    /// Uploads a stream of chunks as one object, reporting bytes sent.
+    pub async fn upload<S>(
+        &self,
+        key: &str,
+        chunks: S,
+        pending: &PendingUpload,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, Error>
+    where
+        S: Stream<Item = std::io::Result<Vec<u8>>>,
+    {
+        let mut chunks = std::pin::pin!(chunks);
+        let mut buffer = Vec::with_capacity(PART_SIZE);
+        // Fill the first part: a small context is one PutObject.
+        while buffer.len() < PART_SIZE {
+            match chunks.next().await {
+                Some(chunk) => buffer.extend_from_slice(&chunk.map_err(Error::Source)?),
+                None => {
+                    let size = buffer.len() as u64;
+                    self.put(key, buffer).await?;
+                    progress(size);
+                    return Ok(size);
+                }
+            }
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/gzip")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .send()
+            .await
+            .map_err(|e| self.error(key, "s3:PutObject", e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        pending.set(key, &upload_id);
+        let result = self.upload_parts(key, &upload_id, buffer, chunks, &mut progress).await;
+        match result {
+            Ok(total) => {
+                pending.clear();
+                Ok(total)
+            }
+            Err(error) => {
+                pending.clear();
+                self.abort(key, &upload_id).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), Error> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/gzip")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.error(key, "s3:PutObject", e))?;
+        Ok(())
+    }
+
+    async fn upload_parts<S>(
+        &self,
+        key: &str,
+        upload_id: &str,
+        mut buffer: Vec<u8>,
+        mut chunks: std::pin::Pin<&mut S>,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<u64, Error>
+    where
+        S: Stream<Item = std::io::Result<Vec<u8>>>,
+    {
+        let mut in_flight = JoinSet::new();
+        let mut completed: Vec<CompletedPart> = Vec::new();
+        let mut sent = 0u64;
+        let mut number = 0;
+        let mut source_done = false;
+        loop {
+            // Cut full parts off the buffer, reading more as needed.
+            while !source_done && buffer.len() < PART_SIZE {
+                match chunks.next().await {
+                    Some(chunk) => buffer.extend_from_slice(&chunk.map_err(Error::Source)?),
+                    None => source_done = true,
+                }
+            }
+            if !buffer.is_empty() {
+                let rest = if buffer.len() > PART_SIZE { buffer.split_off(PART_SIZE) } else { Vec::new() };
+                let part = std::mem::replace(&mut buffer, rest);
+                number += 1;
+                in_flight.spawn(self.clone().upload_part(key.to_string(), upload_id.to_string(), number, part));
+            }
+            let last = source_done && buffer.is_empty();
+            while in_flight.len() >= PARTS_IN_FLIGHT || (last && !in_flight.is_empty()) {
+                let (part, size) = in_flight.join_next().await.expect("a part is in flight").expect("part task")?;
+                completed.push(part);
+                sent += size;
+                progress(sent);
+            }
+            if last {
+                break;
+            }
+        }
+        completed.sort_by_key(|p| p.part_number());
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+            .send()
+            .await
+            .map_err(|e| self.error(key, "s3:PutObject", e))?;
+        Ok(sent)
+    }
+
+    async fn upload_part(
+        self,
+        key: String,
+        upload_id: String,
+        number: i32,
+        body: Vec<u8>,
+    ) -> Result<(CompletedPart, u64), Error> {
+        let size = body.len() as u64;
+        let answer = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&key)
+            .upload_id(&upload_id)
+            .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.error(&key, "s3:PutObject", e))?;
+        let part = CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(answer.e_tag().map(str::to_string))
+            .set_checksum_crc32(answer.checksum_crc32().map(str::to_string))
+            .build();
+        Ok((part, size))
+    }
+
+    /// Aborts an unfinished upload; failures are only logged, since this runs
+    /// while something else has already gone wrong.
+    pub async fn abort(&self, key: &str, upload_id: &str) {
+        let result =
+            self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
+        if let Err(e) = result {
+            tracing::warn!("could not abort the upload of s3://{}/{key}: {}", self.bucket, aws_message(&e));
+        }
+    }
+
+    /// Aborts the upload `pending` holds, if any (clean-up after a cancel).
+    pub async fn abort_pending(&self, pending: &PendingUpload) {
+        if let Some((key, upload_id)) = pending.take() {
+            self.abort(&key, &upload_id).await;
+        }
+    }
+
+    /// A GET URL that works without credentials until it expires.
+    pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, Error> {
+        let config = PresigningConfig::expires_in(expires_in).map_err(|e| self.error(key, "presign", e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| self.error(key, "presign", e))?;
+        Ok(request.uri().to_string())
+    }
+
+    /// Deletes an object (missing is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error(key, "s3:DeleteObject", e))?;
+        Ok(())
+    }
+}
+
+/// The most useful text of an SDK error: its service code and message, not
+/// the generic "service error".
+fn aws_message(error: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.contains(&text) && text != "service error" && !text.is_empty() {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}

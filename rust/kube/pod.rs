@@ -87,17 +87,9 @@ pub fn state(pod: &Pod, container: &str) -> State {
                 None => Failure::Exited { code: -1, reason: Some(pod_reason), message: Some(pod_message) },
             },
         }),
-        Some("Running") => match terminated(container_state) {
-            // The container ended but the pod's phase has not caught up yet.
-            Some(t) if t.exit_code == 0 => State::Succeeded { message: t.message.clone() },
-            Some(t) if t.reason.as_deref() == Some("OOMKilled") => State::Failed(Failure::OomKilled),
-            Some(t) => State::Failed(Failure::Exited {
-                code: t.exit_code,
-                reason: t.reason.clone(),
-                message: t.message.clone(),
-            }),
-            None => State::Running,
-        },
+        // A terminated container in a running pod is not the end yet: the
+        // pod's phase (and reason, such as Evicted) follows.
+        Some("Running") => State::Running,
         _ => {
             let waiting = container_state.and_then(|s| s.waiting.as_ref());
             if let Some(w) = waiting.filter(|w| w.reason.as_deref().is_some_and(|r| FATAL_WAITING.contains(&r))) {

@@ -35,15 +35,6 @@ fn read_inputs<T>(
     inputs
 }
 
-/// Ends a task whose own work has not been written yet: honestly Failed.
-fn not_implemented(spec: &TaskSpec) -> anyhow::Result<Outcome> {
-    anyhow::bail!(
-        "{}@{} is not implemented yet: the inputs are valid, but this version of azp-kube cannot carry out the task",
-        spec.name,
-        spec.version.split('.').next().unwrap_or("1")
-    )
-}
-
 /// Shows a list of `name: value` lines in a collapsible group.
 fn show_plan(agent: &Agent, title: &str, lines: &[(&str, String)]) {
     agent.group(title);

@@ -23,11 +23,12 @@ fn kaniko_build_bucket_is_required_only_when_visible() {
     let streamed =
         run_of(&task).input("destinations", "registry.local/app:1").input("contextTransport", "Stream").run();
     assert_eq!(streamed.result, StepResult::Failed);
-    assert!(streamed.errors()[0].message.contains("not implemented yet"), "{:?}", streamed.errors());
+    assert_eq!(streamed.errors().len(), 1);
+    assert!(!streamed.errors()[0].message.contains("bucket"), "{:?}", streamed.errors());
 }
 
 #[test]
-fn kaniko_build_with_valid_inputs_is_honestly_not_implemented() {
+fn kaniko_build_without_a_dockerfile_names_the_input() {
     let task = staged("KanikoBuildV1");
     let outcome = run_of(&task)
         .input("destinations", "registry.local/app:1\nregistry.local/app:latest")
@@ -37,13 +38,24 @@ fn kaniko_build_with_valid_inputs_is_honestly_not_implemented() {
     assert_eq!(outcome.result, StepResult::Failed);
     let errors = outcome.errors();
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].message.starts_with("KanikoBuild@1 is not implemented yet"), "{}", errors[0].message);
-    assert!(
-        outcome.log.iter().any(|l| l == "Destinations: registry.local/app:1, registry.local/app:latest"),
-        "{:?}",
-        outcome.log
-    );
-    assert!(outcome.log.iter().any(|l| l == "##[group]KanikoBuild: inputs"));
+    assert!(errors[0].message.starts_with("input dockerfile: "), "{}", errors[0].message);
+    assert!(errors[0].message.contains("does not exist"), "{}", errors[0].message);
+}
+
+#[test]
+fn kaniko_build_in_cluster_outside_a_pod_says_so() {
+    let task = staged("KanikoBuildV1");
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::write(sources.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let outcome = run_of(&task)
+        .sources(sources.path())
+        .input("destinations", "registry.local/app:1")
+        .input("contextTransport", "Stream")
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    let errors = outcome.errors();
+    assert_eq!(errors.len(), 1, "{:?}", outcome.log);
+    assert!(errors[0].message.contains("not running in a Kubernetes pod"), "{}", errors[0].message);
 }
 
 #[test]

@@ -1,0 +1,373 @@
+//! KanikoBuild@1: pack the context, ship it, run a kaniko pod, follow its
+//! log, report the digest, and clean up whatever happens.
+
+mod params;
+mod report;
+mod transfer;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use tracing::{info, warn};
+
+use self::params::{Plan, Transport};
+use self::report::Report;
+use super::cancel::{Canceled, Cancellation};
+use super::read_inputs;
+use crate::aws::s3::{ContextStore, PendingUpload};
+use crate::aws::{AwsTarget, sdk_config};
+use crate::azp::report::Outcome;
+use crate::azp::untrusted::LineSplitter;
+use crate::azp::{Agent, Env};
+use crate::context::{self, ContextPlan};
+use crate::kaniko::args::ContextSource;
+use crate::kaniko::pod::{CONTAINER, pod_spec};
+use crate::kaniko::reference::is_sha256_digest;
+use crate::kube::client;
+use crate::kube::pod::{Failure, RunningPod, State};
+use crate::tasks::inputs::kaniko_build::{Inputs, SPEC};
+
+/// How long clean-up may take after a cancel (the agent kills at 10 s).
+const CLEANUP_DEADLINE: Duration = Duration::from_secs(4);
+
+/// Lines of the build log kept for the error message.
+const LOG_TAIL: usize = 20;
+
+pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
+    let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
+    let plan = params::resolve(&inputs, env)?;
+    let context = context::plan(&plan.pack).map_err(context_input_error)?;
+    show_context(agent, &context);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let cancellation = Cancellation::on_signals()?;
+        let cleanup = Cleanup::default();
+        let result = tokio::select! {
+            result = build(env, agent, &plan, context, &cleanup) => result,
+            () = cancellation.cancelled() => Err(Canceled.into()),
+        };
+        let _ = tokio::time::timeout(CLEANUP_DEADLINE, cleanup.run(&plan, result.is_ok())).await;
+        result.map(|()| Outcome::Succeeded)
+    })
+}
+
+/// The build, step by step.
+async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, cleanup: &Cleanup) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut report = Report::new(plan, &context);
+    let kube = client::connect(&plan.cluster).await?;
+    let pods: Api<Pod> = Api::namespaced(kube, &plan.pod.namespace);
+
+    let mut build = plan.build.clone();
+    build.dockerfile = context.dockerfile().to_string_lossy().into_owned();
+    let mut stdin_context = None;
+    match &plan.transport {
+        Transport::S3 { .. } => {
+            build.context = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
+        }
+        Transport::Stream => stdin_context = Some(context),
+    }
+    report.timings.upload = started.elapsed();
+
+    let running = RunningPod::create(pods, &plan.pod.namespace, &pod_spec(&build, &plan.pod)).await?;
+    cleanup.set_pod(running.clone());
+    info!("Started pod {}/{}", running.namespace, running.name);
+    report.pod = running.name.clone();
+
+    let queued = Instant::now();
+    let mut states = Box::pin(running.states(CONTAINER));
+    let first = wait_until_started(&mut states, plan.unschedulable_grace).await?;
+    report.timings.queue = queued.elapsed();
+
+    let building = Instant::now();
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let log = follow_log(agent, &running, tail.clone());
+    let stdin = async {
+        match stdin_context {
+            Some(context) => send_context(&running, context, &mut report).await,
+            None => Ok(()),
+        }
+    };
+    let finished = async {
+        let ((), state) = tokio::join!(stdin.map_ok_or_log(), wait_until_finished(first, &mut states));
+        state
+    };
+    agent.group("kaniko build log");
+    let (state, ()) = tokio::join!(finished, log);
+    agent.end_group();
+    report.timings.build = building.elapsed();
+
+    let outcome = match state? {
+        State::Succeeded { message } => message,
+        State::Failed(failure) => {
+            cleanup.mark_failed();
+            return Err(explain(failure, &tail.lock().unwrap_or_else(|p| p.into_inner()).lines));
+        }
+        State::Waiting(_) | State::Running => unreachable!("wait_until_finished returns an end state"),
+    };
+    let digest = outcome.unwrap_or_default().trim().to_string();
+    if !is_sha256_digest(&digest) {
+        cleanup.mark_failed();
+        anyhow::bail!("kaniko finished but did not report an image digest (termination message {digest:?})");
+    }
+    report.timings.total = started.elapsed();
+    report.finish(agent, env, &build, &digest)?;
+    Ok(())
+}
+
+/// Uploads the context (unless an identical one is there) and says where
+/// the pod finds it.
+async fn upload_context(
+    env: &Env,
+    agent: &Agent,
+    plan: &Plan,
+    context: ContextPlan,
+    cleanup: &Cleanup,
+    report: &mut Report,
+) -> anyhow::Result<ContextSource> {
+    let Transport::S3 { bucket, key_prefix, region, endpoint, presigned, delete_after_build } = &plan.transport else {
+        unreachable!("only S3 transports upload")
+    };
+    let key = format!("{key_prefix}{}.tar.gz", context.content_key()?);
+    let target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone() };
+    let store = ContextStore::new(&sdk_config(env, &target, None).await, bucket, endpoint.is_some());
+    report.context_key = key.clone();
+    if *delete_after_build {
+        cleanup.set_object(store.clone(), key.clone());
+    }
+    if store.exists(&key).await? {
+        info!("The context is unchanged since an earlier upload: s3://{bucket}/{key} is reused");
+        report.upload_skipped = true;
+    } else {
+        let included = context.summary().included_bytes.max(1);
+        let (chunks, stats) = transfer::pack(context);
+        cleanup.set_upload(store.clone());
+        let sent = store
+            .upload(&key, chunks, &cleanup.pending, |sent| {
+                let percent = (sent.saturating_mul(100) / included).min(99) as u32;
+                agent.set_progress(percent, &format!("uploaded {} MiB of the build context", sent >> 20));
+            })
+            .await?;
+        report.context_bytes = sent;
+        report.pack = stats.await.ok();
+        info!("Uploaded the build context to s3://{bucket}/{key} ({sent} bytes)");
+    }
+    if report.context_bytes == 0 {
+        report.context_bytes = store.size(&key).await.unwrap_or_default();
+    }
+    Ok(if *presigned {
+        ContextSource::Url(store.presign_get(&key, plan.timeout + Duration::from_secs(600)).await?)
+    } else {
+        ContextSource::S3 { bucket: bucket.clone(), key }
+    })
+}
+
+/// Streams the packed context into the pod's stdin.
+async fn send_context(running: &RunningPod, context: ContextPlan, report: &mut Report) -> anyhow::Result<()> {
+    let (chunks, stats) = transfer::pack(context);
+    let sent = running.send_stdin(CONTAINER, chunks).await?;
+    report.context_bytes = sent;
+    report.pack = stats.await.ok();
+    Ok(())
+}
+
+/// Waits until the container runs (or ends). Problems that waiting will not
+/// fix end the build at once; an unschedulable pod gets a grace period.
+async fn wait_until_started(
+    states: &mut (impl futures::Stream<Item = Result<State, crate::kube::pod::Error>> + Unpin),
+    grace: Duration,
+) -> anyhow::Result<State> {
+    let mut unschedulable: Option<(Instant, String)> = None;
+    loop {
+        // Nothing changes while a pod stays unschedulable: wake up when its grace ends.
+        let next = match &unschedulable {
+            Some((since, message)) => {
+                let left = grace.saturating_sub(since.elapsed());
+                match tokio::time::timeout(left, states.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(explain(Failure::Unschedulable(message.clone()), &[])),
+                }
+            }
+            None => states.next().await,
+        };
+        let Some(state) = next else { anyhow::bail!("the watch on the kaniko pod ended before it started") };
+        match state? {
+            State::Waiting(None) => {}
+            State::Waiting(Some(Failure::Unschedulable(message))) => {
+                if unschedulable.is_none() {
+                    warn!("The kaniko pod cannot be scheduled yet: {message}");
+                }
+                let since = unschedulable.map_or_else(Instant::now, |(since, _)| since);
+                unschedulable = Some((since, message));
+            }
+            State::Waiting(Some(failure)) => return Err(explain(failure, &[])),
+            state => return Ok(state),
+        }
+    }
+}
+
+/// Waits for the end state, starting from `state`.
+async fn wait_until_finished(
+    mut state: State,
+    states: &mut (impl futures::Stream<Item = Result<State, crate::kube::pod::Error>> + Unpin),
+) -> anyhow::Result<State> {
+    loop {
+        if matches!(state, State::Succeeded { .. } | State::Failed(_)) {
+            return Ok(state);
+        }
+        state = match states.next().await {
+            Some(next) => next?,
+            None => anyhow::bail!("the watch on the kaniko pod ended before the build did"),
+        };
+    }
+}
+
+/// The last lines of the build log, for the error message.
+#[derive(Default)]
+struct Tail {
+    lines: Vec<String>,
+}
+
+/// Follows the build log into the pipeline log, through the untrusted-output
+/// filter, keeping the last lines for an error message.
+async fn follow_log(agent: &Agent, running: &RunningPod, tail: Arc<Mutex<Tail>>) {
+    let mut splitter = LineSplitter::default();
+    let keep = |lines: Vec<String>| {
+        if lines.is_empty() {
+            return;
+        }
+        agent.untrusted_lines(&lines);
+        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+        tail.lines.extend(lines);
+        let excess = tail.lines.len().saturating_sub(LOG_TAIL);
+        tail.lines.drain(..excess);
+    };
+    running.follow_log(CONTAINER, |bytes| keep(splitter.push(bytes))).await;
+    keep(splitter.finish().into_iter().collect());
+}
+
+/// The error for a failed build: the reason, what to do, and the log's end.
+fn explain(failure: Failure, tail: &[String]) -> anyhow::Error {
+    let hint = match &failure {
+        Failure::OomKilled => {
+            " Raise memoryLimit, or add --compressed-caching=false to extraArgs (kaniko then needs less memory)."
+        }
+        Failure::DeadlineExceeded(_) => " Raise timeoutMinutes if the build needs longer.",
+        Failure::ImagePull { .. } => " Check kanikoImage and that the cluster can pull it.",
+        Failure::Unschedulable(_) => " Check cpuRequest, memoryRequest, nodeSelector and tolerations.",
+        _ => "",
+    };
+    let mut message = format!("the kaniko build failed: {failure}.{hint}");
+    let relevant: Vec<&String> = tail.iter().filter(|l| !l.trim().is_empty()).collect();
+    if !relevant.is_empty() {
+        let start = relevant.len().saturating_sub(5);
+        let lines: Vec<&str> = relevant[start..].iter().map(|l| l.trim()).collect();
+        message.push_str(&format!(" Last lines of the build log: {}", lines.join(" | ")));
+    }
+    anyhow::anyhow!(message)
+}
+
+/// Turns context errors into input errors where an input is to blame.
+fn context_input_error(error: context::Error) -> anyhow::Error {
+    let input = match &error {
+        context::Error::ContextMissing { .. } | context::Error::ContextNotDir { .. } => "buildContext",
+        context::Error::DockerfileOutside { .. }
+        | context::Error::DockerfileMissing { .. }
+        | context::Error::DockerfileNotFile { .. } => "dockerfile",
+        _ => return anyhow::Error::new(error).context("cannot read the build context"),
+    };
+    anyhow::anyhow!("input {input}: {error}")
+}
+
+/// Shows what goes into the context and what .dockerignore kept out.
+fn show_context(agent: &Agent, context: &ContextPlan) {
+    let summary = context.summary();
+    agent.section(&format!("Build context {}", context.root().display()));
+    for line in summary.to_string().lines() {
+        agent.line(line);
+    }
+    for skipped in &summary.skipped {
+        warn!(
+            "{} {} in the build context is not sent (Docker sends no special files)",
+            skipped.kind,
+            skipped.path.display()
+        );
+    }
+}
+
+/// What to remove at the end: the pod, the context object, an unfinished
+/// upload. Registered as each comes to exist, run once whatever happened.
+#[derive(Default)]
+struct Cleanup {
+    pod: Mutex<Option<RunningPod>>,
+    object: Mutex<Option<(ContextStore, String)>>,
+    upload: Mutex<Option<ContextStore>>,
+    pending: PendingUpload,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Cleanup {
+    fn set_pod(&self, pod: RunningPod) {
+        *self.pod.lock().unwrap_or_else(|p| p.into_inner()) = Some(pod);
+    }
+
+    fn set_object(&self, store: ContextStore, key: String) {
+        *self.object.lock().unwrap_or_else(|p| p.into_inner()) = Some((store, key));
+    }
+
+    fn set_upload(&self, store: ContextStore) {
+        *self.upload.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    fn mark_failed(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn run(&self, plan: &Plan, succeeded: bool) {
+        let failed = !succeeded || self.failed.load(std::sync::atomic::Ordering::Relaxed);
+        let pod = self.pod.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let object = self.object.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let upload = self.upload.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let delete_pod = async {
+            match pod {
+                Some(pod) if failed && plan.keep_pod_on_failure => {
+                    info!("Kept the failed pod {}/{} for inspection (keepPodOnFailure)", pod.namespace, pod.name);
+                }
+                Some(pod) => {
+                    if let Err(e) = pod.delete().await {
+                        warn!("{e}");
+                    }
+                }
+                None => {}
+            }
+        };
+        let delete_object = async {
+            if let Some(store) = upload {
+                store.abort_pending(&self.pending).await;
+            }
+            if let Some((store, key)) = object {
+                if let Err(e) = store.delete(&key).await {
+                    warn!("{e}");
+                }
+            }
+        };
+        tokio::join!(delete_pod, delete_object);
+    }
+}
+
+/// A failed stdin transfer shows up as the build's own failure (kaniko
+/// reports an unexpected EOF); log it so the cause is not lost.
+trait OrLog {
+    async fn map_ok_or_log(self);
+}
+
+impl<F: std::future::Future<Output = anyhow::Result<()>>> OrLog for F {
+    async fn map_ok_or_log(self) {
+        if let Err(e) = self.await {
+            warn!("{:#}", e.context("sending the build context into the pod failed"));
+        }
+    }
+}

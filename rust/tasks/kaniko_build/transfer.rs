@@ -1,0 +1,43 @@
+//! Getting the packed context to the pod: the packer runs on its own
+//! threads and hands chunks to async consumers (the S3 upload or the pod's
+//! stdin) through a small bounded channel, so memory stays bounded and a
+//! cancelled consumer stops the packer.
+
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::context::{ContextPlan, PackStats};
+
+/// Chunks in the channel between the packer and its consumer.
+const CHANNEL_DEPTH: usize = 4;
+
+/// Starts packing; returns the chunks and, once they are all out, the stats.
+pub fn pack(
+    plan: ContextPlan,
+) -> (impl Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static, oneshot::Receiver<PackStats>) {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (chunks, receiver) = mpsc::channel(CHANNEL_DEPTH);
+    let (stats_sender, stats) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("pack".into())
+        .spawn(move || {
+            let mut stream = plan.pack(threads);
+            for chunk in stream.by_ref() {
+                let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+                let failed = chunk.is_err();
+                // A closed channel means the consumer is gone: stop packing.
+                if chunks.blocking_send(chunk).is_err() || failed {
+                    return;
+                }
+            }
+            if let Some(stats) = stream.stats() {
+                let _ = stats_sender.send(stats);
+            }
+        })
+        .expect("start the packing thread");
+    (tokio_stream_from(receiver), stats)
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}

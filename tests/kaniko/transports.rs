@@ -1,0 +1,167 @@
+//! Building from each transport, outputs, .dockerignore, reruns, clean-up.
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use azp_harness::StepResult;
+
+use crate::support::*;
+
+#[test]
+fn s3_build_sets_outputs_and_leaves_nothing_behind() {
+    let namespace = world().unique_namespace("s3").unwrap();
+    let bucket = bucket("s3-build");
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("s3-build", kaniko_success());
+    let outcome = run(&task, repo.path(), &namespace, &image)
+        .input("bucket", &bucket)
+        .input("s3Endpoint", &world().aws_endpoint().unwrap())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{}", outcome.log_text());
+    assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
+    assert_eq!(outcome.output("imageRef"), Some(format!("registry.local/app@{DIGEST}").as_str()));
+    assert_eq!(
+        outcome.output("imageRefs"),
+        Some(format!("registry.local/app@{DIGEST},registry.local/app@{DIGEST}").as_str())
+    );
+    let key = outcome.output("contextKey").unwrap();
+    assert!(key.starts_with("kaniko-contexts/") && key.ends_with(".tar.gz"), "{key}");
+    assert!(outcome.output("contextBytes").unwrap().parse::<u64>().unwrap() > 0);
+    // The build log is shown, but cannot talk to the agent.
+    assert!(outcome.log.iter().any(|l| l.contains("INFO Pushed registry.local/app@")));
+    assert!(outcome.log.iter().any(|l| l.contains("**vso[task.setvariable variable=imageDigest]evil")));
+    assert!(outcome.log.iter().any(|l| l == "**[error]not an error"));
+    assert!(outcome.errors().is_empty(), "{:?}", outcome.errors());
+    let summary = outcome.summaries.first().and_then(|(_, text)| text.clone()).expect("a summary is attached");
+    assert!(summary.contains(DIGEST) && summary.contains("Context sent"), "{summary}");
+    assert!(pods_in(&namespace).is_empty(), "no pod remains");
+    assert_eq!(leftovers(&bucket), (vec![], 0), "no object and no multipart upload remain");
+}
+
+#[test]
+fn dockerignored_files_never_reach_the_bucket_and_reruns_skip_the_upload() {
+    let namespace = world().unique_namespace("rerun").unwrap();
+    let bucket = bucket("rerun");
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("rerun", kaniko_success());
+    let first = run(&task, repo.path(), &namespace, &image)
+        .input("bucket", &bucket)
+        .input("deleteContextAfterBuild", "false")
+        .run();
+    assert_eq!(first.result, StepResult::Succeeded, "{}", first.log_text());
+    let key = first.output("contextKey").unwrap().to_string();
+
+    // The uploaded object holds the context as Docker would send it.
+    let bytes = object(&bucket, &key);
+    let mut tar = Vec::new();
+    flate2_decode(&bytes, &mut tar);
+    let names = tar_names(&tar);
+    assert!(names.contains(&"Dockerfile".to_string()) && names.contains(&"app.txt".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("secrets") || n.ends_with(".log")), "{names:?}");
+    assert!(!contains(&tar, b"do-not-ship"), "an ignored secret is not in the object");
+
+    let second = run(&task, repo.path(), &namespace, &image)
+        .input("bucket", &bucket)
+        .input("deleteContextAfterBuild", "false")
+        .run();
+    assert_eq!(second.result, StepResult::Succeeded, "{}", second.log_text());
+    assert_eq!(second.output("contextKey"), Some(key.as_str()));
+    assert!(second.log.iter().any(|l| l.contains("is reused")), "{}", second.log_text());
+    assert_eq!(leftovers(&bucket).0, vec![key], "kept, as asked");
+}
+
+#[test]
+fn presigned_url_build_succeeds_without_aws_rights_in_the_pod() {
+    let namespace = world().unique_namespace("presigned").unwrap();
+    let bucket = bucket("presigned");
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("presigned", kaniko_success());
+    let outcome = run(&task, repo.path(), &namespace, &image)
+        .input("contextTransport", "S3 presigned URL")
+        .input("bucket", &bucket)
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{}", outcome.log_text());
+    assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
+    assert!(pods_in(&namespace).is_empty());
+    assert_eq!(leftovers(&bucket), (vec![], 0));
+}
+
+#[test]
+fn two_builds_with_one_build_id_do_not_collide() {
+    let namespace = world().unique_namespace("twins").unwrap();
+    let bucket = bucket("twins");
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("twins", kaniko_success());
+    let start = || run(&task, repo.path(), &namespace, &image).input("bucket", &bucket).spawn();
+    let (a, b) = (start(), start());
+    let (a, b) = (a.wait(), b.wait());
+    for outcome in [&a, &b] {
+        assert_eq!(outcome.result, StepResult::Succeeded, "{}", outcome.log_text());
+    }
+    let pod = |o: &azp_harness::Outcome| o.log.iter().find(|l| l.starts_with("Started pod")).cloned().unwrap();
+    assert_ne!(pod(&a), pod(&b), "generated pod names differ");
+    assert!(pods_in(&namespace).is_empty());
+}
+
+#[test]
+fn cancel_during_the_build_removes_pod_and_object_within_five_seconds() {
+    let namespace = world().unique_namespace("cancel").unwrap();
+    let bucket = bucket("cancel");
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("cancel", azp_kube_world::Behaviour::serve(&["INFO building forever"]));
+    let mut running = run(&task, repo.path(), &namespace, &image).input("bucket", &bucket).spawn();
+    assert!(
+        running.wait_for_line(|l| l.contains("INFO building forever"), Duration::from_secs(60)),
+        "{:?}",
+        running.lines()
+    );
+    assert_eq!(pods_in(&namespace).len(), 1);
+    let cancelled = std::time::Instant::now();
+    running.signal(libc::SIGINT);
+    let outcome = running.wait();
+    assert!(cancelled.elapsed() < Duration::from_secs(5), "took {:?}", cancelled.elapsed());
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert!(outcome.errors()[0].message.contains("canceled"), "{:?}", outcome.errors());
+    assert!(pods_in(&namespace).is_empty(), "no pod remains");
+    assert_eq!(leftovers(&bucket), (vec![], 0), "no object remains");
+}
+
+fn flate2_decode(gz: &[u8], out: &mut Vec<u8>) {
+    // Python's gzip handles multi-member files, as kaniko's Go reader does.
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = gz.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
+    child.stdout.take().unwrap().read_to_end(out).unwrap();
+    writer.join().unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import tarfile,sys,io; print('\\n'.join(tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read())).getnames()))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), tar)?;
+            drop(child.stdin.take());
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().lines().map(|l| l.trim_end_matches('/').to_string()).collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
