@@ -11,6 +11,7 @@ use crate::selectors::LabelSelector;
 
 /// Applies defaults to a new or replaced object and validates it; `old` is set on update.
 pub fn admit(rt: &ResourceType, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {
+    validate_shape(rt, obj)?;
     if old.is_none() {
         validate_name(rt, obj)?;
     }
@@ -86,6 +87,62 @@ fn name_of(obj: &Value) -> &str {
 
 fn invalid(rt: &ResourceType, obj: &Value, field: &str, message: &str) -> ApiError {
     ApiError::invalid(&rt.kind, &rt.group, name_of(obj), &[(field.to_string(), message.to_string())])
+}
+
+/// The JSON type a well-known field must have.
+#[derive(Clone, Copy)]
+enum Shape {
+    Object,
+    StringMap,
+    Array,
+}
+
+/// Fields whose type every object must respect, so later steps never meet a surprise.
+const SHAPES: &[(&str, Shape)] = &[
+    ("metadata", Shape::Object),
+    ("metadata.labels", Shape::StringMap),
+    ("metadata.annotations", Shape::StringMap),
+    ("metadata.finalizers", Shape::Array),
+    ("metadata.ownerReferences", Shape::Array),
+    ("spec", Shape::Object),
+    ("status", Shape::Object),
+    ("data", Shape::Object),
+    ("stringData", Shape::StringMap),
+    ("spec.selector", Shape::Object),
+    ("spec.selector.matchLabels", Shape::StringMap),
+    ("spec.template", Shape::Object),
+    ("spec.template.metadata", Shape::Object),
+    ("spec.template.metadata.labels", Shape::StringMap),
+    ("spec.template.spec", Shape::Object),
+    ("spec.containers", Shape::Array),
+    ("spec.initContainers", Shape::Array),
+    ("spec.template.spec.containers", Shape::Array),
+    ("spec.template.spec.initContainers", Shape::Array),
+    ("spec.ports", Shape::Array),
+];
+
+fn validate_shape(rt: &ResourceType, obj: &Value) -> ApiResult<()> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request("the request body must be a JSON object"));
+    }
+    for (path, shape) in SHAPES {
+        let value = path.split('.').fold(obj, |v, key| &v[key]);
+        let fits = match shape {
+            _ if value.is_null() => true,
+            Shape::Object => value.is_object(),
+            Shape::StringMap => value.as_object().is_some_and(|m| m.values().all(Value::is_string)),
+            Shape::Array => value.as_array().is_some_and(|a| a.iter().all(|v| v.is_object() || v.is_string())),
+        };
+        if !fits {
+            let what = match shape {
+                Shape::Object => "an object",
+                Shape::StringMap => "a map of strings",
+                Shape::Array => "a list",
+            };
+            return Err(invalid(rt, obj, path, &format!("Invalid value: must be {what}")));
+        }
+    }
+    Ok(())
 }
 
 fn validate_name(rt: &ResourceType, obj: &Value) -> ApiResult<()> {
@@ -307,6 +364,19 @@ mod tests {
         let mut bad = json!({"metadata": {"name": "p"}, "spec": {}});
         let err = admit(&rt("", "pods"), &mut bad, None).expect_err("no containers");
         assert_eq!(err.message, "Pod \"p\" is invalid: spec.containers: Required value");
+    }
+
+    #[test]
+    fn malformed_objects_are_refused_not_panicked_on() {
+        for body in [
+            json!("x"),
+            json!({"metadata": "x"}),
+            json!({"metadata": {"name": "a", "labels": {"a": 1}}}),
+            json!({"metadata": {"name": "a"}, "spec": {"containers": "x"}}),
+        ] {
+            let mut obj = body.clone();
+            assert!(admit(&rt("", "pods"), &mut obj, None).is_err(), "{body}");
+        }
     }
 
     #[test]

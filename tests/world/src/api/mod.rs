@@ -1,5 +1,6 @@
 //! The HTTP face of the simulator: authenticates each request, resolves its path, authorizes
-//! it, and hands it to discovery, OpenAPI, or the object handlers. Errors become Status bodies.
+//! it, and hands it to discovery, OpenAPI, or the object handlers. Errors become Status bodies;
+//! a bug that panics answers 500 instead of dropping the connection.
 
 mod body;
 mod discovery;
@@ -28,7 +29,11 @@ use route::{ObjectPath, Route};
 /// Answers one request (never fails: errors become Status responses).
 pub async fn handle(cluster: Arc<Cluster>, req: hyper::Request<Incoming>) -> Response<Body> {
     let (method, uri) = (req.method().clone(), req.uri().clone());
-    let response = serve(&cluster, req).await.unwrap_or_else(|e| body::error(&e));
+    let served = std::panic::AssertUnwindSafe(serve(&cluster, req));
+    let response = match futures_util::FutureExt::catch_unwind(served).await {
+        Ok(result) => result.unwrap_or_else(|e| body::error(&e)),
+        Err(_) => body::error(&ApiError::internal("the simulator failed while serving this request")),
+    };
     if std::env::var_os("AZP_KUBE_WORLD_LOG").is_some() {
         eprintln!("world: {method} {uri} -> {}", response.status().as_u16());
     }

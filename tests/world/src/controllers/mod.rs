@@ -25,7 +25,10 @@ pub fn start(cluster: Arc<Cluster>) {
 async fn event_loop(cluster: Arc<Cluster>, mut rx: broadcast::Receiver<Arc<Event>>) {
     loop {
         match rx.recv().await {
-            Ok(event) => handle(&cluster, &event),
+            Ok(event) => {
+                // A bug in one reconcile must not stop every controller.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&cluster, &event)));
+            }
             Err(broadcast::error::RecvError::Lagged(_)) => resync(&cluster),
             Err(broadcast::error::RecvError::Closed) => return,
         }

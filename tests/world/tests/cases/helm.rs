@@ -1,5 +1,5 @@
-//! helm 4 and helm 3: install, status, upgrade, history, rollback, uninstall, and a failed
-//! `--wait` that rolls back.
+//! helm 4 and helm 3: install (with a post-install Job hook), status, upgrade, `helm test`,
+//! history, rollback, uninstall, and a failed `--wait` that rolls back.
 
 use std::path::Path;
 
@@ -34,6 +34,12 @@ fn helm_lifecycle(helm: &Path, name: &str) {
 
     ok(w, helm, &[&install[..], &["--set", "message=second"]].concat());
     assert_eq!(get_json(&ns, "configmap", &config)["data"]["message"], "second");
+    w.set_behaviour(
+        "registry.world/probe:1",
+        Behaviour::exit(&["connected"], 0, std::time::Duration::from_millis(100)),
+    );
+    let tested = ok(w, helm, &["test", &release, "-n", &ns, "--logs", "--timeout", "30s"]);
+    assert!(tested.contains("Succeeded") && tested.contains("connected"), "{tested}");
     let history: Value =
         serde_json::from_str(&ok(w, helm, &["history", &release, "-n", &ns, "-o", "json"])).expect("history");
     assert_eq!(history.as_array().map(Vec::len), Some(2));
@@ -45,7 +51,9 @@ fn helm_lifecycle(helm: &Path, name: &str) {
     ok(w, helm, &["uninstall", &release, "-n", &ns, "--wait", "--timeout", "30s"]);
     let kinds = "deployments,replicasets,pods,services,configmaps,secrets";
     let left = ok(w, &w.tools().kubectl, &["get", kinds, "-n", &ns, "-o", "name"]);
-    assert!(!left.contains(&release), "left after uninstall: {left}");
+    // Test pods are not part of the release, so uninstall keeps them (as on a real cluster).
+    let left: Vec<&str> = left.lines().filter(|l| l.contains(&release) && !l.ends_with("-test")).collect();
+    assert!(left.is_empty(), "left after uninstall: {left:?}");
 }
 
 fn helm_failed_wait_rolls_back(helm: &Path, name: &str, rollback_flag: &str) {
