@@ -98,6 +98,8 @@ impl Helm {
             ("HELM_CACHE_HOME".into(), home("cache")),
             ("HELM_CONFIG_HOME".into(), home("config")),
             ("HELM_DATA_HOME".into(), home("data")),
+            // client-go's discovery cache, else `~/.kube/cache`.
+            ("KUBECACHEDIR".into(), home("kube-cache")),
         ];
         Self { program: program.into(), env, removed: REDIRECTS.iter().map(|s| s.to_string()).collect() }
     }

@@ -1,0 +1,364 @@
+//! MulticlusterHelm@1 end to end: the task run as the agent runs it, against
+//! the test world (API simulator, moto, real helm 3 and 4), and `azp-kube
+//! eks-token` against the AWS CLI's token.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use azp_harness::{StagedTask, StepResult, TaskRun};
+use azp_kube_world::World;
+use base64::Engine as _;
+
+const ROLE: &str = "arn:aws:iam::222222222222:role/deployer";
+const AT: &str = "1700000000";
+
+fn world() -> &'static World {
+    World::shared()
+}
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_azp-kube"))
+}
+
+fn task() -> StagedTask {
+    StagedTask::new("MulticlusterHelmV1", binary())
+}
+
+fn chart() -> PathBuf {
+    azp_harness::repo_root().join("tests/world/testdata/chart")
+}
+
+/// A run with the world's AWS environment, and a HOME and an agent temp
+/// directory of its own (`<home>/agent-temp`, kept after the run).
+fn run(task: &StagedTask, home: &Path) -> TaskRun {
+    let temp = agent_temp(home);
+    std::fs::create_dir_all(&temp).unwrap();
+    let mut run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(120))
+        .env("HOME", &home.display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &temp.display().to_string());
+    for (name, value) in world().env() {
+        if name != "KUBECONFIG" {
+            run = run.env(&name, &value);
+        }
+    }
+    run
+}
+
+fn agent_temp(home: &Path) -> PathBuf {
+    home.join("agent-temp")
+}
+
+/// Nothing of the step is left in the agent's temp directory but summaries.
+fn assert_no_private_dir(agent_temp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(agent_temp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("azp-kube-") && !name.ends_with(".md"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn assert_no_secret_in_log(outcome: &azp_harness::Outcome) {
+    let log = outcome.log_text();
+    for secret in outcome.secrets.iter().filter(|s| s.len() > 3) {
+        assert!(!log.contains(secret.as_str()), "a secret reached the log");
+    }
+}
+
+fn config_map(namespace: &str, name: &str) -> serde_json::Value {
+    let out = Command::new(&world().tools().kubectl)
+        .args(["--kubeconfig", &world().kubeconfig_path().display().to_string(), "-n", namespace])
+        .args(["get", "configmap", name, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn deploys_through_a_kubeconfig_file(helm: &Path) {
+    let namespace = world().unique_namespace("helm").unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::write(sources.path().join("values.yaml"), "message: from-file\nreplicas: 1\n").unwrap();
+    let run = run(&task, home.path())
+        .sources(sources.path())
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .input("namespace", &namespace)
+        .input("valueFile", "values.yaml")
+        .input("overrideValues", "message=a,b\\c")
+        .input("waitForExecution", "false")
+        .input("helmPath", &helm.display().to_string());
+    let agent_temp = agent_temp(home.path());
+    let outcome = run.run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert_eq!(outcome.output("releaseRevision"), Some("1"));
+    assert_eq!(outcome.output("releaseStatus"), Some("deployed"));
+    assert_eq!(outcome.output("releaseNamespace"), Some(namespace.as_str()));
+    assert_eq!(outcome.output("helmExitCode"), Some("0"));
+    let config = config_map(&namespace, "web-config");
+    assert_eq!(config["data"]["message"], "a,b\\c", "the override wins over the file, commas kept");
+    assert!(outcome.log_text().contains("##[command]helm upgrade --install web"), "{}", outcome.log_text());
+    assert_no_private_dir(&agent_temp);
+    let entries: Vec<_> = std::fs::read_dir(home.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, ["agent-temp"], "nothing written to HOME (~/.kube, helm's folders)");
+    assert_no_secret_in_log(&outcome);
+}
+
+#[test]
+fn deploys_with_helm4_through_a_kubeconfig_file() {
+    deploys_through_a_kubeconfig_file(&world().tools().helm4);
+}
+
+#[test]
+fn deploys_with_helm3_through_a_kubeconfig_file() {
+    deploys_through_a_kubeconfig_file(&world().tools().helm3);
+}
+
+/// The world's cluster, also in the target account (222222222222), created
+/// there with the role's credentials through the AWS CLI.
+fn cross_account_cluster() {
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    CREATED.call_once(|| {
+        let aws = |args: &[&str], extra: &[(String, String)]| {
+            let out = Command::new(&world().tools().aws)
+                .args(args)
+                .args(["--output", "json"])
+                .envs(moto_env())
+                .envs(extra.iter().cloned())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        };
+        let assumed = aws(&["sts", "assume-role", "--role-arn", ROLE, "--role-session-name", "setup"], &[]);
+        let c = &assumed["Credentials"];
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", &c["AccessKeyId"]),
+            ("AWS_SECRET_ACCESS_KEY", &c["SecretAccessKey"]),
+            ("AWS_SESSION_TOKEN", &c["SessionToken"]),
+        ]
+        .map(|(k, v)| (k.to_string(), v.as_str().unwrap().to_string()));
+        let create = ["eks", "create-cluster", "--name", "world", "--role-arn", "arn:aws:iam::222222222222:role/eks"];
+        aws(&[&create[..], &["--resources-vpc-config", "subnetIds=subnet-1"]].concat(), &keys);
+    });
+}
+
+/// Without a role, the agent's own identity describes the cluster (it is in
+/// its account) and is refused by the cluster with the access-entry message.
+#[test]
+fn eks_with_the_agents_own_identity_is_refused_with_the_access_entry_message() {
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let outcome = run(&task, home.path())
+        .input("clusterName", world().cluster_name())
+        .input("regionName", world().region())
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .input("helmPath", &world().tools().helm4.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed, "{}", outcome.log_text());
+    let message = &outcome.errors()[0].message;
+    assert!(message.contains("is not allowed into cluster world (us-east-1)"), "{message}");
+    assert!(message.contains("add an access entry (or an aws-auth mapping) for it"), "{message}");
+    assert_no_private_dir(&agent_temp(home.path()));
+}
+
+/// Assumes the role in moto, describes the world's cluster with it, writes
+/// the exec kubeconfig; the simulator does not know the role (no access
+/// entry), so the preflight ends with the access-entry message.
+#[test]
+fn eks_without_an_access_entry_is_refused_with_the_access_entry_message() {
+    cross_account_cluster();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let run = run(&task, home.path())
+        .input("clusterName", world().cluster_name())
+        .input("regionName", world().region())
+        .input("assumeRoleArn", ROLE)
+        .input("externalId", "ext-1")
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .input("helmPath", &world().tools().helm4.display().to_string());
+    let agent_temp = agent_temp(home.path());
+    let outcome = run.run();
+    assert_eq!(outcome.result, StepResult::Failed, "{}", outcome.log_text());
+    let log = outcome.log_text();
+    assert!(log.contains("AWS identity: role deployer (session azp-kube-1) in account 222222222222"), "{log}");
+    let message = &outcome.errors()[0].message;
+    assert!(
+        message.contains(
+            "role deployer (session azp-kube-1) in account 222222222222 is not allowed into cluster world (us-east-1)"
+        ) && message.contains("add an access entry (or an aws-auth mapping) for it"),
+        "{message}"
+    );
+    assert!(!outcome.secrets.is_empty(), "the assumed role's keys are registered");
+    assert_no_secret_in_log(&outcome);
+    assert_no_private_dir(&agent_temp);
+    assert!(std::fs::read_dir(home.path()).unwrap().all(|e| e.unwrap().file_name() == "agent-temp"));
+}
+
+#[test]
+fn a_missing_cluster_is_named_with_the_identity_that_looked() {
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let outcome = run(&task, home.path())
+        .input("clusterName", "nope")
+        .input("regionName", world().region())
+        .input("assumeRoleArn", ROLE)
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    let message = &outcome.errors()[0].message;
+    assert!(message.contains("EKS cluster nope does not exist in us-east-1 (as seen by role deployer"), "{message}");
+}
+
+#[test]
+fn bad_inputs_fail_before_any_call() {
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let outcome = TaskRun::new(task.path())
+        .env("HOME", &home.path().display().to_string())
+        .input("clusterName", "dev")
+        .input("regionName", "eu-west-1")
+        .input("assumeRoleArn", "arn:aws:iam::22:role/deployer")
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert!(outcome.errors()[0].message.contains("input assumeRoleArn:"), "{:?}", outcome.errors());
+    let outcome = TaskRun::new(task.path())
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .input("arguments", "--kubeconfig /root/.kube/config")
+        .run();
+    assert!(
+        outcome.errors()[0].message.contains("input arguments: --kubeconfig is not allowed"),
+        "{:?}",
+        outcome.errors()
+    );
+}
+
+#[test]
+fn a_canceled_deploy_stops_helm_and_removes_the_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("helm-stopped");
+    let helm = dir.path().join("helm");
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in version) echo v4.1.4; exit 0;; esac\n\
+         trap 'touch {}; exit 143' TERM INT\nsleep 60 & wait\n",
+        marker.display()
+    );
+    std::fs::write(&helm, script).unwrap();
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let run = run(&task, home.path())
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .input("helmPath", &helm.display().to_string());
+    let agent_temp = agent_temp(home.path());
+    let mut running = run.spawn();
+    assert!(running.wait_for_line(|l| l.contains("##[command]helm upgrade"), Duration::from_secs(60)));
+    let canceled = Instant::now();
+    running.signal(libc::SIGINT);
+    let outcome = running.wait();
+    assert!(canceled.elapsed() < Duration::from_secs(5), "{:?}", canceled.elapsed());
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert!(outcome.errors()[0].message.contains("canceled"), "{:?}", outcome.errors());
+    assert!(marker.exists(), "helm was stopped with a signal");
+    assert_no_private_dir(&agent_temp);
+}
+
+/// The query parameters of an EKS token, by name.
+fn token_query(token: &str) -> (String, BTreeMap<String, String>) {
+    let body = token.trim().strip_prefix("k8s-aws-v1.").expect("token prefix");
+    let url = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+    let (base, query) = url.split_once('?').unwrap();
+    let params = query.split('&').map(|kv| kv.split_once('=').unwrap()).map(|(k, v)| (k.into(), v.into())).collect();
+    (base.to_string(), params)
+}
+
+fn eks_token(env: &[(&str, &str)], args: &[&str]) -> (serde_json::Value, Duration) {
+    let started = Instant::now();
+    let out = Command::new(binary())
+        .args(["eks-token", "--cluster", "world", "--region", "us-east-1"])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (serde_json::from_slice(&out.stdout).unwrap(), took)
+}
+
+fn moto_env() -> Vec<(String, String)> {
+    world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG").collect()
+}
+
+#[test]
+fn eks_token_matches_the_aws_cli_field_for_field() {
+    let mut env = moto_env();
+    env.push(("AWS_SESSION_TOKEN".into(), "FwoGZXIvYXdzEJr//////////wEaDH+token=".into()));
+    env.push(("AZP_KUBE_FIXED_TIME".into(), AT.into()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (ours, _) = eks_token(&pairs, &[]);
+    let script = azp_harness::repo_root().join("tests/helm/aws_cli_token.py");
+    let cli = Command::new(&world().tools().python)
+        .arg(script)
+        .args(["world", "us-east-1", AT])
+        .env_clear()
+        .envs(pairs.iter().copied())
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let (our_base, our_query) = token_query(ours["status"]["token"].as_str().unwrap());
+    let (cli_base, cli_query) = token_query(&String::from_utf8(cli.stdout).unwrap());
+    assert_eq!(our_base, cli_base);
+    assert_eq!(our_query, cli_query, "same parameters, same signature");
+    assert_eq!(ours["status"]["expirationTimestamp"], "2023-11-14T22:27:20Z");
+    assert_eq!(ours["apiVersion"], "client.authentication.k8s.io/v1");
+}
+
+#[test]
+fn eks_token_with_a_role_caches_the_session_privately() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cache = tempfile::tempdir().unwrap();
+    let env = moto_env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = cache.path().display().to_string();
+    let args = ["--role-arn", ROLE, "--session-name", "azp-kube-1", "--cache-dir", &dir];
+    let (first, cold) = eks_token(&pairs, &args);
+    let (second, warm) = eks_token(&pairs, &args);
+    let (_, plain) = eks_token(&pairs, &[]);
+    eprintln!("eks-token: role cold {cold:?}, role cached {warm:?}, no role {plain:?}");
+    let (_, q1) = token_query(first["status"]["token"].as_str().unwrap());
+    let (_, q2) = token_query(second["status"]["token"].as_str().unwrap());
+    assert!(q1["X-Amz-Credential"].starts_with("ASIA"), "assumed-role keys");
+    assert_eq!(q1["X-Amz-Credential"], q2["X-Amz-Credential"], "the second token reuses the session");
+    let files: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    // Generous bounds for a shared machine; bench/helm.sh measures properly.
+    assert!(warm < Duration::from_millis(500) && plain < Duration::from_millis(500), "{warm:?} {plain:?}");
+}
