@@ -172,6 +172,10 @@ impl Walker {
             let depth = pending.len();
             pending.push(entry);
             let bytes = self.walk(path, &rel, pending)?;
+            if pending.len() <= depth {
+                // Something below was sent, so the directory was emitted too.
+                self.dir_bytes.insert(rel_path(&rel), bytes);
+            }
             pending.truncate(depth);
             return Ok(bytes);
         }
@@ -272,7 +276,7 @@ mod tests {
         assert_eq!(summary.excluded_files, 3);
         assert_eq!(summary.excluded_bytes, 13 + 4 + 5);
         assert_eq!(summary.included_files, 5);
-        assert_eq!(summary.largest_dirs[0], (PathBuf::from("a"), 2));
+        assert_eq!(summary.largest_dirs, [(PathBuf::from("docs"), 4), (PathBuf::from("a"), 2)]);
     }
 
     #[test]
