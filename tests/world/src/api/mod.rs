@@ -9,6 +9,7 @@ mod objects;
 mod openapi;
 mod reviews;
 mod route;
+mod table;
 mod watch;
 
 use std::collections::HashMap;
@@ -79,7 +80,9 @@ async fn serve(cluster: &Arc<Cluster>, req: hyper::Request<Incoming>) -> ApiResu
         .await
         .map_err(|e| ApiError::bad_request(format!("failed to read the request body: {e}")))?
         .to_bytes();
-    let request = objects::ObjectRequest { method: parts.method, path, query, content_type, body: bytes, user };
+    let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let table = table::wanted(accept);
+    let request = objects::ObjectRequest { method: parts.method, path, query, content_type, body: bytes, user, table };
     objects::dispatch(cluster, request).await
 }
 

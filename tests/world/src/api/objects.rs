@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::body::{self, Body};
 use super::route::ObjectPath;
-use super::{logs, reviews, watch};
+use super::{logs, reviews, table, watch};
 use crate::auth::UserInfo;
 use crate::cluster::{Cluster, Part, Patch};
 use crate::deletion::{DeleteOptions, Deleted, success_status};
@@ -32,6 +32,8 @@ pub struct ObjectRequest {
     pub body: Bytes,
     /// The authenticated user.
     pub user: UserInfo,
+    /// The client asked for a Table (server-side printing).
+    pub table: bool,
 }
 
 impl ObjectRequest {
@@ -76,7 +78,10 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: ObjectRequest) -> ApiResult<R
         (Method::GET, Some(name), Some("scale")) => {
             Ok(body::json(200, &scale_of(&cluster.store.get(&rt, req.namespace(), name)?)))
         }
-        (Method::GET, Some(name), _) => Ok(body::json(200, &cluster.store.get(&rt, req.namespace(), name)?)),
+        (Method::GET, Some(name), _) => {
+            let obj = cluster.store.get(&rt, req.namespace(), name)?;
+            Ok(body::json(200, &if req.table { table::render(&rt.kind, &[obj], None) } else { obj }))
+        }
         (Method::POST, None, None) => create(cluster, &req),
         (Method::POST, Some(name), Some("token")) => token(cluster, &req, name),
         (Method::PUT, Some(name), Some("scale")) | (Method::PATCH, Some(name), Some("scale")) => {
@@ -135,6 +140,9 @@ fn list(cluster: &Cluster, req: &ObjectRequest) -> ApiResult<Response<Body>> {
     let (labels, fields) = selectors(&req.query)?;
     let (items, rv) = cluster.store.list(rt, req.path.namespace.as_deref());
     let items: Vec<Value> = items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)).collect();
+    if req.table {
+        return Ok(body::json(200, &table::render(&rt.kind, &items, Some(&rv.to_string()))));
+    }
     Ok(body::json(200, &list_doc(&rt.kind, &rt.api_version(), rv, items)))
 }
 

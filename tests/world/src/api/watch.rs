@@ -5,7 +5,8 @@
 //! with `sendInitialEvents=true` (watch-list, used by helm 4), starts with ADDED events for
 //! the existing objects, and watch-list ends them with a BOOKMARK annotated
 //! `k8s.io/initial-events-end`. Label and field selectors turn objects that leave or enter
-//! the selection into DELETED and ADDED events, like the real API.
+//! the selection into DELETED and ADDED events, like the real API. Clients that ask for
+//! Tables get each object as a one-row Table.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ struct Filter {
     labels: LabelSelector,
     fields: FieldSelector,
     api_version: String,
+    kind: String,
+    table: bool,
 }
 
 impl Filter {
@@ -53,10 +56,11 @@ impl Filter {
         Some((kind, self.versioned(&event.object)))
     }
 
+    /// The object as this watcher receives it: in the watched version, or as a Table row.
     fn versioned(&self, obj: &Value) -> Value {
         let mut obj = obj.clone();
         obj["apiVersion"] = json!(self.api_version);
-        obj
+        if self.table { super::table::render(&self.kind, &[obj], None) } else { obj }
     }
 }
 
@@ -76,6 +80,8 @@ pub fn serve(cluster: Arc<Cluster>, req: &ObjectRequest) -> ApiResult<Response<B
         labels,
         fields,
         api_version: rt.api_version(),
+        kind: rt.kind.clone(),
+        table: req.table,
     };
     let rv = req.query.get("resourceVersion").cloned().unwrap_or_default();
     let watch_list = req.query.get("sendInitialEvents").is_some_and(|v| v == "true" || v == "1");
@@ -181,6 +187,8 @@ mod tests {
             labels: LabelSelector::parse("app=a").expect("selector"),
             fields: FieldSelector::default(),
             api_version: "v1".into(),
+            kind: "Pod".into(),
+            table: false,
         };
         let kind = |e: &Event| filter.translate(e).map(|(k, _)| k);
         assert_eq!(kind(&event(EventType::Modified, json!({"app": "b"}), Some(json!({"app": "a"})))), Some("DELETED"));

@@ -1,11 +1,12 @@
-//! kubectl 1.34: apply, get, get -w, logs -f, delete --wait, auth can-i.
+//! kubectl 1.34: apply, get, get -w, logs -f, delete --wait, auth can-i; the `create`
+//! commands (protobuf bodies) and table output.
 
 use std::time::{Duration, Instant};
 
 use azp_kube_world::Behaviour;
 use serde_json::Value;
 
-use crate::support::{ok, world};
+use crate::support::{ok, run, world};
 
 const MANIFEST: &str = r#"
 apiVersion: v1
@@ -81,4 +82,36 @@ fn kubectl_apply_get_watch_logs_delete_and_can_i() {
 
     assert_eq!(ok(w, kubectl, &["auth", "can-i", "create", "pods", "-n", &ns]).trim(), "yes");
     assert_eq!(ok(w, kubectl, &["auth", "can-i", "*", "*", "--all-namespaces"]).trim(), "yes");
+}
+
+#[test]
+fn kubectl_create_commands_and_table_output() {
+    let w = world();
+    let kubectl = &w.tools().kubectl;
+    let ns = format!("create-{}", std::process::id());
+    // These commands send protobuf bodies.
+    ok(w, kubectl, &["create", "namespace", &ns]);
+    ok(w, kubectl, &["create", "serviceaccount", "builder", "-n", &ns]);
+    assert!(!ok(w, kubectl, &["create", "token", "builder", "-n", &ns]).trim().is_empty());
+    ok(w, kubectl, &["create", "role", "reader", "--verb=get,list", "--resource=pods", "-n", &ns]);
+    ok(
+        w,
+        kubectl,
+        &["create", "rolebinding", "reader", "--role=reader", &format!("--serviceaccount={ns}:builder"), "-n", &ns],
+    );
+    ok(w, kubectl, &["create", "secret", "generic", "creds", "--from-literal=user=me", "-n", &ns]);
+    let subject = ok(w, kubectl, &["get", "rolebinding", "reader", "-n", &ns, "-o", "jsonpath={.subjects[0].name}"]);
+    assert_eq!(subject, "builder");
+    assert!(ok(w, kubectl, &["auth", "whoami"]).contains("admin"));
+
+    w.set_behaviour("registry.world/idle:1", Behaviour::serve(&[]));
+    ok(w, kubectl, &["run", "idle", "-n", &ns, "--image=registry.world/idle:1"]);
+    ok(w, kubectl, &["wait", "pod/idle", "-n", &ns, "--for=condition=Ready", "--timeout=20s"]);
+    let table = ok(w, kubectl, &["get", "pods", "-n", &ns]);
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert!(table.contains("1/1") && table.contains("Running"), "{table}");
+    ok(w, kubectl, &["delete", "namespace", &ns, "--wait", "--timeout=20s"]);
+    let gone = run(w, kubectl, &["get", "namespace", &ns]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
 }
