@@ -207,7 +207,12 @@ pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
     let role = token_role(args)?;
     let now = clock(env)?;
     let cache = args.cache_dir.as_deref().map(Cache::new);
-    let cached = cache.as_ref().and_then(|c| c.get(role.as_ref(), now, CACHE_MARGIN));
+    let cached = match &role {
+        // The default chain's first link, without loading the SDK.
+        None => environment_keys(env),
+        Some(_) => None,
+    };
+    let cached = cached.or_else(|| cache.as_ref().and_then(|c| c.get(role.as_ref(), now, CACHE_MARGIN)));
     let credentials = match cached {
         Some(credentials) => credentials,
         None => {
@@ -223,6 +228,14 @@ pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
     };
     let token = token(&credentials, &args.cluster, &args.region, &sts_url(env, &args.region), now)?;
     Ok(exec_credential(&token, token_expiry(&credentials, now)))
+}
+
+/// Keys in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (and the session
+/// token), which the default chain would pick first anyway.
+fn environment_keys(env: &Env) -> Option<Credentials> {
+    let (id, secret) = (env.var("AWS_ACCESS_KEY_ID")?, env.var("AWS_SECRET_ACCESS_KEY")?);
+    let token = env.var("AWS_SESSION_TOKEN").map(str::to_string);
+    Some(Credentials::new(id, secret, token, None, "environment"))
 }
 
 #[cfg(test)]
