@@ -16,14 +16,9 @@ spec:
     metadata: {labels: {app: db}}
     spec: {containers: [{name: db, image: registry.world/db:1}]}
 ---
-apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: agent}
-spec:
-  selector: {matchLabels: {app: agent}}
-  template:
-    metadata: {labels: {app: agent}}
-    spec: {containers: [{name: agent, image: registry.world/agent:1}]}
+{"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"}, "spec": {
+  "selector": {"matchLabels": {"app": "agent"}},
+  "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "agent", "image": "registry.world/agent:1"}]}}}}
 ---
 apiVersion: batch/v1
 kind: Job
