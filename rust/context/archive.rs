@@ -40,7 +40,9 @@ const TAR_BLOCK: u64 = 512;
 
 type Reply = Result<Vec<u8>, Error>;
 
-/// The tar.gz of a plan, produced in background threads. Iterate for chunks in order.
+/// The tar.gz of a plan, produced in background threads. Iterate for chunks in order;
+/// `next` blocks until the next chunk is ready (call it from a blocking context, e.g.
+/// `tokio::task::spawn_blocking`, and hand the chunks over a channel).
 pub struct PackStream {
     order: Option<Receiver<Receiver<Reply>>>,
     threads: Vec<JoinHandle<()>>,
