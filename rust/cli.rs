@@ -47,6 +47,10 @@ pub struct ContextArgs {
     pub list: bool,
     /// Write the tar.gz here (`-` for standard output).
     pub output: Option<PathBuf>,
+    /// Upload the tar.gz as KanikoBuild does: `s3://bucket/prefix/`.
+    pub upload: Option<String>,
+    pub region: Option<String>,
+    pub s3_endpoint: Option<String>,
 }
 
 fn command() -> Command {
@@ -107,7 +111,21 @@ fn context_command() -> Command {
         )
         .arg(Arg::new("list").long("list").action(ArgAction::SetTrue).help("List the entries that go into the tar"))
         .arg(Arg::new("output").long("output").value_name("FILE").help("Write the tar.gz to FILE (- for stdout)"))
-        .group(clap::ArgGroup::new("what").args(["list", "output"]).required(true))
+        .arg(
+            Arg::new("upload")
+                .long("upload")
+                .value_name("s3://BUCKET/PREFIX/")
+                .help("Upload the tar.gz as KanikoBuild does (content-addressed key, skipped when unchanged)"),
+        )
+        .arg(Arg::new("region").long("region").value_name("REGION").requires("upload").help("Region of the bucket"))
+        .arg(
+            Arg::new("s3-endpoint")
+                .long("s3-endpoint")
+                .value_name("URL")
+                .requires("upload")
+                .help("Endpoint of an S3-compatible store"),
+        )
+        .group(clap::ArgGroup::new("what").args(["list", "output", "upload"]).required(true))
 }
 
 fn task_command(spec: &'static TaskSpec) -> Command {
@@ -166,6 +184,9 @@ pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Res
             use_dockerignore: !sub.get_flag("no-dockerignore"),
             list: sub.get_flag("list"),
             output: sub.get_one::<String>("output").map(PathBuf::from),
+            upload: sub.get_one::<String>("upload").cloned(),
+            region: sub.get_one::<String>("region").cloned(),
+            s3_endpoint: sub.get_one::<String>("s3-endpoint").cloned(),
         }));
     }
     let spec = TASKS.iter().copied().find(|t| t.command == name).expect("clap only accepts known subcommands");

@@ -29,6 +29,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Invocation::Context(args) if args.upload.is_some() => {
+            match azp_kube::tasks::upload_context_cli(&Env::from_process(), &args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("azp-kube context: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Invocation::Context(args) => match azp_kube::context::run_cli(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

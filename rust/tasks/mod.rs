@@ -19,6 +19,12 @@ pub fn run(spec: &'static TaskSpec, env: &Env, agent: &Agent) -> anyhow::Result<
     }
 }
 
+/// `azp-kube context --upload s3://bucket/prefix/`: packs and uploads a
+/// context exactly as KanikoBuild does, and prints the key and sizes.
+pub fn upload_context_cli(env: &Env, args: &crate::cli::ContextArgs) -> anyhow::Result<()> {
+    kaniko_build::upload_context_cli(env, args)
+}
+
 /// Reads a task's inputs and registers every secret among them with the
 /// agent before anything else is printed, even when a later input is bad.
 fn read_inputs<T>(

@@ -131,37 +131,60 @@ async fn upload_context(
     let Transport::S3 { bucket, key_prefix, region, endpoint, presigned, delete_after_build } = &plan.transport else {
         unreachable!("only S3 transports upload")
     };
-    let key = format!("{key_prefix}{}.tar.gz", context.content_key()?);
     let target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone() };
     let store = ContextStore::new(&sdk_config(env, &target, None).await, bucket, endpoint.is_some());
-    report.context_key = key.clone();
+    cleanup.set_store(store.clone());
+    let included = context.summary().included_bytes.max(1);
+    let uploaded = transfer::pack_and_upload(&store, key_prefix, context, &cleanup.pending, |sent| {
+        let percent = (sent.saturating_mul(100) / included).min(99) as u32;
+        agent.set_progress(percent, &format!("uploaded {} MiB of the build context", sent >> 20));
+    })
+    .await?;
+    let key = uploaded.key.clone();
     if *delete_after_build {
-        cleanup.set_object(store.clone(), key.clone());
+        cleanup.set_object(key.clone());
     }
-    if store.exists(&key).await? {
+    if uploaded.skipped {
         info!("The context is unchanged since an earlier upload: s3://{bucket}/{key} is reused");
-        report.upload_skipped = true;
     } else {
-        let included = context.summary().included_bytes.max(1);
-        let (chunks, stats) = transfer::pack(context);
-        cleanup.set_upload(store.clone());
-        let sent = store
-            .upload(&key, chunks, &cleanup.pending, |sent| {
-                let percent = (sent.saturating_mul(100) / included).min(99) as u32;
-                agent.set_progress(percent, &format!("uploaded {} MiB of the build context", sent >> 20));
-            })
-            .await?;
-        report.context_bytes = sent;
-        report.pack = stats.await.ok();
-        info!("Uploaded the build context to s3://{bucket}/{key} ({sent} bytes)");
+        info!("Uploaded the build context to s3://{bucket}/{key} ({} bytes)", uploaded.bytes);
     }
-    if report.context_bytes == 0 {
-        report.context_bytes = store.size(&key).await.unwrap_or_default();
-    }
+    report.context_key = key.clone();
+    report.context_bytes = uploaded.bytes;
+    report.upload_skipped = uploaded.skipped;
+    report.pack = uploaded.stats;
     Ok(if *presigned {
         ContextSource::Url(store.presign_get(&key, plan.timeout + Duration::from_secs(600)).await?)
     } else {
         ContextSource::S3 { bucket: bucket.clone(), key }
+    })
+}
+
+/// `azp-kube context --upload s3://bucket/prefix/`: a terminal command, so
+/// it prints the key to stdout and the sizes to stderr.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+pub fn upload_context_cli(env: &Env, args: &crate::cli::ContextArgs) -> anyhow::Result<()> {
+    let url = args.upload.as_deref().unwrap_or_default();
+    let (bucket, key_prefix) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/').or(Some((rest, ""))))
+        .filter(|(bucket, _)| !bucket.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("--upload {url:?} must be s3://BUCKET/PREFIX/"))?;
+    let plan = context::plan(&context::PackOptions {
+        context_dir: args.context.clone(),
+        dockerfile: args.dockerfile.clone(),
+        use_dockerignore: args.use_dockerignore,
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let target = AwsTarget { region: args.region.clone(), endpoint_url: args.s3_endpoint.clone() };
+        let store = ContextStore::new(&sdk_config(env, &target, None).await, bucket, args.s3_endpoint.is_some());
+        let uploaded = transfer::pack_and_upload(&store, key_prefix, plan, &PendingUpload::default(), |_| {}).await?;
+        let what = if uploaded.skipped { "unchanged, not uploaded" } else { "uploaded" };
+        let stats = uploaded.stats.map(|s| format!("; {s}")).unwrap_or_default();
+        println!("s3://{bucket}/{}", uploaded.key);
+        eprintln!("{what}: {} bytes{stats}", uploaded.bytes);
+        Ok(())
     })
 }
 
@@ -303,8 +326,8 @@ fn show_context(agent: &Agent, context: &ContextPlan) {
 #[derive(Default)]
 struct Cleanup {
     pod: Mutex<Option<RunningPod>>,
-    object: Mutex<Option<(ContextStore, String)>>,
-    upload: Mutex<Option<ContextStore>>,
+    store: Mutex<Option<ContextStore>>,
+    object: Mutex<Option<String>>,
     pending: PendingUpload,
     failed: std::sync::atomic::AtomicBool,
 }
@@ -314,12 +337,12 @@ impl Cleanup {
         *self.pod.lock().unwrap_or_else(|p| p.into_inner()) = Some(pod);
     }
 
-    fn set_object(&self, store: ContextStore, key: String) {
-        *self.object.lock().unwrap_or_else(|p| p.into_inner()) = Some((store, key));
+    fn set_store(&self, store: ContextStore) {
+        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
     }
 
-    fn set_upload(&self, store: ContextStore) {
-        *self.upload.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    fn set_object(&self, key: String) {
+        *self.object.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
     }
 
     fn mark_failed(&self) {
@@ -329,8 +352,8 @@ impl Cleanup {
     async fn run(&self, plan: &Plan, succeeded: bool) {
         let failed = !succeeded || self.failed.load(std::sync::atomic::Ordering::Relaxed);
         let pod = self.pod.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).take();
         let object = self.object.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let upload = self.upload.lock().unwrap_or_else(|p| p.into_inner()).take();
         let delete_pod = async {
             match pod {
                 Some(pod) if failed && plan.keep_pod_on_failure => {
@@ -345,10 +368,9 @@ impl Cleanup {
             }
         };
         let delete_object = async {
-            if let Some(store) = upload {
-                store.abort_pending(&self.pending).await;
-            }
-            if let Some((store, key)) = object {
+            let Some(store) = store else { return };
+            store.abort_pending(&self.pending).await;
+            if let Some(key) = object {
                 if let Err(e) = store.delete(&key).await {
                     warn!("{e}");
                 }

@@ -6,6 +6,7 @@
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::aws::s3::{ContextStore, PendingUpload};
 use crate::context::{ContextPlan, PackStats};
 
 /// Chunks in the channel between the packer and its consumer.
@@ -40,4 +41,35 @@ pub fn pack(
 
 fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// A context in S3.
+#[derive(Debug, Clone, Default)]
+pub struct Uploaded {
+    pub key: String,
+    /// Bytes of the packed context.
+    pub bytes: u64,
+    /// An identical context was already there.
+    pub skipped: bool,
+    pub stats: Option<PackStats>,
+}
+
+/// Packs and uploads a context under a content-addressed key, unless the
+/// same context is already there. An unfinished upload is registered in
+/// `pending` so clean-up can abort it after a cancel.
+pub async fn pack_and_upload(
+    store: &ContextStore,
+    key_prefix: &str,
+    plan: ContextPlan,
+    pending: &PendingUpload,
+    progress: impl FnMut(u64),
+) -> anyhow::Result<Uploaded> {
+    let key = format!("{key_prefix}{}.tar.gz", plan.content_key()?);
+    if store.exists(&key).await? {
+        let bytes = store.size(&key).await?;
+        return Ok(Uploaded { key, bytes, skipped: true, stats: None });
+    }
+    let (chunks, stats) = pack(plan);
+    let bytes = store.upload(&key, chunks, pending, progress).await?;
+    Ok(Uploaded { key, bytes, skipped: false, stats: stats.await.ok() })
 }
