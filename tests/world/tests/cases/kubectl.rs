@@ -33,6 +33,20 @@ spec:
   ports: [{port: 80}]
 "#;
 
+/// The lines a child writes, as they come.
+fn lines_of(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 #[test]
 fn kubectl_apply_get_watch_logs_delete_and_can_i() {
     let w = world();
@@ -56,12 +70,13 @@ fn kubectl_apply_get_watch_logs_delete_and_can_i() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("kubectl get -w");
-    std::thread::sleep(Duration::from_millis(700));
+    let lines = lines_of(watch.stdout.take().expect("stdout"));
+    let next = || lines.recv_timeout(Duration::from_secs(15)).expect("kubectl get -w printed a line");
+    assert_eq!(next(), "configmap/settings");
     ok(w, kubectl, &["create", "configmap", "late", "-n", &ns, "--from-literal=a=b"]);
-    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(next(), "configmap/late");
     let _ = watch.kill();
-    let seen = String::from_utf8_lossy(&watch.wait_with_output().expect("watch output").stdout).into_owned();
-    assert!(seen.contains("configmap/settings") && seen.contains("configmap/late"), "{seen}");
+    let _ = watch.wait();
 
     // logs -f of a running pod streams until the container exits.
     w.set_behaviour(
