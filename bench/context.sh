@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Benchmark of context packing (issue 5, acceptance 8), compression part.
+# Benchmark of KanikoBuild's context packing and upload (issue 5, acceptance 8).
 #
 # Generates a build context of about 1 GiB in a temp dir (tens of thousands of small
 # source-like text files, some small random "assets", a few large random and large text
-# files), then times, side by side on a warm page cache:
-#   azp-kube    azp-kube context --output FILE      (the KanikoBuild@1 packer)
-#   seed        tar -czvf FILE .                     (the hand-written stage we replace)
-#   pigz        tar -c . | pigz -p 2 > FILE
-# and prints wall time, CPU time (user+sys), peak RSS and archive size for each.
+# files), starts moto's S3 on loopback, then times, side by side on a warm page cache,
+# pack AND upload to S3:
+#   azp-kube    azp-kube context --upload s3://bench/azp/   (KanikoBuild@1's own code path)
+#   seed        tar -czvf ctx.tar.gz . && aws s3 cp ctx.tar.gz s3://bench/  (the stage we replace)
+#   pigz        tar -c . | pigz -p 2 | aws s3 cp - s3://bench/pigz.tar.gz
+# and, for the compression alone, `azp-kube context --output` and `tar -czf`.
+# It prints wall time, CPU time (user+sys), peak RSS and archive size for each, and the
+# time of an azp-kube rerun with an unchanged context (the upload is skipped).
 # Peak RSS for a pipeline is that of its largest process (GNU time's rusage).
 #
-# The upload half of the benchmark plugs in at upload_archive() below.
-#
-# Usage: bench/context.sh            (BENCH_CONTEXT_MIB=1024, AZP_KUBE=target/release/azp-kube)
+# Usage: bench/context.sh   (BENCH_CONTEXT_MIB=1024, AZP_KUBE=target/release/azp-kube;
+#                            needs `bash scripts/setup.sh` for moto and the AWS CLI)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,12 +34,20 @@ ctx=$work/context
 out=$work/out
 mkdir -p "$ctx" "$out"
 
-# upload_archive NAME FILE: the S3 side of the benchmark (the lead's part). It runs after
-# each packer, untimed for now; when it is filled in, time the pack+upload pipelines instead
-# (azp-kube streams into the multipart upload, the seed runs `aws s3 cp`, pigz pipes into
-# `aws s3 cp -`).
-upload_archive() {
-    : "$1" "$2"
+venv=${AZP_KUBE_CACHE:-$repo/.cache}/venv
+[[ -x $venv/bin/moto_server && -x $venv/bin/aws ]] || bash "$repo/scripts/setup.sh"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null; rm -rf "$work"' EXIT
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_EC2_METADATA_DISABLED=true
+aws=$venv/bin/aws
+for _ in $(seq 100); do "$aws" s3 mb s3://bench >/dev/null 2>&1 && break; sleep 0.1; done
+
+# object_size KEY: bytes of an uploaded object.
+object_size() {
+    "$aws" s3api head-object --bucket bench --key "$1" --query ContentLength --output text
 }
 
 generate_context() {
@@ -104,10 +114,11 @@ print(f"generated {n + 8} files ({small_files} small text files) in {root}", fil
 PY
 }
 
-# measure NAME ARCHIVE COMMAND...: runs COMMAND under GNU time, records one table row.
+# measure NAME SIZE_COMMAND COMMAND...: runs COMMAND under GNU time, records one table
+# row; SIZE_COMMAND prints the archive's size afterwards.
 rows=()
 measure() {
-    local name=$1 archive=$2
+    local name=$1 size_command=$2
     shift 2
     /usr/bin/time -v -o "$work/$name.time" "$@"
     local wall user sys rss
@@ -115,8 +126,7 @@ measure() {
     user=$(awk -F': ' '/User time/ {print $2}' "$work/$name.time")
     sys=$(awk -F': ' '/System time/ {print $2}' "$work/$name.time")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name.time")
-    upload_archive "$name" "$archive"
-    rows+=("$name $wall $user $sys $rss $(stat -c %s "$archive")")
+    rows+=("$name $wall $user $sys $rss $(eval "$size_command")")
 }
 
 echo "generating a ${size_mib} MiB context in $ctx ..." >&2
@@ -124,9 +134,21 @@ generate_context
 du -sh --apparent-size "$ctx" >&2
 tar -cf - -C "$ctx" . >/dev/null # warm the page cache for every contender alike
 
-measure azp-kube "$out/azp.tar.gz" "$bin" context --context "$ctx" --output "$out/azp.tar.gz"
-measure seed "$out/seed.tar.gz" bash -c 'tar -czvf "$1" -C "$2" . >/dev/null' _ "$out/seed.tar.gz" "$ctx"
-measure pigz "$out/pigz.tar.gz" bash -c 'tar -c -C "$2" . | pigz -p 2 >"$1"' _ "$out/pigz.tar.gz" "$ctx"
+# Pack and upload.
+measure azp-kube "object_size \$(sed -n 1s,s3://bench/,,p $out/azp.key)" \
+    bash -c '"$1" context --context "$2" --upload s3://bench/azp/ --s3-endpoint "$3" >"$4"' \
+    _ "$bin" "$ctx" "$AWS_ENDPOINT_URL" "$out/azp.key"
+measure seed "object_size seed.tar.gz" \
+    bash -c 'tar -czvf "$1" -C "$2" . >/dev/null && "$3" s3 cp --only-show-errors "$1" s3://bench/seed.tar.gz' \
+    _ "$out/seed.tar.gz" "$ctx" "$aws"
+measure pigz "object_size pigz.tar.gz" \
+    bash -c 'tar -c -C "$1" . | pigz -p 2 | "$2" s3 cp --only-show-errors - s3://bench/pigz.tar.gz' _ "$ctx" "$aws"
+measure azp-rerun "object_size \$(sed -n 1s,s3://bench/,,p $out/azp.key)" \
+    bash -c '"$1" context --context "$2" --upload s3://bench/azp/ --s3-endpoint "$3" >/dev/null' \
+    _ "$bin" "$ctx" "$AWS_ENDPOINT_URL"
+# Compression alone.
+measure azp-pack "stat -c %s $out/azp.tar.gz" "$bin" context --context "$ctx" --output "$out/azp.tar.gz"
+measure seed-pack "stat -c %s $out/seed2.tar.gz" bash -c 'tar -czf "$1" -C "$2" .' _ "$out/seed2.tar.gz" "$ctx"
 
 # The archives hold the same files.
 gzip -t "$out/azp.tar.gz"
@@ -134,7 +156,7 @@ azp_entries=$(tar -tzf "$out/azp.tar.gz" | grep -vc '/$')
 seed_entries=$(tar -tzf "$out/seed.tar.gz" | grep -vc '/$')
 [[ $azp_entries == "$seed_entries" ]] || echo "entry count differs: azp-kube $azp_entries, tar $seed_entries" >&2
 
-seed_size=$(stat -c %s "$out/seed.tar.gz")
+seed_size=$(object_size seed.tar.gz)
 printf '\n%-10s %8s %8s %12s %12s %10s\n' packer "wall s" "cpu s" "peak RSS MiB" "archive MiB" "vs seed"
 for row in "${rows[@]}"; do
     read -r name wall user sys rss size <<<"$row"
