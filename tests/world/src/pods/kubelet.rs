@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::NODE_NAME;
 use super::behaviour::Behaviour;
+use super::events::{self, Involved, Level};
 use super::runtime::{ContainerExit, ContainerRun, ContainerRuntime};
 use super::status::{condition, container_mut, container_status, running, set_condition, terminated, waiting};
 use crate::cluster::Cluster;
@@ -157,6 +158,11 @@ impl PodRun {
         result.is_ok()
     }
 
+    fn event(&self, component: &str, level: Level, reason: &str, message: &str) {
+        let pod = Involved { namespace: &self.ns, name: &self.name, uid: &self.uid };
+        events::record(&self.kubelet.cluster, &pod, component, level, reason, message);
+    }
+
     fn status(&self, change: impl FnOnce(&mut Value)) -> bool {
         self.update(|pod| change(&mut pod["status"]))
     }
@@ -179,12 +185,15 @@ impl PodRun {
             self.status(|s| {
                 set_condition(s, condition("PodScheduled", "False", Some("Unschedulable"), Some(&message)))
             });
+            self.event("default-scheduler", Level::Warning, "FailedScheduling", &message);
             self.cancel.cancelled().await;
             return;
         }
         if !self.bind(&inits, &containers) {
             return;
         }
+        let assigned = format!("Successfully assigned {}/{} to {NODE_NAME}", self.ns, self.name);
+        self.event("default-scheduler", Level::Normal, "Scheduled", &assigned);
         if let Some((container, message)) = all.iter().find_map(|(c, b)| match b {
             Behaviour::PullError { message } => Some((c.clone(), message.clone())),
             _ => None,
@@ -255,6 +264,8 @@ impl PodRun {
                 cs["state"] = waiting("ErrImagePull", Some(&pull_message));
             }
         });
+        self.event("kubelet", Level::Warning, "Failed", &format!("Failed to pull image \"{image}\": {pull_message}"));
+        self.event("kubelet", Level::Warning, "Failed", "Error: ErrImagePull");
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = self.cancel.cancelled() => return,
@@ -265,6 +276,7 @@ impl PodRun {
                 cs["state"] = waiting("ImagePullBackOff", Some(&backoff));
             }
         });
+        self.event("kubelet", Level::Normal, "BackOff", &backoff);
         self.cancel.cancelled().await;
     }
 
@@ -346,6 +358,7 @@ impl PodRun {
     }
 
     fn fail_pod(&self, reason: &str, message: &str) {
+        self.event("kubelet", Level::Warning, reason, message);
         self.status(|s| {
             s["phase"] = json!("Failed");
             s["reason"] = json!(reason);
@@ -381,6 +394,15 @@ impl PodRun {
                 }
                 refresh_ready(s);
             });
+            let image = container["image"].as_str().unwrap_or_default();
+            self.event(
+                "kubelet",
+                Level::Normal,
+                "Pulled",
+                &format!("Container image \"{image}\" already present on machine"),
+            );
+            self.event("kubelet", Level::Normal, "Created", &format!("Created container: {name}"));
+            self.event("kubelet", Level::Normal, "Started", &format!("Started container {name}"));
             let stdin = (container["stdin"] == true).then(|| {
                 let (tx, rx) = mpsc::channel(64);
                 self.kubelet
@@ -398,6 +420,9 @@ impl PodRun {
                 cancel: cancel.clone(),
             };
             let mut exit = runtime.run(run).await;
+            if cancel.is_cancelled() {
+                self.event("kubelet", Level::Normal, "Killing", &format!("Stopping container {name}"));
+            }
             log.close();
             self.kubelet.stdin.lock().unwrap_or_else(|e| e.into_inner()).remove(&(self.uid.clone(), name.clone()));
             if exit.message.is_none()
@@ -442,6 +467,12 @@ impl PodRun {
                 }
                 refresh_ready(s);
             });
+            self.event(
+                "kubelet",
+                Level::Warning,
+                "BackOff",
+                &format!("Back-off restarting failed container {name} in pod {}_{}({})", self.name, self.ns, self.uid),
+            );
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = cancel.cancelled() => return ContainerExit::killed(),

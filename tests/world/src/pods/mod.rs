@@ -2,6 +2,7 @@
 //! container logs, and the kubelet that moves pods Pending → Running → Succeeded/Failed.
 
 mod behaviour;
+mod events;
 mod kubelet;
 mod logs;
 mod runtime;

@@ -1,11 +1,12 @@
 //! Pod behaviours chosen per image: failure modes (image pull, unschedulable, OOMKilled,
-//! evicted, node lost, activeDeadlineSeconds) and `pods/log` options.
+//! evicted, node lost, activeDeadlineSeconds) with the events that explain them, and
+//! `pods/log` options.
 
 use std::time::Duration;
 
 use azp_kube_world::Behaviour;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, LogParams, PostParams};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams, LogParams, PostParams};
 use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 
@@ -62,6 +63,19 @@ async fn failure_modes_show_in_pod_status() {
     assert_eq!(until(&pods, "lost", |p| p["status"]["phase"] == "Unknown").await["status"]["reason"], "NodeLost");
     let expired = until(&pods, "deadline", |p| p["status"]["phase"] == "Failed").await;
     assert_eq!(expired["status"]["reason"], "DeadlineExceeded");
+
+    let events: Api<Event> = Api::namespaced(pods.clone().into_client(), pods.namespace().unwrap_or_default());
+    let reasons = |name: &'static str| {
+        let events = events.clone();
+        async move {
+            let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+            let list = events.list(&params).await.expect("events");
+            list.items.into_iter().filter_map(|e| e.reason).collect::<Vec<_>>()
+        }
+    };
+    assert!(reasons("huge").await.contains(&"FailedScheduling".to_string()));
+    let pull = reasons("nopull").await;
+    assert!(pull.contains(&"Scheduled".to_string()) && pull.contains(&"Failed".to_string()), "{pull:?}");
 }
 
 #[tokio::test]
