@@ -1,0 +1,182 @@
+//! `helm lint` and `helm template` with helm 4 and 3; values.schema.json errors.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn trigger(objects: &[Value], kind: &str) -> Value {
+    let scaler = of_kind(objects, kind);
+    assert_eq!(scaler.len(), 1, "one {kind}");
+    scaler[0]["spec"]["triggers"][0].clone()
+}
+
+#[test]
+fn lint_and_template_pass_for_every_scenario_with_helm4_and_helm3() {
+    let chart = chart();
+    for (helm_name, helm) in helms() {
+        for (scenario, extra) in scenarios() {
+            let mut lint = vec!["lint", "--strict", chart.as_str(), "--namespace", "agents"];
+            lint.extend(REQUIRED);
+            lint.extend(extra.iter().map(String::as_str));
+            let out = tool(helm, &lint);
+            assert!(
+                out.status.success(),
+                "{helm_name} lint {scenario}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let objects = render(helm, &extra);
+            check_scenario(scenario, &objects);
+        }
+    }
+}
+
+fn check_scenario(scenario: &str, objects: &[Value]) {
+    let secrets = of_kind(objects, "Secret");
+    match scenario {
+        "defaults" => {
+            let trigger = trigger(objects, "ScaledJob");
+            assert_eq!(trigger["type"], "azure-pipelines");
+            assert_eq!(trigger["metadata"]["poolName"], "k8s-agents");
+            assert_eq!(trigger["metadata"]["parent"], "pool-azure-agent-template", "the template agent is the parent");
+            let job = of_kind(objects, "ScaledJob")[0];
+            assert_eq!(job["spec"]["rollout"]["strategy"], "gradual");
+            assert_eq!(job["spec"]["scalingStrategy"]["strategy"], "accurate", "KEDA 2.20 by default");
+            assert_eq!(job["spec"]["jobTargetRef"]["activeDeadlineSeconds"], 4200);
+            let spec = &job["spec"]["jobTargetRef"]["template"]["spec"];
+            assert_eq!(spec["containers"][0]["args"], serde_json::json!(["--once"]));
+            assert_eq!(spec["terminationGracePeriodSeconds"], 3600);
+            assert_eq!(secrets.len(), 1, "the chart creates the PAT Secret");
+            assert!(of_kind(objects, "Deployment").is_empty() && of_kind(objects, "ScaledObject").is_empty());
+            let template = of_kind(objects, "Job");
+            assert_eq!(template.len(), 1, "the template agent's Job");
+            let env = &template[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+            assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "AZP_TEMPLATE_AGENT" && e["value"] == "true"));
+        }
+        "scaledjob-with-demands" => {
+            let trigger = trigger(objects, "ScaledJob");
+            assert_eq!(trigger["metadata"]["demands"], "kaniko,Agent.OS -equals Linux");
+            assert_eq!(trigger["metadata"]["requireAllDemands"], "true");
+            assert!(trigger["metadata"]["parent"].is_null(), "demands replace parent matching");
+            let job = of_kind(objects, "ScaledJob")[0];
+            let env = &job["spec"]["jobTargetRef"]["template"]["spec"]["containers"][0]["env"];
+            let env = env.as_array().unwrap();
+            assert!(env.iter().any(|e| e["name"] == "kaniko" && e["value"] == "true"), "{env:?}");
+            assert!(env.iter().any(|e| e["name"] == "Agent.OS" && e["value"] == "Linux"), "{env:?}");
+        }
+        "deployment" => {
+            assert!(of_kind(objects, "ScaledJob").is_empty());
+            let deployment = of_kind(objects, "Deployment");
+            assert_eq!(deployment.len(), 1);
+            assert!(deployment[0]["spec"]["template"]["spec"]["containers"][0]["args"].is_null(), "warm agents");
+            let scaled = of_kind(objects, "ScaledObject");
+            assert_eq!(scaled[0]["spec"]["scaleTargetRef"]["name"], "pool-azure-agent");
+            trigger(objects, "ScaledObject");
+        }
+        "workload-identity" => {
+            let auth = of_kind(objects, "TriggerAuthentication");
+            assert_eq!(auth[0]["spec"]["podIdentity"]["provider"], "azure-workload");
+            assert_eq!(auth[0]["spec"]["podIdentity"]["identityId"], "0000-1111");
+            assert!(auth[0]["spec"]["secretTargetRef"].is_null());
+            assert!(secrets.is_empty());
+        }
+        "existing-secret" => {
+            assert!(secrets.is_empty(), "an existing Secret is used, none created");
+            let auth = of_kind(objects, "TriggerAuthentication");
+            let reference = &auth[0]["spec"]["secretTargetRef"][0];
+            assert_eq!(reference["parameter"], "personalAccessToken");
+            assert_eq!((reference["name"].as_str(), reference["key"].as_str()), (Some("azp-pat"), Some("pat")));
+            let job = of_kind(objects, "ScaledJob")[0];
+            let volume = &job["spec"]["jobTargetRef"]["template"]["spec"]["volumes"][0]["secret"];
+            assert_eq!(volume["secretName"], "azp-pat");
+            assert_eq!(volume["items"][0]["key"], "pat");
+        }
+        "aws-and-helm-namespaces" => {
+            let accounts = of_kind(objects, "ServiceAccount");
+            let role = |name: &str| {
+                let sa = accounts.iter().find(|a| a["metadata"]["name"] == name).expect(name);
+                sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].as_str().map(str::to_string)
+            };
+            assert_eq!(role("azure-agent").as_deref(), Some("arn:aws:iam::111111111111:role/agent"));
+            assert_eq!(role("azure-agent-kaniko").as_deref(), Some("arn:aws:iam::111111111111:role/kaniko"));
+            let maps = of_kind(objects, "ConfigMap");
+            let docker = maps.iter().find(|m| m["metadata"]["name"] == "docker-config").expect("docker-config");
+            let config: Value = serde_json::from_str(docker["data"]["config.json"].as_str().unwrap()).unwrap();
+            assert_eq!(config["credHelpers"]["111111111111.dkr.ecr.eu-west-1.amazonaws.com"], "ecr-login");
+            let profiles = maps.iter().find(|m| m["metadata"]["name"] == "pool-azure-agent-aws-profiles").unwrap();
+            let text = profiles["data"]["config"].as_str().unwrap();
+            assert!(text.contains("[profile dev]\nrole_arn = arn:aws:iam::222222222222:role/deployer"), "{text}");
+            let namespaces: Vec<_> = of_kind(objects, "Role")
+                .iter()
+                .map(|r| r["metadata"]["namespace"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(namespaces, ["agents", "web", "api"], "the build role, then one per Helm namespace");
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+#[test]
+fn schema_and_checks_reject_bad_values_with_clear_messages() {
+    let chart = chart();
+    let cases: &[(&[&str], [&str; 2])] = &[
+        (
+            &["--set", "azp.url=https://dev.azure.com/contoso", "--set", "azp.token=x"],
+            ["at '/azp': missing property 'pool'", "azp: pool is required"],
+        ),
+        (
+            &["--set", "keda.maxReplicaCount=-1"],
+            [
+                "at '/keda/maxReplicaCount': minimum: got -1, want 0",
+                "keda.maxReplicaCount: Must be greater than or equal to 0",
+            ],
+        ),
+        (
+            &["--set", "deployment.replicas=-2", "--set", "mode=Deployment"],
+            [
+                "at '/deployment/replicas': minimum: got -2, want 0",
+                "deployment.replicas: Must be greater than or equal to 0",
+            ],
+        ),
+        (
+            &["--set", "mode=StatefulSet"],
+            [
+                "at '/mode': value must be one of 'ScaledJob', 'Deployment'",
+                "mode must be one of the following: \"ScaledJob\", \"Deployment\"",
+            ],
+        ),
+        (
+            &["--set", "azp.token="],
+            ["the PAT is missing: set azp.existingSecret", "the PAT is missing: set azp.existingSecret"],
+        ),
+    ];
+    for (index, (helm_name, helm)) in helms().into_iter().enumerate() {
+        for (values, messages) in cases {
+            let mut args = vec!["template", "pool", chart.as_str()];
+            if values.iter().all(|v| !v.starts_with("azp.url")) {
+                args.extend(REQUIRED);
+                args.extend(["--set", "azp.token=x"]);
+            }
+            args.extend(values.iter());
+            let out = tool(helm, &args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{helm_name} accepted {values:?}");
+            assert!(stderr.contains(messages[index]), "{helm_name} {values:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn scaling_strategy_follows_the_keda_version() {
+    let helm = world().tools().helm4.as_path();
+    let strategy = |values: &[&str]| {
+        let mut extra: Vec<String> = vec!["--set".into(), "azp.token=x".into()];
+        extra.extend(values.iter().flat_map(|v| ["--set-string".to_string(), v.to_string()]));
+        let objects = render(helm, &extra);
+        of_kind(&objects, "ScaledJob")[0]["spec"]["scalingStrategy"]["strategy"].as_str().unwrap().to_string()
+    };
+    assert_eq!(strategy(&["keda.version=2.19"]), "default", "before 2.20 a job counts until it ends");
+    assert_eq!(strategy(&["keda.version=2.20"]), "accurate");
+    assert_eq!(strategy(&["keda.version=2.21.1"]), "accurate");
+    assert_eq!(strategy(&["keda.version=2.19", "keda.scalingStrategy=eager"]), "eager", "an explicit choice wins");
+}
