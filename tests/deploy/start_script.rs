@@ -303,12 +303,18 @@ fn assert_registration_call(calls: &str, org: &FakeOrganisation) {
     assert!(!calls.contains("--token"), "the PAT is never an argument: {calls}");
 }
 
-#[test]
-fn run_once_agent_registers_takes_one_job_and_removes_its_registration() {
+/// A run-once agent started against a new fake organisation, once it runs.
+fn running_once_agent() -> (String, FakeOrganisation, Agent) {
     let pat = random_pat();
     let org = FakeOrganisation::start(&pat, package());
     let agent = Agent::start(&org, &pat, &["--once"], &[]);
     agent.wait_until("the agent to run", || agent.calls().contains("run.sh"));
+    (pat, org, agent)
+}
+
+#[test]
+fn run_once_agent_registers_takes_one_job_and_removes_its_registration() {
+    let (pat, org, agent) = running_once_agent();
     assert_eq!(org.state().registered, BTreeSet::from(["agent-1".to_string()]));
 
     // While the agent runs, the PAT is in no process's arguments or environment.
@@ -340,10 +346,7 @@ fn run_once_agent_registers_takes_one_job_and_removes_its_registration() {
 
 #[test]
 fn term_during_a_job_retries_the_removal_until_the_job_ends() {
-    let pat = random_pat();
-    let org = FakeOrganisation::start(&pat, package());
-    let agent = Agent::start(&org, &pat, &["--once"], &[]);
-    agent.wait_until("the agent to run", || agent.calls().contains("run.sh"));
+    let (pat, org, agent) = running_once_agent();
     org.state().job_running = true;
 
     unsafe { libc::kill(agent.child.id() as i32, libc::SIGTERM) };
