@@ -1,5 +1,6 @@
 //! The chart installed into the world (KEDA's CRDs applied first) with helm 4
-//! and helm 3: every object is created, and uninstall removes them all.
+//! and helm 3: every object is created, an upgrade applies, and uninstall
+//! removes them all.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -72,6 +73,19 @@ fn install_check_uninstall(helm: &Path, prefix: &str, extra: &[&str], workload: 
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["info"]["status"], "deployed");
 
+    // An upgrade changes the scaler and re-runs the template agent's hook Job.
+    let chart = chart();
+    let mut values: Vec<String> = vec!["--reuse-values".into(), "--set".into(), "keda.maxReplicaCount=3".into()];
+    values.extend(extra.iter().map(|s| s.to_string()));
+    ok(helm, &chart_args("upgrade", &chart, &ns, &values));
+    let scaler = if extra.contains(&"mode=Deployment") { "scaledobject" } else { "scaledjob" };
+    let max = ok(
+        &world().tools().kubectl,
+        &["get", scaler, "pool-azure-agent", "-n", &ns, "-o", "jsonpath={.spec.maxReplicaCount}"],
+    );
+    assert_eq!(max, "3", "{helm:?} upgrade");
+    assert!(names(&ns, "jobs").is_empty(), "the upgrade's hook Job is gone too");
+
     ok(helm, &["uninstall", "pool", "-n", &ns, "--timeout", "60s"]);
     for (namespace, kind, name) in &expected {
         assert!(!exists(namespace, kind, name), "{kind} {namespace}/{name} is left after uninstall");
@@ -88,19 +102,19 @@ fn install_check_uninstall(helm: &Path, prefix: &str, extra: &[&str], workload: 
 }
 
 #[test]
-fn helm4_installs_the_scaled_job_pool_and_uninstall_removes_everything() {
+fn helm4_installs_upgrades_and_uninstalls_the_scaled_job_pool() {
     let helm = world().tools().helm4.as_path();
     install_check_uninstall(helm, "pool4", &[], &[("scaledjob", "pool-azure-agent")]);
 }
 
 #[test]
-fn helm3_installs_the_scaled_job_pool_and_uninstall_removes_everything() {
+fn helm3_installs_upgrades_and_uninstalls_the_scaled_job_pool() {
     let helm = world().tools().helm3.as_path();
     install_check_uninstall(helm, "pool3", &[], &[("scaledjob", "pool-azure-agent")]);
 }
 
 #[test]
-fn deployment_mode_installs_with_both_helms_and_uninstalls() {
+fn deployment_mode_installs_upgrades_and_uninstalls_with_both_helms() {
     let workload = [("deployment", "pool-azure-agent"), ("scaledobject", "pool-azure-agent")];
     for (name, helm) in helms() {
         install_check_uninstall(helm, &format!("warm-{name}"), &["--set", "mode=Deployment"], &workload);
