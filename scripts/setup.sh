@@ -8,6 +8,7 @@
 # Parts:
 #   - system tools (Node.js for the launcher, Python venv support) from Debian;
 #   - the test world: moto, the AWS CLI, helm 3 and 4, kubectl (scripts/setup-world.sh);
+#   - the agent pool's checks: shellcheck, jq, curl (scripts/setup-deploy.sh);
 #   - packaging tools: tfx-cli, ziglang and cargo-zigbuild (extension/package.sh installs
 #     them on first use).
 set -euo pipefail
@@ -25,7 +26,6 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [[ -f "$repo/scripts/setup-world.sh" ]]; then
-    bash "$repo/scripts/setup-world.sh"
-fi
+bash "$repo/scripts/setup-world.sh"
+bash "$repo/scripts/setup-deploy.sh"
 say "done"
