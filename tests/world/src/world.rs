@@ -261,6 +261,22 @@ impl World {
         env
     }
 
+    /// Environment of an IRSA pod: like [`World::env`] without static keys, plus a web
+    /// identity token file and `AWS_ROLE_ARN` (moto accepts any token).
+    pub fn irsa_env(&self, role_arn: &str) -> Result<Vec<(String, String)>, Error> {
+        let token_file = self.dir_path.join("web-identity-token");
+        write(&token_file, "eyJhbGciOiJSUzI1NiJ9.e30.world")?;
+        let mut env: Vec<(String, String)> = self
+            .env()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"))
+            .collect();
+        env.push(("AWS_ROLE_ARN".into(), role_arn.into()));
+        env.push(("AWS_WEB_IDENTITY_TOKEN_FILE".into(), token_file.display().to_string()));
+        env.push(("AWS_ROLE_SESSION_NAME".into(), "world".into()));
+        Ok(env)
+    }
+
     /// Wipes moto's state and recreates the world's EKS cluster.
     pub fn reset_aws(&self) -> Result<(), Error> {
         if let Some((port, _)) = self.moto {

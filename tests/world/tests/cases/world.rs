@@ -1,5 +1,5 @@
-//! The world itself: EKS in moto points at the simulator, start time, process hygiene,
-//! and the `azp-kube-world` binary.
+//! The world itself: EKS in moto points at the simulator, moto reset, IRSA through moto STS,
+//! start time, process hygiene, and the `azp-kube-world` binary.
 
 use std::time::Duration;
 
@@ -85,4 +85,33 @@ fn binary_writes_kubeconfig_and_world_json_and_stops_on_sigterm() {
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn aws_reset_wipes_moto_and_keeps_the_eks_cluster() {
+    let w = World::start().expect("world");
+    let aws = &w.tools().aws;
+    ok(&w, aws, &["s3", "mb", "s3://world-bucket"]);
+    assert!(ok(&w, aws, &["s3", "ls"]).contains("world-bucket"));
+    w.reset_aws().expect("reset");
+    assert!(!ok(&w, aws, &["s3", "ls"]).contains("world-bucket"));
+    let cluster: Value =
+        serde_json::from_str(&ok(&w, aws, &["eks", "describe-cluster", "--name", w.cluster_name()])).expect("json");
+    assert_eq!(cluster["cluster"]["endpoint"], w.api_url());
+}
+
+#[test]
+fn irsa_env_assumes_the_role_through_moto_sts() {
+    let w = world();
+    let env = w.irsa_env("arn:aws:iam::222222222222:role/builder").expect("irsa env");
+    let mut command = std::process::Command::new(&w.tools().aws);
+    command.args(["sts", "get-caller-identity", "--output", "json"]).env_clear().env("PATH", "/usr/bin:/bin");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().expect("aws");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let identity: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(identity["Account"], "222222222222");
+    assert!(identity["Arn"].as_str().is_some_and(|a| a.contains("assumed-role/builder")), "{identity}");
 }
