@@ -136,6 +136,11 @@ impl ApiError {
         )
     }
 
+    /// 422 for a JSON patch that does not apply.
+    pub fn invalid_patch(message: &str) -> Self {
+        Self::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {message}"))
+    }
+
     /// 429, as sent by API priority and fairness.
     pub fn too_many_requests() -> Self {
         Self::new(429, "TooManyRequests", "Too many requests, please try again later.")

@@ -270,17 +270,6 @@ fn remove_unapplied(target: &mut Value, previous: &Value, current: &Value) {
     }
 }
 
-impl ApiError {
-    /// 422 for a JSON patch that does not apply.
-    pub fn invalid_patch(message: &str) -> Self {
-        let mut err =
-            ApiError::bad_request(format!("the server rejected our request due to an error in our request: {message}"));
-        err.code = 422;
-        err.reason = "Invalid";
-        err
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
