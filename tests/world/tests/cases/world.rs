@@ -106,6 +106,8 @@ fn irsa_env_assumes_the_role_through_moto_sts() {
     let env = w.irsa_env("arn:aws:iam::222222222222:role/builder").expect("irsa env");
     let mut command = std::process::Command::new(&w.tools().aws);
     command.args(["sts", "get-caller-identity", "--output", "json"]).env_clear().env("PATH", "/usr/bin:/bin");
+    // The CLI caches assumed-role credentials under $HOME: keep them in the world.
+    command.env("HOME", w.dir());
     for (k, v) in env {
         command.env(k, v);
     }
