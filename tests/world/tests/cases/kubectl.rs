@@ -67,6 +67,7 @@ fn kubectl_apply_get_watch_logs_delete_and_can_i() {
     let mut watch = std::process::Command::new(kubectl)
         .args(["get", "configmaps", "-w", "-o", "name", "-n", &ns, "--request-timeout=0"])
         .env("KUBECONFIG", w.kubeconfig_path())
+        .env("HOME", w.dir())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("kubectl get -w");

@@ -79,6 +79,7 @@ fn binary_writes_kubeconfig_and_world_json_and_stops_on_sigterm() {
     let out = std::process::Command::new(kubectl)
         .args(["get", "namespaces", "-o", "name"])
         .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .env("HOME", dir.path())
         .output()
         .expect("kubectl");
     assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/default"));
