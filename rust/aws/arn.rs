@@ -84,6 +84,21 @@ fn valid_partition(partition: &str) -> bool {
 
 /// Checks a region name: lower-case words and a number, such as `eu-west-1`,
 /// `us-gov-west-1`, `cn-north-1` or `us-isob-east-1`.
+/// The partition a region belongs to (`cn-north-1` → `aws-cn`).
+pub fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
 pub fn check_region(region: &str) -> Result<(), Error> {
     let parts: Vec<&str> = region.split('-').collect();
     let words_ok = parts.len() >= 3

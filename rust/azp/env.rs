@@ -32,6 +32,11 @@ impl Env {
         self
     }
 
+    /// The names of every variable, for passing a filtered environment on.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
+    }
+
     /// A variable's value; unset and empty are the same thing.
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())

@@ -24,7 +24,8 @@ pub fn set_values(lines: &[String]) -> Result<Vec<String>, BadLine> {
 fn escape_line(text: &str) -> Option<String> {
     let (key, value) = text.trim().split_once('=')?;
     let key = key.trim();
-    if key.is_empty() || key.contains(',') {
+    // A key like `--set` would read as a flag to anyone copying the line.
+    if key.is_empty() || key.contains(',') || key.starts_with('-') {
         return None;
     }
     if value.starts_with('{') && value.ends_with('}') {

@@ -128,7 +128,7 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
             let bucket = bucket.clone().ok_or_else(|| invalid("bucket", "is required"))?;
             check_bucket(&bucket).map_err(|e| invalid("bucket", e))?;
             if let Some(region) = region {
-                check_region(region).map_err(|e| invalid("region", e))?;
+                crate::aws::arn::check_region(region).map_err(|e| invalid("region", e.to_string()))?;
             }
             if let Some(endpoint) = s3_endpoint {
                 check_url(endpoint).map_err(|e| invalid("s3Endpoint", e))?;
@@ -413,15 +413,6 @@ fn check_bucket(bucket: &str) -> Result<(), String> {
     if valid { Ok(()) } else { Err(format!("{bucket:?} is not an S3 bucket name")) }
 }
 
-/// A region name such as `eu-west-1` or `us-gov-west-1`.
-pub fn check_region(region: &str) -> Result<(), String> {
-    let parts: Vec<&str> = region.split('-').collect();
-    let valid = parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit());
-    if valid { Ok(()) } else { Err(format!("{region:?} is not an AWS region such as eu-west-1")) }
-}
-
 fn check_url(url: &str) -> Result<(), String> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
@@ -504,14 +495,10 @@ mod tests {
     }
 
     #[test]
-    fn buckets_regions_and_urls() {
+    fn buckets_and_urls() {
         assert!(check_bucket("my-build-contexts").is_ok());
         assert!(check_bucket("My_Bucket").is_err());
         assert!(check_bucket("ab").is_err());
-        assert!(check_region("eu-west-1").is_ok());
-        assert!(check_region("us-gov-west-1").is_ok());
-        assert!(check_region("eu-west").is_err());
-        assert!(check_region("EU-WEST-1").is_err());
         assert!(check_url("http://127.0.0.1:9000").is_ok());
         assert!(check_url("ftp://x").is_err());
     }

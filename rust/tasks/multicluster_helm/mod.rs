@@ -51,7 +51,13 @@ async fn deploy(
     let kubeconfig = kubeconfig::write(private, &source)?;
     cancelable(cancel, preflight(agent, &kubeconfig, &identity, &params.target)).await?;
     let mut helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?)
-        .without(SPEC.inputs.iter().map(|i| format!("INPUT_{}", crate::azp::env::mangle(i.name))));
+        // Inputs, service connections and secret variables are the task's, not helm's.
+        .without(
+            env.names()
+                .filter(|n| ["INPUT_", "ENDPOINT_", "SECRET_"].iter().any(|p| n.starts_with(p)))
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        );
     for (name, value) in &helm_env {
         helm = helm.with_env(name, value);
     }

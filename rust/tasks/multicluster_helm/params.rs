@@ -103,13 +103,31 @@ fn eks_target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
     let role = match &inputs.assume_role_arn {
         None => None,
         Some(text) => Some(AssumeRole {
-            arn: RoleArn::parse(text).map_err(|e| bad("assumeRoleArn", e.to_string()))?,
+            arn: role_in_partition(text, &region)?,
             external_id: inputs.external_id.clone().map(|id| check_external_id(&id)).transpose()?,
             session_name: session_name(inputs, env)?,
             duration,
         }),
     };
     Ok(Target::Eks { name, region, base, role })
+}
+
+/// A role ARN in the partition of the cluster's region: STS in one partition
+/// cannot hand out a role of another.
+fn role_in_partition(text: &str, region: &str) -> Result<RoleArn, InputError> {
+    let role = RoleArn::parse(text).map_err(|e| bad("assumeRoleArn", e.to_string()))?;
+    let partition = arn::partition_of_region(region);
+    if role.partition() != partition {
+        return Err(bad(
+            "assumeRoleArn",
+            format!(
+                "{} is in partition {}, but region {region} is in partition {partition}",
+                role.as_str(),
+                role.partition()
+            ),
+        ));
+    }
+    Ok(role)
 }
 
 /// EKS cluster names: 1–100 letters, digits, `-` and `_`, starting alphanumeric.
@@ -214,6 +232,12 @@ fn chart(inputs: &Inputs) -> Result<ChartRef, InputError> {
         }
         ChartType::Oci => {
             let chart = name()?;
+            if chart.contains("://") && !chart.starts_with("oci://") {
+                return Err(bad(
+                    "chartName",
+                    format!("{chart} is not an OCI reference: write oci://registry/path/chart"),
+                ));
+            }
             let reference = if chart.starts_with("oci://") { chart } else { format!("oci://{chart}") };
             if oci_host(&reference).is_empty() || !reference["oci://".len()..].contains('/') {
                 return Err(bad("chartName", format!("{reference} is not oci://registry/path/chart")));
@@ -260,7 +284,14 @@ fn value_files(lines: &[String], env: &Env) -> Result<Vec<PathBuf>, InputError> 
                 (Some(base), true) => base.join(path),
                 _ => path.to_path_buf(),
             };
-            if path.is_file() { Ok(path) } else { Err(bad("valueFile", format!("{} does not exist", path.display()))) }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| bad("valueFile", format!("{} cannot be read: {e}", path.display())))?;
+            // helm reads a values file as one YAML mapping (or nothing).
+            match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+                Ok(serde_yaml::Value::Mapping(_) | serde_yaml::Value::Null) => Ok(path),
+                Ok(_) => Err(bad("valueFile", format!("{} is YAML but not a mapping of values", path.display()))),
+                Err(e) => Err(bad("valueFile", format!("{} is not valid YAML: {e}", path.display()))),
+            }
         })
         .collect()
 }

@@ -1,0 +1,5 @@
+//! Hardening: bad input, hostile content, faults and secrets, as tables of
+//! named cases. Each runs a task through run.js as the agent does.
+
+mod bad_input;
+mod support;
