@@ -362,3 +362,142 @@ fn eks_token_with_a_role_caches_the_session_privately() {
     // Generous bounds for a shared machine; bench/helm.sh measures properly.
     assert!(warm < Duration::from_millis(500) && plain < Duration::from_millis(500), "{warm:?} {plain:?}");
 }
+
+/// A release whose Deployment never becomes ready fails after the timeout;
+/// with `atomic` it is rolled back to the revision before (helm history).
+fn never_ready_rolls_back(helm: &Path, image: &str) {
+    world().set_behaviour(image, azp_kube_world::Behaviour::pull_error());
+    let namespace = world().unique_namespace("atomic").unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let deploy = |overrides: &str| {
+        run(&task, home.path())
+            .input("connectionType", "Kubeconfig file")
+            .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+            .input("chartType", "FilePath")
+            .input("chartPath", &chart().display().to_string())
+            .input("releaseName", "web")
+            .input("namespace", &namespace)
+            .input("overrideValues", overrides)
+            .input("timeout", "6s")
+            .input("atomic", "true")
+            .input("helmPath", &helm.display().to_string())
+            .run()
+    };
+    let good = deploy("hook=false");
+    assert_eq!(good.result, StepResult::Succeeded, "{}", good.log_text());
+    let bad = deploy(&format!("hook=false\nimage={image}"));
+    assert_eq!(bad.result, StepResult::Failed, "{}", bad.log_text());
+    assert_eq!(bad.errors().len(), 1, "{:?}", bad.errors());
+    let message = &bad.errors()[0].message;
+    assert!(message.contains("rolled back"), "the error says the rollback happened: {message}");
+    assert_ne!(bad.output("helmExitCode"), Some("0"));
+    let history = Command::new(helm)
+        .args(["history", "web", "-n", &namespace, "-o", "json"])
+        .args(["--kubeconfig", &world().kubeconfig_path().display().to_string()])
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(history.status.success(), "{}", String::from_utf8_lossy(&history.stderr));
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let last = history.as_array().unwrap().last().unwrap();
+    assert_eq!(last["status"], "deployed", "{history}");
+    assert!(last["description"].as_str().unwrap().contains("Rollback to 1"), "{history}");
+}
+
+#[test]
+fn a_never_ready_release_fails_and_atomic_rolls_back_with_helm4() {
+    never_ready_rolls_back(&world().tools().helm4, "never.ready/helm4:1");
+}
+
+#[test]
+fn a_never_ready_release_fails_and_atomic_rolls_back_with_helm3() {
+    never_ready_rolls_back(&world().tools().helm3, "never.ready/helm3:1");
+}
+
+/// A chart repository on loopback (python's http.server) holding the world's
+/// test chart; stopped on drop.
+struct ChartRepository {
+    url: String,
+    server: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ChartRepository {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}");
+        let helm = &world().tools().helm4;
+        let ok = |out: std::process::Output| assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        ok(Command::new(helm).arg("package").arg(chart()).arg("-d").arg(dir.path()).output().unwrap());
+        ok(Command::new(helm).args(["repo", "index"]).arg(dir.path()).args(["--url", &url]).output().unwrap());
+        let server = Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { url, server, _dir: dir }
+    }
+}
+
+impl Drop for ChartRepository {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Every helm command line the task runs goes through a wrapper that records
+/// it: the repository password never appears in one, nor in the log.
+#[test]
+fn no_secret_reaches_a_process_argument_list() {
+    const PASSWORD: &str = "repo-pa55word-7f3a";
+    let repository = ChartRepository::start();
+    let namespace = world().unique_namespace("argv").unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let recorded = home.path().join("argv.log");
+    let wrapper = home.path().join("helm-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            recorded.display(),
+            world().tools().helm4.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let outcome = run(&task, home.path())
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+        .input("chartType", "Name")
+        .input("chartName", "world-app")
+        .input("helmRepoName", "local")
+        .input("helmRepoUrl", &repository.url)
+        .input("helmRepoUsername", "ci")
+        .input("helmRepoPassword", PASSWORD)
+        .input("releaseName", "web")
+        .input("namespace", &namespace)
+        .input("overrideValues", "hook=false")
+        .input("waitForExecution", "false")
+        .input("helmPath", &wrapper.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(outcome.secrets.iter().any(|s| s == PASSWORD), "the password is registered as a secret");
+    let argv = std::fs::read_to_string(&recorded).unwrap();
+    assert!(argv.contains("repo add --force-update local"), "{argv}");
+    assert!(argv.contains("--password-stdin"), "{argv}");
+    assert!(argv.contains("upgrade --install web local/world-app"), "{argv}");
+    assert!(!argv.contains(PASSWORD), "a password in an argument list: {argv}");
+    assert!(!outcome.log_text().contains(PASSWORD));
+}
