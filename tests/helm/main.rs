@@ -261,7 +261,7 @@ fn a_canceled_deploy_stops_helm_and_removes_the_kubeconfig() {
     let helm = dir.path().join("helm");
     let script = format!(
         "#!/bin/sh\ncase \"$1\" in version) echo v4.1.4; exit 0;; esac\n\
-         trap 'touch {}; exit 143' TERM INT\nsleep 60 & wait\n",
+         trap 'touch {}; exit 143' TERM INT\necho fake-helm-ready\nsleep 60 & wait\n",
         marker.display()
     );
     std::fs::write(&helm, script).unwrap();
@@ -278,6 +278,8 @@ fn a_canceled_deploy_stops_helm_and_removes_the_kubeconfig() {
     let agent_temp = agent_temp(home.path());
     let mut running = run.spawn();
     assert!(running.wait_for_line(|l| l.contains("##[command]helm upgrade"), Duration::from_secs(60)));
+    // The fake helm has set its trap once it says so.
+    assert!(running.wait_for_line(|l| l.contains("fake-helm-ready"), Duration::from_secs(30)));
     let canceled = Instant::now();
     running.signal(libc::SIGINT);
     let outcome = running.wait();
