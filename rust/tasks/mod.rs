@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod inputs;
 mod kaniko_build;
 mod multicluster_helm;
+mod syntax;
 
 use crate::azp::inputs::{InputReader, TaskSpec};
 use crate::azp::report::Outcome;

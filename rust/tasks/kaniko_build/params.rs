@@ -16,6 +16,7 @@ use crate::kaniko::reference::{self, ImageReference};
 use crate::kube::client::Connection;
 use crate::kube::names;
 use crate::tasks::inputs::kaniko_build::{ConnectionType, ContextTransport, Inputs, SPEC};
+use crate::tasks::syntax::{check_go_duration, check_url};
 
 /// How the context reaches the pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,29 +331,6 @@ fn check_image_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A Go duration such as `336h`, `90m`, `1h30m`.
-fn check_go_duration(text: &str) -> Result<(), String> {
-    let error = || format!("{text:?} is not a duration such as 336h, 90m or 1h30m");
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(error());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(error)?;
-        if digits == 0 {
-            return Err(error());
-        }
-        rest = &rest[digits..];
-        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"]
-            .into_iter()
-            .filter(|u| rest.starts_with(u))
-            .max_by_key(|u| u.len())
-            .ok_or_else(error)?;
-        rest = &rest[unit.len()..];
-    }
-    Ok(())
-}
-
 fn key_values(name: &str, lines: &[String], label_rules: bool) -> Result<BTreeMap<String, String>, InputError> {
     let mut map = BTreeMap::new();
     for line in lines {
@@ -413,14 +391,6 @@ fn check_bucket(bucket: &str) -> Result<(), String> {
     if valid { Ok(()) } else { Err(format!("{bucket:?} is not an S3 bucket name")) }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(()),
-        _ => Err(format!("{url:?} must be an http:// or https:// URL")),
-    }
-}
-
 /// Labels that tie the pod to the pipeline run, so a person can find it.
 fn build_labels(env: &Env) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
@@ -479,12 +449,6 @@ mod tests {
 
     #[test]
     fn durations_labels_and_flags() {
-        for ok in ["336h", "90m", "1h30m", "1.5h", "10s"] {
-            assert!(check_go_duration(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "h", "10", "1d", "-1h", "10 m"] {
-            assert!(check_go_duration(bad).is_err(), "{bad}");
-        }
         assert!(check_image_label("a=b").is_ok());
         assert!(check_image_label("=b").is_err());
         assert!(check_image_label("nokey").is_err());
@@ -499,8 +463,6 @@ mod tests {
         assert!(check_bucket("my-build-contexts").is_ok());
         assert!(check_bucket("My_Bucket").is_err());
         assert!(check_bucket("ab").is_err());
-        assert!(check_url("http://127.0.0.1:9000").is_ok());
-        assert!(check_url("ftp://x").is_err());
     }
 
     #[test]
