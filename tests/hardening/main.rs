@@ -2,4 +2,5 @@
 //! named cases. Each runs a task through run.js as the agent does.
 
 mod bad_input;
+mod hostile;
 mod support;
