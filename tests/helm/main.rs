@@ -503,3 +503,35 @@ fn no_secret_reaches_a_process_argument_list() {
     assert!(!argv.contains(PASSWORD), "a password in an argument list: {argv}");
     assert!(!outcome.log_text().contains(PASSWORD));
 }
+
+/// helm refuses a release that an earlier, killed run left pending; the
+/// error says how to unlock it.
+#[test]
+fn a_locked_release_says_how_to_unlock_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let helm = dir.path().join("helm");
+    std::fs::write(
+        &helm,
+        "#!/bin/sh\ncase \"$1\" in\n  version) echo v4.1.4 ;;\n  upgrade) echo 'Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress' >&2; exit 1 ;;\n  history) echo 'REVISION  STATUS'; echo '2  pending-upgrade' ;;\n  status) echo '{\"name\":\"web\",\"namespace\":\"locked\",\"version\":2,\"info\":{\"status\":\"pending-upgrade\"}}' ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let outcome = run(&task, home.path())
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .input("namespace", "locked")
+        .input("helmPath", &helm.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert_eq!(outcome.errors().len(), 1);
+    let message = &outcome.errors()[0].message;
+    assert!(message.contains("another operation (install/upgrade/rollback) is in progress"), "{message}");
+    assert!(message.contains("helm rollback web -n locked"), "{message}");
+    assert_eq!(outcome.output("helmExitCode"), Some("1"));
+    assert_eq!(outcome.output("releaseStatus"), Some("pending-upgrade"));
+}

@@ -233,6 +233,8 @@ async fn explain_failure(
         return Canceled.into();
     }
     let (release, namespace) = (&params.upgrade.release, &params.upgrade.namespace);
+    let locked = matches!(&error, helm::runner::Error::Failed { stderr, .. }
+        if stderr.iter().any(|l| l.contains("another operation (install/upgrade/rollback) is in progress")));
     agent.group(&format!("Release {namespace}/{release} after the failure"));
     let history = helm::args::history_args(release, namespace, 5);
     let _ = helm.run(agent, &history, None, Stdout::Show, cancel).await;
@@ -247,7 +249,15 @@ async fn explain_failure(
         (Some(r), true) => format!("; the rollback did not succeed: revision {} is {}", r.revision, r.status),
         (None, true) => "; the failed first install was removed".into(),
     };
-    anyhow::Error::from(error).context(format!("helm upgrade of {namespace}/{release} failed{rollback}"))
+    let fix = if locked {
+        format!(
+            "; an earlier helm run on this release did not finish and left it pending: run \
+             `helm rollback {release} -n {namespace}` (see `helm history` above for the revision), then run this step again"
+        )
+    } else {
+        String::new()
+    };
+    anyhow::Error::from(error).context(format!("helm upgrade of {namespace}/{release} failed{rollback}{fix}"))
 }
 
 /// Shows every input (never a secret). The destructuring is exhaustive on
