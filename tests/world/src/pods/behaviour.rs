@@ -118,7 +118,11 @@ impl Behaviour {
 #[derive(Default)]
 pub struct Behaviours {
     rules: RwLock<Vec<(String, Behaviour)>>,
+    defaults: RwLock<Vec<DefaultRule>>,
 }
+
+/// A behaviour chosen by a predicate on the image when no rule names it (kaniko executors).
+pub type DefaultRule = Arc<dyn Fn(&str) -> Option<Behaviour> + Send + Sync>;
 
 impl Behaviours {
     /// Sets the behaviour of an image (or of every tag of a repository).
@@ -126,6 +130,11 @@ impl Behaviours {
         let mut rules = self.rules.write().unwrap_or_else(|e| e.into_inner());
         rules.retain(|(i, _)| i != image);
         rules.push((image.to_string(), behaviour));
+    }
+
+    /// Adds a default for images no rule names (asked before the built-in defaults).
+    pub fn add_default(&self, rule: DefaultRule) {
+        self.defaults.write().unwrap_or_else(|e| e.into_inner()).push(rule);
     }
 
     /// Forgets every rule.
@@ -141,6 +150,11 @@ impl Behaviours {
         let found = rules.iter().rev().find(|(rule, _)| rule == image || rule == repository);
         match found {
             Some((_, behaviour)) => behaviour.clone(),
+            None if let Some(b) =
+                self.defaults.read().unwrap_or_else(|e| e.into_inner()).iter().find_map(|rule| rule(image)) =>
+            {
+                b
+            }
             None if restart_policy == "Always" => Behaviour::serve(&[]),
             None => Behaviour::exit(&[], 0, Duration::from_millis(100)),
         }
@@ -148,7 +162,7 @@ impl Behaviours {
 }
 
 /// The image without its tag or digest.
-fn repository(image: &str) -> &str {
+pub fn repository(image: &str) -> &str {
     let without_digest = image.split('@').next().unwrap_or(image);
     match without_digest.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => repo,

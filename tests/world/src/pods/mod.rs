@@ -8,7 +8,7 @@ mod logs;
 mod runtime;
 mod status;
 
-pub use behaviour::{Behaviour, Behaviours};
+pub use behaviour::{Behaviour, Behaviours, DefaultRule, repository};
 pub use kubelet::Kubelet;
 pub use logs::{ContainerLog, LogLine, LogStore, LogWriter};
 pub use runtime::{ContainerExit, ContainerRun, ContainerRuntime, RunFuture, ScriptRuntime};

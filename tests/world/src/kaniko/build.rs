@@ -1,0 +1,230 @@
+//! Building and pushing with buildah (vfs storage, chroot isolation) in a storage root of
+//! the world's own, and the busybox base image pushed once to the world's registry.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::pods::LogWriter;
+
+/// Where buildah keeps its images, and how it reaches the registry.
+pub struct Buildah {
+    /// The storage root (`--root`); `run/` beside it is the run root.
+    pub dir: PathBuf,
+    /// The world's registry (`127.0.0.1:PORT`).
+    pub registry: String,
+}
+
+/// A kaniko-like log: `INFO[0001] text` (seconds since the executor started).
+#[derive(Clone)]
+pub struct Logger {
+    log: LogWriter,
+    start: Instant,
+}
+
+impl Logger {
+    /// A logger for one run.
+    pub fn new(log: LogWriter) -> Self {
+        Self { log, start: Instant::now() }
+    }
+
+    /// One line at a level (`INFO`, `WARN`, `ERRO`).
+    pub fn line(&self, level: &str, text: &str) {
+        let secs = self.start.elapsed().as_secs();
+        self.log.write(format!("{level}[{secs:04}] {text}\n").as_bytes());
+    }
+
+    /// A line without prefix (cobra's `Error: ...`, kaniko's final error).
+    pub fn raw(&self, text: &str) {
+        self.log.write(format!("{text}\n").as_bytes());
+    }
+}
+
+/// How a buildah command ended.
+pub enum Outcome {
+    /// Exit 0.
+    Done,
+    /// Failed, with the `Error:` lines buildah printed (prefix removed).
+    Failed(String),
+    /// Cancelled (pod deleted).
+    Cancelled,
+}
+
+impl Buildah {
+    fn write_configs(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.dir.join("root"))?;
+        std::fs::create_dir_all(self.dir.join("run"))?;
+        std::fs::create_dir_all(self.dir.join("tmp"))?;
+        std::fs::write(self.policy(), r#"{"default":[{"type":"insecureAcceptAnything"}]}"#)?;
+        std::fs::write(
+            self.registries_conf(),
+            format!(
+                "unqualified-search-registries = []\n\n[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+                self.registry
+            ),
+        )
+    }
+
+    fn policy(&self) -> PathBuf {
+        self.dir.join("policy.json")
+    }
+
+    fn registries_conf(&self) -> PathBuf {
+        self.dir.join("registries.conf")
+    }
+
+    fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("buildah");
+        command
+            .arg("--root")
+            .arg(self.dir.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .env("CONTAINERS_REGISTRIES_CONF", self.registries_conf())
+            .env("BUILDAH_ISOLATION", "chroot")
+            .env("TMPDIR", self.dir.join("tmp"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs buildah with `args`, streaming its output lines through `on_line`.
+    async fn run(&self, args: &[String], on_line: &(dyn Fn(&str) + Sync), cancel: &CancellationToken) -> Outcome {
+        let mut command = self.command();
+        command.args(args);
+        let mut child = match command.spawn() {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed(format!("failed to start buildah: {e}")),
+        };
+        let mut out = child.stdout.take().map(|s| BufReader::new(s).lines());
+        let mut err = child.stderr.take().map(|s| BufReader::new(s).lines());
+        let mut errors: Vec<String> = Vec::new();
+        while out.is_some() || err.is_some() {
+            let line = tokio::select! {
+                l = async { out.as_mut().unwrap().next_line().await }, if out.is_some() => match l {
+                    Ok(Some(l)) => l,
+                    _ => { out = None; continue }
+                },
+                l = async { err.as_mut().unwrap().next_line().await }, if err.is_some() => match l {
+                    Ok(Some(l)) => {
+                        if let Some(e) = l.strip_prefix("Error: ") { errors.push(e.to_string()) }
+                        l
+                    }
+                    _ => { err = None; continue }
+                },
+                _ = cancel.cancelled() => return Outcome::Cancelled,
+            };
+            on_line(&line);
+        }
+        let status = tokio::select! {
+            s = child.wait() => s,
+            _ = cancel.cancelled() => return Outcome::Cancelled,
+        };
+        match status {
+            Ok(s) if s.success() => Outcome::Done,
+            Ok(s) if errors.is_empty() => Outcome::Failed(format!("buildah exited with {s}")),
+            Ok(_) => Outcome::Failed(errors.join("; ")),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    /// `buildah bud` of `dockerfile` in `context`, tagged `tag`.
+    pub async fn build(
+        &self,
+        context: &Path,
+        dockerfile: &Path,
+        extra: &[String],
+        tag: &str,
+        on_line: &(dyn Fn(&str) + Sync),
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let mut args: Vec<String> = vec![
+            "bud".into(),
+            "--isolation".into(),
+            "chroot".into(),
+            "--tls-verify=false".into(),
+            "--signature-policy".into(),
+            self.policy().display().to_string(),
+            "-f".into(),
+            dockerfile.display().to_string(),
+            "-t".into(),
+            tag.into(),
+        ];
+        args.extend(extra.iter().cloned());
+        args.push(context.display().to_string());
+        self.run(&args, on_line, cancel).await
+    }
+
+    /// Pushes `tag` to `destination`; returns the pushed manifest's digest.
+    pub async fn push(
+        &self,
+        tag: &str,
+        destination: &str,
+        on_line: &(dyn Fn(&str) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<String, Outcome> {
+        let digest_file = self.dir.join("tmp").join(format!("digest-{}", crate::auth::random_token()));
+        let args: Vec<String> = vec![
+            "push".into(),
+            "--tls-verify=false".into(),
+            "--signature-policy".into(),
+            self.policy().display().to_string(),
+            "--digestfile".into(),
+            digest_file.display().to_string(),
+            tag.into(),
+            format!("docker://{destination}"),
+        ];
+        match self.run(&args, on_line, cancel).await {
+            Outcome::Done => {
+                let digest = std::fs::read_to_string(&digest_file).map_err(|e| Outcome::Failed(e.to_string()))?;
+                let _ = std::fs::remove_file(&digest_file);
+                Ok(digest.trim().to_string())
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Removes a local image (the world's storage would otherwise grow with every build).
+    pub async fn remove(&self, tag: &str) {
+        let mut command = self.command();
+        command.args(["rmi", "-f", tag]).stdout(Stdio::null()).stderr(Stdio::null());
+        let _ = command.status().await;
+    }
+
+    /// Builds `<registry>/busybox:latest` FROM scratch with Debian's static busybox and
+    /// pushes it.
+    pub async fn push_base_image(&self, cancel: &CancellationToken) -> Result<(), String> {
+        self.write_configs().map_err(|e| format!("failed to write buildah's configuration: {e}"))?;
+        let context = self.dir.join("busybox-context");
+        std::fs::create_dir_all(&context).map_err(|e| e.to_string())?;
+        let busybox = std::env::var("AZP_KUBE_BUSYBOX").unwrap_or_else(|_| "/bin/busybox".into());
+        std::fs::copy(&busybox, context.join("busybox")).map_err(|e| format!("copying {busybox}: {e}"))?;
+        std::fs::write(
+            context.join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             RUN [\"/bin/busybox\", \"mkdir\", \"-p\", \"/tmp\", \"/usr/bin\", \"/etc\"]\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let tag = "localhost/world-busybox:latest";
+        let lines = std::sync::Mutex::new(Vec::new());
+        let collect = |l: &str| lines.lock().unwrap_or_else(|e| e.into_inner()).push(l.to_string());
+        let dockerfile = context.join("Dockerfile");
+        match self.build(&context, &dockerfile, &[], tag, &collect, cancel).await {
+            Outcome::Done => {}
+            Outcome::Failed(e) => return Err(format!("building the busybox base image: {e}")),
+            Outcome::Cancelled => return Err("cancelled".into()),
+        }
+        let destination = format!("{}/busybox:latest", self.registry);
+        match self.push(tag, &destination, &collect, cancel).await {
+            Ok(_) => Ok(()),
+            Err(Outcome::Failed(e)) => Err(format!("pushing the busybox base image: {e}")),
+            Err(_) => Err("cancelled".into()),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The kaniko runtime: real builds with buildah from S3, presigned-URL (http) and
+//! attach (stdin) contexts, pushed to the world's registry; the termination message
+//! carries the digest the registry serves; broken Dockerfiles and unknown flags fail the
+//! pod the way kaniko does.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, LogParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::support::{client, world};
+
+pub const KANIKO: &str = "ghcr.io/osscontainertools/kaniko:v1.28.3";
+
+/// A multi-stage Dockerfile using the local busybox, COPY, RUN, ARG and a target stage
+/// (the stage after the target would fail if it were built).
+pub fn dockerfile(registry: &str) -> String {
+    format!(
+        "ARG BASE={registry}/busybox\nFROM $BASE AS base\nARG GREETING=hello\nCOPY app.txt /app.txt\n\
+         RUN echo \"greeting=$GREETING\" > /greeting && cat /app.txt\n\
+         FROM base AS final\nRUN cat /greeting\n\
+         FROM scratch AS broken\nCOPY missing-file /nowhere\n"
+    )
+}
+
+/// A gzip'd tar of `files`, written as two concatenated gzip members (as pigz-like
+/// packers and the task's packer may do).
+pub fn context(files: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, text) in files {
+        std::fs::write(dir.path().join(path), text).expect("write");
+    }
+    let tar = std::process::Command::new("tar").arg("-cf").arg("-").arg("-C").arg(dir.path()).arg(".").output();
+    let tar = tar.expect("tar").stdout;
+    let (a, b) = tar.split_at(tar.len() / 2);
+    let gzip = |part: &[u8]| {
+        let mut child = std::process::Command::new("gzip")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gzip");
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(part).expect("write");
+        child.wait_with_output().expect("gzip").stdout
+    };
+    [gzip(a), gzip(b)].concat()
+}
+
+fn s3() -> aws_sdk_s3::Client {
+    let w = world();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(w.region()))
+        .endpoint_url(w.aws_endpoint().expect("moto"))
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Uploads a context; returns (bucket, key).
+async fn upload(name: &str, bytes: Vec<u8>) -> (String, String) {
+    let bucket = format!("ctx-{name}-{}", std::process::id());
+    let s3 = s3();
+    s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    s3.put_object().bucket(&bucket).key("context.tar.gz").body(bytes.into()).send().await.expect("put");
+    (bucket, "context.tar.gz".into())
+}
+
+pub fn kaniko_pod(name: &str, args: &[String], env: Value, stdin: bool) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "serviceAccountName": "builder", "containers": [{
+            "name": "kaniko", "image": KANIKO, "args": args, "env": env,
+            "stdin": stdin, "stdinOnce": stdin,
+        }]},
+    }))
+    .expect("pod")
+}
+
+/// Waits until the pod has ended; returns it as JSON.
+pub async fn finished(pods: &Api<Pod>, name: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let pod = serde_json::to_value(pods.get(name).await.expect("get")).expect("json");
+        if pod["status"]["phase"] == "Succeeded" || pod["status"]["phase"] == "Failed" {
+            return pod;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "pod {name} did not finish: {pod}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn terminated(pod: &Value) -> &Value {
+    &pod["status"]["containerStatuses"][0]["state"]["terminated"]
+}
+
+/// A namespace with a service account whose IRSA role the runtime assumes.
+pub async fn namespace(prefix: &str) -> (String, Api<Pod>) {
+    let w = world();
+    let ns = w.unique_namespace(prefix).expect("namespace");
+    let client = client(w.kubeconfig()).await;
+    let sa: k8s_openapi::api::core::v1::ServiceAccount = serde_json::from_value(json!({
+        "metadata": {"name": "builder",
+            "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/kaniko-builder"}}
+    }))
+    .expect("sa");
+    Api::namespaced(client.clone(), &ns).create(&PostParams::default(), &sa).await.expect("sa");
+    (ns.clone(), Api::namespaced(client, &ns))
+}
+
+async fn log(pods: &Api<Pod>, name: &str) -> String {
+    pods.logs(name, &LogParams::default()).await.expect("log")
+}
+
+fn base_args(context: &str, repo: &str) -> Vec<String> {
+    let registry = world().registry();
+    [
+        format!("--context={context}"),
+        "--dockerfile=Dockerfile".into(),
+        format!("--destination={registry}/{repo}:1"),
+        "--destination".into(),
+        format!("{registry}/{repo}:latest"),
+        "--build-arg=GREETING=bonjour".into(),
+        "--target".into(),
+        "final".into(),
+        "--label=org.example=world".into(),
+        "--digest-file=/dev/termination-log".into(),
+        "--cache=true".into(),
+        format!("--cache-repo={registry}/{repo}/cache"),
+        "--cache-ttl=6h".into(),
+        "--snapshot-mode=redo".into(),
+        "--verbosity=info".into(),
+        "--log-format=text".into(),
+        "--insecure".into(),
+        "--skip-tls-verify".into(),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Asserts a successful build whose message is the digest the registry serves for both tags.
+pub async fn assert_built(pods: &Api<Pod>, name: &str, repo: &str) {
+    let pod = finished(pods, name).await;
+    let text = log(pods, name).await;
+    let state = terminated(&pod);
+    assert_eq!(state["exitCode"], 0, "{text}");
+    assert!(text.contains("greeting=bonjour") && text.contains("app-contents"), "{text}");
+    assert!(text.contains("INFO[") && text.contains("Pushed "), "{text}");
+    let message = state["message"].as_str().expect("termination message");
+    for tag in ["1", "latest"] {
+        assert_eq!(world().registry_digest(repo, tag).as_deref(), Some(message), "{repo}:{tag}");
+    }
+}
+
+fn files(registry: &str) -> Vec<(&'static str, String)> {
+    vec![("Dockerfile", dockerfile(registry)), ("app.txt", "app-contents\n".into())]
+}
+
+fn ctx() -> Vec<u8> {
+    let files = files(&world().registry());
+    context(&files.iter().map(|(p, t)| (*p, t.as_str())).collect::<Vec<_>>())
+}
+
+#[tokio::test]
+async fn kaniko_builds_from_s3_and_a_presigned_url_and_pushes_the_digest() {
+    let w = world();
+    let begin = Instant::now();
+    let (ns, pods) = namespace("kaniko").await;
+    let (bucket, key) = upload("s3", ctx()).await;
+    let env = json!([
+        {"name": "AWS_REGION", "value": w.region()},
+        {"name": "S3_ENDPOINT", "value": w.aws_endpoint().expect("moto")},
+        {"name": "S3_FORCE_PATH_STYLE", "value": "true"},
+    ]);
+    let args = base_args(&format!("s3://{bucket}/{key}"), &format!("{ns}/s3"));
+    pods.create(&PostParams::default(), &kaniko_pod("from-s3", &args, env, false)).await.expect("create");
+    assert_built(&pods, "from-s3", &format!("{ns}/s3")).await;
+
+    let presign = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(600)).expect("config");
+    let url = s3().get_object().bucket(&bucket).key(&key).presigned(presign).await.expect("presign");
+    assert!(url.uri().starts_with("http://"));
+    let args = base_args(url.uri(), &format!("{ns}/http"));
+    pods.create(&PostParams::default(), &kaniko_pod("from-http", &args, json!([]), false)).await.expect("create");
+    assert_built(&pods, "from-http", &format!("{ns}/http")).await;
+    eprintln!("kaniko s3 + http builds took {:?}", begin.elapsed());
+}
+
+#[tokio::test]
+async fn kaniko_fails_a_broken_dockerfile_and_an_unknown_flag_like_kaniko() {
+    let w = world();
+    let (ns, pods) = namespace("kaniko-fail").await;
+    let registry = w.registry();
+    let broken = context(&[("Dockerfile", &format!("FROM {registry}/busybox\nRUN exit 3\n"))]);
+    let server = crate::cases::kaniko::serve_once(broken).await;
+    let mut args = vec![format!("--context={server}"), format!("--destination={registry}/{ns}/broken:1")];
+    pods.create(&PostParams::default(), &kaniko_pod("broken", &args, json!([]), false)).await.expect("create");
+    let pod = finished(&pods, "broken").await;
+    let text = log(&pods, "broken").await;
+    assert_eq!(terminated(&pod)["exitCode"], 1, "{text}");
+    assert!(text.contains("error building image:") && text.contains("exit status 3"), "{text}");
+    assert_eq!(w.registry_digest(&format!("{ns}/broken"), "1"), None);
+
+    args.push("--xyz=1".into());
+    pods.create(&PostParams::default(), &kaniko_pod("unknown", &args, json!([]), false)).await.expect("create");
+    let pod = finished(&pods, "unknown").await;
+    let text = log(&pods, "unknown").await;
+    assert_eq!(terminated(&pod)["exitCode"], 1, "{text}");
+    assert!(text.starts_with("Error: unknown flag: --xyz\n"), "{text}");
+}
+
+/// Serves `bytes` to HTTP GETs on a loopback port; returns the URL.
+pub async fn serve_once(bytes: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/context.tar.gz", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len());
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&bytes).await;
+        }
+    });
+    url
+}
