@@ -9,4 +9,5 @@
 mod support;
 
 mod failures;
+mod faults;
 mod transports;

@@ -1,0 +1,71 @@
+//! Faults around a build: dropped watches, cancellation during the upload.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use azp_harness::StepResult;
+use azp_kube_world::Behaviour;
+
+use crate::support::*;
+
+#[test]
+fn dropped_watches_mid_build_do_not_fail_the_task() {
+    let namespace = world().unique_namespace("watch-drop").unwrap();
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image(
+        "watch-drop",
+        Behaviour::exit_with_message(&["INFO step 1", "INFO step 2", "INFO step 3"], 0, Duration::from_secs(3), DIGEST),
+    );
+    let mut running = run(&task, repo.path(), &namespace, &image).input("bucket", &bucket("watch-drop")).spawn();
+    assert!(running.wait_for_line(|l| l.starts_with("Started pod"), Duration::from_secs(60)), "{:?}", running.lines());
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        world().cluster().close_watches();
+    }
+    let outcome = running.wait();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
+    for step in ["INFO step 1", "INFO step 2", "INFO step 3"] {
+        assert_eq!(outcome.log.iter().filter(|l| l.as_str() == step).count(), 1, "{step} shown exactly once");
+    }
+    assert!(pods_in(&namespace).is_empty());
+}
+
+#[test]
+fn cancel_during_the_upload_leaves_no_object_and_no_multipart_upload() {
+    let namespace = world().unique_namespace("cancel-upload").unwrap();
+    let bucket = bucket("cancel-upload");
+    let repo = repository();
+    // 256 MiB that does not compress: the upload takes a while.
+    let mut big = std::fs::File::create(repo.path().join("big.bin")).unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        for chunk in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes());
+        }
+        big.write_all(&block).unwrap();
+    }
+    drop(big);
+    let task = task();
+    let image = kaniko_image("cancel-upload", kaniko_success());
+    let mut running = run(&task, repo.path(), &namespace, &image).input("bucket", &bucket).spawn();
+    assert!(
+        running.wait_for_line(|l| l.contains("task.setprogress"), Duration::from_secs(60)),
+        "the upload started: {:?}",
+        running.lines()
+    );
+    let canceled = Instant::now();
+    running.signal(libc::SIGINT);
+    let outcome = running.wait();
+    assert!(canceled.elapsed() < Duration::from_secs(5), "took {:?}", canceled.elapsed());
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert!(outcome.errors()[0].message.contains("canceled"), "{:?}", outcome.errors());
+    assert!(!outcome.log.iter().any(|l| l.starts_with("Started pod")), "canceled before the pod");
+    assert_eq!(leftovers(&bucket), (vec![], 0), "no object and no unfinished multipart upload");
+    assert!(pods_in(&namespace).is_empty());
+}
