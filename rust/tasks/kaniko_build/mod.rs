@@ -45,8 +45,13 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     runtime.block_on(async {
         let cancellation = Cancellation::on_signals()?;
         let cleanup = Cleanup::default();
+        // The pod's own deadline does not run while it is unscheduled: a
+        // deadline of our own, with room for the upload, covers that.
+        let deadline = plan.timeout + Duration::from_secs(300);
         let result = tokio::select! {
-            result = build(env, agent, &plan, context, &cleanup) => result,
+            result = tokio::time::timeout(deadline, build(env, agent, &plan, context, &cleanup)) => {
+                result.unwrap_or_else(|_| Err(anyhow::anyhow!("the build did not finish within timeoutMinutes (and 5 minutes for the upload)")))
+            }
             () = cancellation.cancelled() => Err(Canceled.into()),
         };
         let _ = tokio::time::timeout(CLEANUP_DEADLINE, cleanup.run(&plan, result.is_ok())).await;
@@ -86,15 +91,15 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     let tail = Arc::new(Mutex::new(Tail::default()));
     let log = follow_log(agent, &running, tail.clone());
     let stdin = async {
-        match stdin_context {
-            Some(context) => send_context(&running, context, &mut report).await,
-            None => Ok(()),
+        // A failed transfer also shows up as the build's own failure (kaniko
+        // reports an unexpected EOF); log it so the cause is not lost.
+        if let Some(context) = stdin_context {
+            if let Err(e) = send_context(&running, context, &mut report).await {
+                warn!("{:#}", e.context("sending the build context into the pod failed"));
+            }
         }
     };
-    let finished = async {
-        let ((), state) = tokio::join!(stdin.map_ok_or_log(), wait_until_finished(first, &mut states));
-        state
-    };
+    let finished = async { tokio::join!(stdin, wait_until_finished(first, &mut states)).1 };
     agent.group("kaniko build log");
     let (state, ()) = tokio::join!(finished, log);
     agent.end_group();
@@ -377,19 +382,5 @@ impl Cleanup {
             }
         };
         tokio::join!(delete_pod, delete_object);
-    }
-}
-
-/// A failed stdin transfer shows up as the build's own failure (kaniko
-/// reports an unexpected EOF); log it so the cause is not lost.
-trait OrLog {
-    async fn map_ok_or_log(self);
-}
-
-impl<F: std::future::Future<Output = anyhow::Result<()>>> OrLog for F {
-    async fn map_ok_or_log(self) {
-        if let Err(e) = self.await {
-            warn!("{:#}", e.context("sending the build context into the pod failed"));
-        }
     }
 }
