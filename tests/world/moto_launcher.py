@@ -30,6 +30,22 @@ def patch_eks(endpoint: str, ca_pem: bytes) -> None:
     eks.Cluster.__init__ = init
 
 
+def record_assumed_credentials(path: str) -> None:
+    """Appends `access-key secret` of every assumed role to `path`, so the world can check
+    the SigV4 signatures of EKS tokens made with them (moto does not check signatures)."""
+    import moto.sts.models as sts
+
+    original_init = sts.AssumedRole.__init__
+    lock = threading.Lock()
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        with lock, open(path, "a", encoding="utf-8") as f:
+            f.write(f"{self.access_key_id} {self.secret_access_key}\n")
+
+    sts.AssumedRole.__init__ = init
+
+
 def exit_with_parent() -> None:
     parent = os.getppid()
 
@@ -46,8 +62,11 @@ def main() -> None:
     parser.add_argument("--port", required=True)
     parser.add_argument("--eks-endpoint", required=True)
     parser.add_argument("--eks-ca-file", required=True)
+    parser.add_argument("--credentials-file")
     args = parser.parse_args()
     exit_with_parent()
+    if args.credentials_file:
+        record_assumed_credentials(args.credentials_file)
     with open(args.eks_ca_file, "rb") as f:
         patch_eks(args.eks_endpoint, f.read())
     from moto.server import main as serve

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cluster;
 pub mod controllers;
 pub mod deletion;
+pub mod eks;
 pub mod error;
 pub mod kaniko;
 pub mod kubeconfig;

@@ -43,7 +43,40 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// `azp-kube-world eks-token --access-key K --secret-key S [--session-token T] --sts-host H
+/// --cluster C [--region R] [--ttl-seconds N]`: prints an ExecCredential with a fresh EKS token
+/// (a client-go exec plugin for tests).
+fn eks_token(args: &[String]) -> Result<(), String> {
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let need = |name: &str| value(name).ok_or_else(|| format!("eks-token needs {name}"));
+    let (access, secret, host, cluster) =
+        (need("--access-key")?, need("--secret-key")?, need("--sts-host")?, need("--cluster")?);
+    let session = value("--session-token");
+    let region = value("--region").unwrap_or_else(|| azp_kube_world::world::REGION.into());
+    let ttl: i64 = value("--ttl-seconds").and_then(|t| t.parse().ok()).unwrap_or(14 * 60);
+    let keys =
+        azp_kube_world::eks::Keys { access_key: &access, secret_key: &secret, session_token: session.as_deref() };
+    let token = azp_kube_world::eks::token(&keys, &region, &host, &cluster, std::time::SystemTime::now());
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(ttl);
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+        "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
+    });
+    println!("{credential}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("eks-token") {
+        return match eks_token(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("azp-kube-world: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -71,6 +71,8 @@ impl Moto {
             .args(["--port", &port.to_string(), "--eks-endpoint", eks_endpoint])
             .arg("--eks-ca-file")
             .arg(ca_file)
+            .arg("--credentials-file")
+            .arg(credentials_file(log))
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(log_file)
@@ -105,6 +107,11 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Where the launcher records assumed-role credentials (beside moto's log).
+pub fn credentials_file(log: &Path) -> std::path::PathBuf {
+    log.with_file_name("moto-credentials")
 }
 
 fn free_port() -> std::io::Result<u16> {

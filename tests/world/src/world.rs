@@ -79,6 +79,7 @@ pub struct World {
     admin_token: String,
     moto: Option<(u16, u32)>,
     registry: Option<(u16, u32)>,
+    eks: Option<Arc<crate::eks::EksAuthenticator>>,
     tools: Tools,
     cluster: Arc<Cluster>,
     kubelet: Arc<Kubelet>,
@@ -131,6 +132,7 @@ impl World {
             admin_token,
             moto: started.moto,
             registry: started.registry,
+            eks: None,
             tools,
             cluster: started.cluster,
             kubelet: started.kubelet,
@@ -142,6 +144,13 @@ impl World {
         if let Some((port, _)) = world.moto {
             moto::wait_listening(port, Duration::from_secs(15), &world.dir_path.join("moto.log"))?;
             moto::create_cluster(port, REGION, CLUSTER_NAME)?;
+            let eks = Arc::new(crate::eks::EksAuthenticator::new(
+                &format!("127.0.0.1:{port}"),
+                CLUSTER_NAME,
+                moto::credentials_file(&world.dir_path.join("moto.log")),
+            ));
+            world.cluster.auth.add_authenticator(eks.clone());
+            world.eks = Some(eks);
         }
         if let Some(registry) = world.registry_address() {
             let kaniko = crate::kaniko::Kaniko::new(
@@ -263,6 +272,44 @@ impl World {
         self.registry_address().expect("this world runs no registry (Options { aws: false })")
     }
 
+    /// The EKS token authenticator (None without AWS).
+    pub fn eks(&self) -> Option<&Arc<crate::eks::EksAuthenticator>> {
+        self.eks.as_ref()
+    }
+
+    /// Adds an EKS access entry: tokens of `principal_arn` (a role or user ARN; assumed-role
+    /// sessions map to their role) authenticate as `username` with `groups`.
+    pub fn add_access_entry(&self, principal_arn: &str, username: &str, groups: &[&str]) {
+        if let Some(eks) = &self.eks {
+            eks.add_access_entry(principal_arn, username, groups);
+        }
+    }
+
+    /// Removes an EKS access entry.
+    pub fn remove_access_entry(&self, principal_arn: &str) {
+        if let Some(eks) = &self.eks {
+            eks.remove_access_entry(principal_arn);
+        }
+    }
+
+    /// EKS tokens whose X-Amz-Date is older than `ttl` are expired (default 15 minutes).
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        if let Some(eks) = &self.eks {
+            eks.set_token_ttl(ttl);
+        }
+    }
+
+    /// An EKS token for this world's cluster signed now with `keys` (as `aws eks get-token`).
+    pub fn eks_token(&self, keys: &crate::eks::Keys<'_>) -> String {
+        self.eks_token_for(keys, CLUSTER_NAME, std::time::SystemTime::now())
+    }
+
+    /// An EKS token signed for any cluster name at any time (for negative tests).
+    pub fn eks_token_for(&self, keys: &crate::eks::Keys<'_>, cluster: &str, at: std::time::SystemTime) -> String {
+        let host = self.moto.map(|(port, _)| format!("127.0.0.1:{port}")).unwrap_or_default();
+        crate::eks::token(keys, REGION, &host, cluster, at)
+    }
+
     /// The registry's address, if the world runs one.
     pub fn registry_address(&self) -> Option<String> {
         self.registry.map(|(port, _)| format!("127.0.0.1:{port}"))
@@ -341,6 +388,14 @@ impl World {
             _ => {}
         }
         Ok(self.cluster.auth.mint_service_account_token(namespace, name))
+    }
+
+    /// Writes a kubeconfig whose user runs `command args...` as a client-go exec plugin
+    /// (it must print an ExecCredential).
+    pub fn kubeconfig_exec(&self, user: &str, command: &Path, args: &[String]) -> Result<PathBuf, Error> {
+        let path = self.dir_path.join(format!("{user}.kubeconfig"));
+        write(&path, &crate::kubeconfig::render_exec(&self.api_url, &self.ca_pem, user, command, args))?;
+        Ok(path)
     }
 
     /// Writes a kubeconfig for another bearer token into the world's directory.

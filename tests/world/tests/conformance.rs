@@ -7,6 +7,7 @@ mod support;
 pub mod cases {
     mod api;
     mod auth;
+    mod eks;
     mod helm;
     pub mod kaniko;
     mod kube_rs;
