@@ -16,6 +16,7 @@ pub mod moto;
 pub mod patch;
 pub mod pods;
 pub mod protobuf;
+pub mod rbac;
 pub mod registry;
 pub mod resources;
 pub mod selectors;

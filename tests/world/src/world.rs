@@ -482,6 +482,7 @@ fn run(
         },
     };
     let cluster = Cluster::new(admin_token);
+    cluster.auth.set_authorizer(Arc::new(crate::rbac::Rbac::new(&cluster)));
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(l) => l,

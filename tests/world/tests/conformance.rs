@@ -13,6 +13,7 @@ pub mod cases {
     mod kube_rs;
     mod kubectl;
     mod pods;
+    mod rbac;
     mod workloads;
     mod world;
 }

@@ -101,7 +101,10 @@ fn authorize_path(cluster: &Cluster, user: &UserInfo, path: &str) -> ApiResult<(
 /// The authorization attributes of a resource request.
 fn attributes(method: &Method, path: &ObjectPath, query: &HashMap<String, String>) -> Attributes {
     let watching = query.get("watch").is_some_and(|w| w == "1" || w == "true");
+    let streaming = matches!(path.subresource.as_deref(), Some("attach" | "exec" | "portforward"));
     let verb = match (method.as_str(), path.name.is_some()) {
+        // WebSocket upgrades are GETs, authorized as `create` (as since Kubernetes 1.31).
+        ("GET", true) if streaming => "create",
         ("GET", true) => "get",
         ("GET", false) if watching => "watch",
         ("GET", false) => "list",

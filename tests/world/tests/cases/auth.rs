@@ -29,5 +29,9 @@ async fn every_client_uses_https_and_a_wrong_token_gets_401() {
     let sa_token = w.service_account_token("default", "builder").expect("token");
     let sa = std::fs::read_to_string(w.kubeconfig_for("builder", &sa_token).expect("kubeconfig")).expect("read");
     let pods: Api<Pod> = Api::default_namespaced(client(&sa).await);
-    pods.list(&Default::default()).await.expect("service accounts are authenticated");
+    // Authenticated (not 401), but RBAC grants an unbound service account nothing.
+    match pods.list(&Default::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("expected 403, got {other:?}"),
+    }
 }
