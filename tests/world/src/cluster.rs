@@ -48,6 +48,8 @@ pub struct Cluster {
     pub behaviours: Behaviours,
     /// Container logs.
     pub logs: LogStore,
+    /// Stdin of running containers (for attach).
+    pub stdin: crate::pods::StdinMap,
     watch_epoch: watch::Sender<u64>,
     throttled: AtomicU32,
 }
@@ -61,6 +63,7 @@ impl Cluster {
             auth: Auth::new(admin_token),
             behaviours: Behaviours::default(),
             logs: LogStore::default(),
+            stdin: crate::pods::StdinMap::default(),
             watch_epoch: watch::channel(0).0,
             throttled: AtomicU32::new(0),
         });

@@ -2,6 +2,7 @@
 //! it, and hands it to discovery, OpenAPI, or the object handlers. Errors become Status bodies;
 //! a bug that panics answers 500 instead of dropping the connection.
 
+mod attach;
 mod body;
 mod discovery;
 mod logs;
@@ -73,6 +74,12 @@ async fn serve(cluster: &Arc<Cluster>, req: hyper::Request<Incoming>) -> ApiResu
         }
     };
     authorize_object(cluster, &user, &parts.method, &path, &query)?;
+    if path.subresource.as_deref() == Some("attach")
+        && let (Some(ns), Some(name)) = (path.namespace.clone(), path.name.clone())
+    {
+        let req = hyper::Request::from_parts(parts, incoming);
+        return attach::serve(cluster.clone(), req, &ns, &name, &query).await;
+    }
     let content_type =
         parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let bytes = incoming

@@ -26,7 +26,6 @@ pub struct Kubelet {
     cluster: Arc<Cluster>,
     pods: Arc<ResourceType>,
     running: Mutex<HashMap<String, CancellationToken>>,
-    stdin: Mutex<HashMap<(String, String), mpsc::Sender<Bytes>>>,
 }
 
 /// What ends a pod from outside its containers.
@@ -39,8 +38,7 @@ impl Kubelet {
     /// Starts the kubelet's event loop on the current tokio runtime.
     pub fn start(cluster: Arc<Cluster>) -> Option<Arc<Self>> {
         let pods = cluster.resource("", "pods").ok()?;
-        let kubelet =
-            Arc::new(Self { cluster: cluster.clone(), pods, running: Mutex::default(), stdin: Mutex::default() });
+        let kubelet = Arc::new(Self { cluster: cluster.clone(), pods, running: Mutex::default() });
         let rx = cluster.store.subscribe();
         tokio::spawn(kubelet.clone().event_loop(rx));
         Some(kubelet)
@@ -48,7 +46,7 @@ impl Kubelet {
 
     /// The stdin of a running container that set `stdin: true` (for attach).
     pub fn stdin(&self, uid: &str, container: &str) -> Option<mpsc::Sender<Bytes>> {
-        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).get(&(uid.to_string(), container.to_string())).cloned()
+        self.cluster.stdin.get(uid, container)
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<String, CancellationToken>> {
@@ -405,11 +403,7 @@ impl PodRun {
             self.event("kubelet", Level::Normal, "Started", &format!("Started container {name}"));
             let stdin = (container["stdin"] == true).then(|| {
                 let (tx, rx) = mpsc::channel(64);
-                self.kubelet
-                    .stdin
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert((self.uid.clone(), name.clone()), tx);
+                self.kubelet.cluster.stdin.insert(&self.uid, &name, tx);
                 rx
             });
             let run = ContainerRun {
@@ -424,7 +418,7 @@ impl PodRun {
                 self.event("kubelet", Level::Normal, "Killing", &format!("Stopping container {name}"));
             }
             log.close();
-            self.kubelet.stdin.lock().unwrap_or_else(|e| e.into_inner()).remove(&(self.uid.clone(), name.clone()));
+            self.kubelet.cluster.stdin.take(&self.uid, &name);
             if exit.message.is_none()
                 && exit.exit_code != 0
                 && container["terminationMessagePolicy"] == "FallbackToLogsOnError"

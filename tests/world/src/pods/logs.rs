@@ -154,3 +154,53 @@ mod tests {
         assert_eq!(w.tail(2, 3), "ree");
     }
 }
+
+/// The stdin of running containers that set `stdin: true`, by pod uid and container name.
+/// Attach takes a container's sender (stdinOnce): dropping it ends the container's stdin.
+#[derive(Default)]
+pub struct StdinMap {
+    senders: Mutex<HashMap<(String, String), tokio::sync::mpsc::Sender<bytes::Bytes>>>,
+    changed: tokio::sync::Notify,
+}
+
+impl StdinMap {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), tokio::sync::mpsc::Sender<bytes::Bytes>>> {
+        self.senders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a started container's stdin.
+    pub fn insert(&self, uid: &str, container: &str, tx: tokio::sync::mpsc::Sender<bytes::Bytes>) {
+        self.lock().insert((uid.into(), container.into()), tx);
+        self.changed.notify_waiters();
+    }
+
+    /// A copy of a container's stdin sender.
+    pub fn get(&self, uid: &str, container: &str) -> Option<tokio::sync::mpsc::Sender<bytes::Bytes>> {
+        self.lock().get(&(uid.into(), container.into())).cloned()
+    }
+
+    /// Takes a container's stdin sender away (the next attach finds none).
+    pub fn take(&self, uid: &str, container: &str) -> Option<tokio::sync::mpsc::Sender<bytes::Bytes>> {
+        self.lock().remove(&(uid.into(), container.into()))
+    }
+
+    /// Waits up to `timeout` for the container to start with stdin, and takes its sender.
+    pub async fn take_when_started(
+        &self,
+        uid: &str,
+        container: &str,
+        timeout: std::time::Duration,
+    ) -> Option<tokio::sync::mpsc::Sender<bytes::Bytes>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(tx) = self.take(uid, container) {
+                return Some(tx);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            // Woken by a registration, or at the latest after a short poll interval.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), self.changed.notified()).await;
+        }
+    }
+}

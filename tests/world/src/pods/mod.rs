@@ -10,7 +10,7 @@ mod status;
 
 pub use behaviour::{Behaviour, Behaviours, DefaultRule, repository};
 pub use kubelet::Kubelet;
-pub use logs::{ContainerLog, LogLine, LogStore, LogWriter};
+pub use logs::{ContainerLog, LogLine, LogStore, LogWriter, StdinMap};
 pub use runtime::{ContainerExit, ContainerRun, ContainerRuntime, RunFuture, ScriptRuntime};
 
 /// The one node pods are scheduled to.

@@ -227,3 +227,44 @@ pub async fn serve_once(bytes: Vec<u8>) -> String {
     });
     url
 }
+
+#[tokio::test]
+async fn kaniko_builds_a_context_streamed_through_attach() {
+    use kube::api::AttachParams;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let w = world();
+    let (ns, pods) = namespace("kaniko-attach").await;
+    let repo = format!("{ns}/stdin");
+    let args = base_args("tar://stdin", &repo);
+    pods.create(&PostParams::default(), &kaniko_pod("from-stdin", &args, json!([]), true)).await.expect("create");
+    let running =
+        |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Running");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        kube::runtime::wait::await_condition(pods.clone(), "from-stdin", running),
+    )
+    .await
+    .expect("running in time")
+    .expect("watch");
+    let params = AttachParams::default().container("kaniko").stdin(true).stdout(true).stderr(false);
+    let mut attached = pods.attach("from-stdin", &params).await.expect("attach");
+    let mut stdout = attached.stdout().expect("stdout");
+    let reader = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text).await;
+        text
+    });
+    let mut stdin = attached.stdin().expect("stdin");
+    stdin.write_all(&ctx()).await.expect("write the context");
+    stdin.shutdown().await.expect("close stdin");
+    drop(stdin);
+    let status = attached.take_status().expect("status channel");
+    attached.join().await.expect("attach ends");
+    let streamed = reader.await.expect("reader");
+    assert!(streamed.contains("greeting=bonjour"), "attach stdout: {streamed}");
+    let status = status.await.expect("a status");
+    assert_eq!(status.status.as_deref(), Some("Success"), "{status:?}");
+    assert_built(&pods, "from-stdin", &repo).await;
+    assert!(w.registry_digest(&repo, "1").is_some());
+}
