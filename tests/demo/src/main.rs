@@ -14,8 +14,8 @@ use std::process::ExitCode;
 
 use azp_harness::StepResult;
 use azp_kube_demo::render::{Renderer, stdout_is_tty};
-use azp_kube_demo::runner::{Runner, check_tasks};
-use azp_kube_demo::world::LocalWorld;
+use azp_kube_demo::runner::{Runner, ServiceConnection, check_tasks};
+use azp_kube_demo::world::{LocalWorld, MANAGEMENT_CONNECTION};
 use azp_kube_demo::yaml;
 
 const USAGE: &str =
@@ -86,6 +86,38 @@ fn branch(sources: &Path) -> String {
         .unwrap_or_else(|| "main".to_string())
 }
 
+/// With `--real`, the service connection `management-cluster` is the current
+/// context of the user's kubeconfig (`$KUBECONFIG`, else `~/.kube/config`).
+fn real_connection() -> Result<ServiceConnection, String> {
+    let path = match std::env::var("KUBECONFIG").ok().filter(|v| !v.is_empty()) {
+        Some(list) => PathBuf::from(list.split(':').next().unwrap_or_default()),
+        None => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".kube/config"),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!("--real needs a kubeconfig for the service connection {MANAGEMENT_CONNECTION}: {}: {e}", path.display())
+    })?;
+    let context = yaml::parse_nodes(&text)
+        .ok()
+        .and_then(|node| match node {
+            yaml::Node::Map { entries, .. } => {
+                entries.into_iter().find(|(k, _, _)| k == "current-context").map(|(_, _, v)| v)
+            }
+            _ => None,
+        })
+        .and_then(|v| match v {
+            yaml::Node::Scalar { value, .. } => Some(value),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(ServiceConnection::kubeconfig(
+        MANAGEMENT_CONNECTION,
+        "0d9c5e7a-1b2c-4d3e-8f40-5a6b7c8d9e01",
+        &text,
+        &context,
+        "",
+    ))
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -111,9 +143,6 @@ fn main() -> ExitCode {
         Err(refusal) => return fail(&format!("{}: {refusal}", args.pipeline.display())),
     };
     let repo = azp_harness::repo_root();
-    if let Err(refusal) = check_tasks(&pipeline, &repo) {
-        return fail(&format!("{}: {refusal}", args.pipeline.display()));
-    }
     let Some(binary) = args.binary.clone().or_else(default_binary) else {
         return fail(
             "the azp-kube binary is not next to this program: run `cargo build -p azp-kube` (scripts/demo.sh does)",
@@ -124,16 +153,31 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("the sources folder: {e}")),
     };
 
+    let real_connections = match args.real.then(real_connection).transpose() {
+        Ok(c) => c.into_iter().collect::<Vec<_>>(),
+        Err(e) => return fail(&e),
+    };
+    let known = if args.real {
+        real_connections.clone()
+    } else {
+        // The world's connections, known before it starts.
+        vec![ServiceConnection::kubeconfig(MANAGEMENT_CONNECTION, "-", "", "", "")]
+    };
+    if let Err(refusal) = check_tasks(&pipeline, &repo, &known) {
+        return fail(&format!("{}: {refusal}", args.pipeline.display()));
+    }
+
     out.title(&format!("azp-kube-demo: {}", args.pipeline.display()));
     for note in &pipeline.notes {
         out.note(note);
     }
-    let (world, mut env, mut variables) = if args.real {
+    let (world, mut env, mut variables, connections) = if args.real {
         out.note("--real: no local world; the tasks use your KUBECONFIG and AWS environment as they are");
+        out.note(&format!("service connection {MANAGEMENT_CONNECTION}: the current context of your kubeconfig"));
         let env: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| !["INPUT_", "ENDPOINT_", "SECRET_", "VSTS_"].iter().any(|p| k.starts_with(p)))
             .collect();
-        (None, env, Vec::new())
+        (None, env, Vec::new(), real_connections)
     } else {
         out.note("starting the local world (Kubernetes API simulator, moto, registry)…");
         let world = match LocalWorld::start() {
@@ -143,8 +187,8 @@ fn main() -> ExitCode {
         for note in &world.notes {
             out.note(note);
         }
-        let (env, variables) = (world.env.clone(), world.variables.clone());
-        (Some(world), env, variables)
+        let (env, variables, connections) = (world.env.clone(), world.variables.clone(), world.connections.clone());
+        (Some(world), env, variables, connections)
     };
     // Variables given on the command line win over the world's.
     for (name, value) in &args.variables {
@@ -159,7 +203,7 @@ fn main() -> ExitCode {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() % 1_000_000)
         .unwrap_or(1);
-    let runner = Runner { binary, repo, branch: branch(&sources), sources, env, variables, build_id };
+    let runner = Runner { binary, repo, branch: branch(&sources), sources, env, variables, build_id, connections };
     let report = runner.run(&pipeline, &mut out);
     out.run_summary(&report.stages, &report.errors, report.result);
     drop(world);

@@ -46,6 +46,34 @@ pub struct Runner {
     pub variables: Vec<(String, String)>,
     pub build_id: u64,
     pub branch: String,
+    /// Service connections, by the name a pipeline uses.
+    pub connections: Vec<ServiceConnection>,
+}
+
+/// A service connection as the agent exports it to a step whose
+/// `connectedService:*` input names it: the input holds its id, and its
+/// `ENDPOINT_*` variables are in the environment.
+#[derive(Debug, Clone)]
+pub struct ServiceConnection {
+    pub name: String,
+    pub id: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl ServiceConnection {
+    /// A Kubernetes service connection of the Kubeconfig kind.
+    pub fn kubeconfig(name: &str, id: &str, kubeconfig: &str, context: &str, server: &str) -> Self {
+        let auth = serde_json::json!({"parameters": {"kubeconfig": kubeconfig, "clusterContext": context}, "scheme": "Kubernetes"});
+        let env = [
+            (format!("ENDPOINT_URL_{id}"), server.to_string()),
+            (format!("ENDPOINT_AUTH_{id}"), auth.to_string()),
+            (format!("ENDPOINT_AUTH_SCHEME_{id}"), "Kubernetes".to_string()),
+            (format!("ENDPOINT_AUTH_PARAMETER_{id}_KUBECONFIG"), kubeconfig.to_string()),
+            (format!("ENDPOINT_AUTH_PARAMETER_{id}_CLUSTERCONTEXT"), context.to_string()),
+            (format!("ENDPOINT_DATA_{id}_AUTHORIZATIONTYPE"), "Kubeconfig".to_string()),
+        ];
+        Self { name: name.to_string(), id: id.to_string(), env: env.into_iter().collect() }
+    }
 }
 
 /// How the run ended.
@@ -57,19 +85,45 @@ pub struct RunReport {
     pub outputs: Outputs,
 }
 
-/// Checks that every task exists as `tasks/<Name>V<Major>` before anything runs.
-pub fn check_tasks(pipeline: &Pipeline, repo: &Path) -> Result<(), Refusal> {
+/// Checks before anything runs, as Azure DevOps does when it compiles the
+/// pipeline: every task exists as `tasks/<Name>V<Major>`, and every service
+/// connection a step names exists.
+pub fn check_tasks(pipeline: &Pipeline, repo: &Path, connections: &[ServiceConnection]) -> Result<(), Refusal> {
     for step in pipeline.stages.iter().flat_map(|s| &s.jobs).flat_map(|j| &j.steps) {
         let folder = repo.join("tasks").join(format!("{}V{}", step.task, step.major));
-        if !folder.join("task.json").is_file() {
+        let Ok(text) = std::fs::read_to_string(folder.join("task.json")) else {
             return Err(Refusal {
                 line: step.line,
                 feature: format!("task: {}@{}", step.task, step.major),
                 reason: "this task is not in this repository (it has KanikoBuild@1 and MulticlusterHelm@1)".into(),
             });
+        };
+        let task: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        for (name, value) in &step.inputs {
+            let connected = connected_service(&task, name);
+            let known = connections.iter().any(|c| c.name.eq_ignore_ascii_case(value.trim()));
+            if connected && !value.trim().is_empty() && !value.contains("$(") && !known {
+                let names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
+                return Err(Refusal {
+                    line: step.line,
+                    feature: format!("input {name}: {value}"),
+                    reason: format!(
+                        "no service connection of that name (this run has: {})",
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    ),
+                });
+            }
         }
     }
     Ok(())
+}
+
+/// Whether task.json declares `input` as a `connectedService:*` input.
+fn connected_service(task: &serde_json::Value, input: &str) -> bool {
+    task["inputs"].as_array().into_iter().flatten().any(|i| {
+        i["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(input))
+            && i["type"].as_str().is_some_and(|t| t.starts_with("connectedService:"))
+    })
 }
 
 fn rank(result: StepResult) -> u8 {
@@ -364,7 +418,16 @@ impl Runner {
             run = run.env(&mangle(name), value);
         }
         for (name, value) in &step.inputs {
-            run = run.input(name, &expand_all(value, scope, &report.outputs));
+            let mut value = expand_all(value, scope, &report.outputs);
+            if connected_service(&task, name) {
+                if let Some(connection) = self.connections.iter().find(|c| c.name.eq_ignore_ascii_case(value.trim())) {
+                    value = connection.id.clone();
+                    for (key, v) in &connection.env {
+                        run = run.env(key, v);
+                    }
+                }
+            }
+            run = run.input(name, &value);
         }
         for (name, value) in &step.env {
             run = run.env(name, &expand_all(value, scope, &report.outputs));

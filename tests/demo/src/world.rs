@@ -6,13 +6,17 @@
 use std::process::Command;
 
 use azp_kube_world::World;
+
+use crate::runner::ServiceConnection;
 use serde_json::json;
 
 /// The namespace and service account of the kaniko pods (the task's defaults).
 pub const KANIKO_NAMESPACE: &str = "azure-agent";
 pub const KANIKO_SERVICE_ACCOUNT: &str = "azure-agent-kaniko";
+/// The Kubernetes service connection to the cluster that runs kaniko pods.
+pub const MANAGEMENT_CONNECTION: &str = "management-cluster";
 /// The bucket that holds build contexts.
-pub const BUCKET: &str = "azp-kube-demo-contexts";
+pub const BUCKET: &str = "my-build-contexts";
 /// The target cluster, its region and account, and the role that deploys.
 pub const DEV_CLUSTER: &str = "dev";
 pub const DEV_REGION: &str = "eu-west-1";
@@ -27,6 +31,8 @@ pub struct LocalWorld {
     pub env: Vec<(String, String)>,
     /// What the world does differently from the real thing.
     pub notes: Vec<String>,
+    /// `management-cluster`: the cluster that runs the kaniko pods.
+    pub connections: Vec<ServiceConnection>,
 }
 
 impl LocalWorld {
@@ -48,7 +54,7 @@ impl LocalWorld {
                 return Err(format!("config map docker-config: {e:?}"));
             }
         }
-        let env: Vec<(String, String)> = world.env().into_iter().filter(|(k, _)| k != "KUBECONFIG").collect();
+        let mut env: Vec<(String, String)> = world.env().into_iter().filter(|(k, _)| k != "KUBECONFIG").collect();
         aws(&world, &env, &["s3api", "create-bucket", "--bucket", BUCKET])?;
         // The "dev" cluster in the target account: created with the deploy
         // role's credentials, so it lives in account 222222222222.
@@ -80,15 +86,43 @@ impl LocalWorld {
                 "subnetIds=subnet-1",
             ],
         )?;
+        // The simulator authenticates EKS tokens of the world's own cluster;
+        // tokens for "dev" need an authenticator of their own, with the
+        // access entry that lets the deploy role in.
+        let endpoint = world.aws_endpoint().ok_or("the world runs no moto")?;
+        let sts_host = endpoint.trim_start_matches("http://").to_string();
+        let dev = std::sync::Arc::new(azp_kube_world::eks::EksAuthenticator::new(
+            &sts_host,
+            DEV_CLUSTER,
+            azp_kube_world::moto::credentials_file(&world.dir().join("moto.log")),
+        ));
+        dev.add_access_entry(DEPLOY_ROLE, "deployer:{{SessionName}}", &["system:masters"]);
+        world.cluster().auth.add_authenticator(dev);
+        notes.push(format!("cluster {DEV_CLUSTER} has an access entry for {DEPLOY_ROLE} (cluster admin)"));
         notes.push(format!(
             "one API simulator plays both clusters: the management cluster (kaniko pods in {KANIKO_NAMESPACE}) \
              and the EKS cluster {DEV_CLUSTER} ({DEV_REGION}, account 222222222222), whose endpoint moto points at it"
         ));
-        let variables = vec![
-            ("registry".to_string(), "registry.local".to_string()),
-            ("contextBucket".to_string(), BUCKET.to_string()),
-        ];
-        Ok(Self { world, variables, env, notes })
+        // helm and kubectl on the agent's PATH, as a HelmInstaller step would put them.
+        let bin = world.dir().join("agent-bin");
+        std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+        for (name, target) in [("helm", &world.tools().helm4), ("kubectl", &world.tools().kubectl)] {
+            std::os::unix::fs::symlink(target, bin.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        }
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        env.push(("PATH".to_string(), path));
+        notes.push("helm on PATH is helm 4 (from scripts/setup.sh)".to_string());
+        let registry = world.registry();
+        notes.push(format!("the registry {registry} is a local docker-registry; kaniko pods build with buildah"));
+        let variables = vec![("registry".to_string(), registry)];
+        let connections = vec![ServiceConnection::kubeconfig(
+            MANAGEMENT_CONNECTION,
+            "0d9c5e7a-1b2c-4d3e-8f40-5a6b7c8d9e01",
+            world.kubeconfig(),
+            "world",
+            world.api_url(),
+        )];
+        Ok(Self { world, variables, env, notes, connections })
     }
 }
 
