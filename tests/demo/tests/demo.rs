@@ -1,3 +1,260 @@
 //! The demo end to end: the example pipeline run by the `azp-kube-demo`
 //! binary against the local world, a broken example, and the refusals of
 //! unsupported YAML.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use azp_kube_demo::yaml::{self, Condition, VarValue};
+
+fn repo() -> PathBuf {
+    azp_harness::repo_root()
+}
+
+/// Runs the demo binary; `(exit code, stdout, stderr)`.
+fn demo(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
+    let demo = Path::new(env!("CARGO_BIN_EXE_azp-kube-demo"));
+    let binary = demo.parent().unwrap().join("azp-kube");
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it first (cargo build -p azp-kube; scripts/test.sh builds the workspace)",
+        binary.display()
+    );
+    let out = Command::new(demo).args(args).arg("--no-color").current_dir(dir).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A copy of the repository's `examples/` in a temporary checkout.
+fn examples_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp").arg("-a").arg(repo().join("examples")).arg(dir.path()).status().unwrap();
+    assert!(status.success());
+    dir
+}
+
+/// The lines of the run summary, as `(stage, result)`.
+fn stage_results(stdout: &str) -> Vec<(String, String)> {
+    let summary = stdout.split("\nRun summary\n").nth(1).unwrap_or_else(|| panic!("no run summary:\n{stdout}"));
+    summary
+        .lines()
+        .take_while(|l| l.starts_with("  ") && !l.starts_with("  Errors"))
+        .map(|l| {
+            let (stage, result) = l.trim().split_once(' ').unwrap();
+            (stage.to_string(), result.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_example_pipeline_builds_and_deploys_the_digest() {
+    let (code, stdout, stderr) = demo(&[], &repo());
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        stage_results(&stdout),
+        [("Build".to_string(), "✓ Succeeded".to_string()), ("Deploy".to_string(), "✓ Succeeded".to_string())]
+    );
+    // The build log, live from the kaniko pod, in its group.
+    assert!(stdout.contains("    ▸ kaniko build log\n"), "{stdout}");
+    assert!(stdout.contains("STEP 1/6: FROM 127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("excluded by .dockerignore"), "{stdout}");
+    // The digest, from the summary.
+    let digest_line = stdout.lines().find(|l| l.contains("│ Image digest")).unwrap_or_else(|| panic!("{stdout}"));
+    let digest = digest_line.split_whitespace().last().unwrap().to_string();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    // The Deploy stage uses that digest, and the release's revision is reported.
+    let deploy = stdout.split("━━ Stage Deploy").nth(1).unwrap();
+    assert!(deploy.contains(&format!("--set image.ref=127.0.0.1:")), "{deploy}");
+    assert!(deploy.contains(&format!("/web@{digest}")), "{deploy}");
+    assert!(deploy.contains("│ Revision   1"), "{deploy}");
+    assert!(deploy.contains("AWS identity: role deployer"), "{deploy}");
+}
+
+/// A Dockerfile whose RUN fails: kaniko fails, the Build stage fails and
+/// Deploy is skipped.
+#[test]
+fn a_failing_dockerfile_fails_build_and_skips_deploy() {
+    let checkout = examples_copy();
+    let dockerfile = checkout.path().join("examples/app/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, text.replace("RUN echo", "RUN false && echo")).unwrap();
+    let (code, stdout, stderr) = demo(&["--pipeline", "examples/azure-pipelines.yml"], checkout.path());
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert_eq!(
+        stage_results(&stdout),
+        [("Build".to_string(), "✗ Failed".to_string()), ("Deploy".to_string(), "⊘ Skipped".to_string())]
+    );
+    assert!(stdout.contains("✗ Failed  Build the web image"), "{stdout}");
+    assert!(stdout.contains("condition succeeded() is false: Build did not succeed"), "{stdout}");
+    assert!(!stdout.contains("Starting: Deploy web to dev"), "{stdout}");
+}
+
+/// A missing Dockerfile is refused by the task before any pod is started.
+#[test]
+fn a_missing_dockerfile_fails_build_and_skips_deploy() {
+    let checkout = examples_copy();
+    std::fs::remove_file(checkout.path().join("examples/app/Dockerfile")).unwrap();
+    let (code, stdout, stderr) = demo(&["--pipeline", "examples/azure-pipelines.yml"], checkout.path());
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert_eq!(
+        stage_results(&stdout),
+        [("Build".to_string(), "✗ Failed".to_string()), ("Deploy".to_string(), "⊘ Skipped".to_string())]
+    );
+    assert!(stdout.contains("ERROR: "), "{stdout}");
+    assert!(!stdout.contains("Started pod"), "{stdout}");
+}
+
+const BASE: &str = "stages:
+  - stage: Build
+    jobs:
+      - job: Image
+        steps:
+          - task: KanikoBuild@1
+            name: kaniko
+            inputs:
+              destinations: r/web:1
+";
+
+/// `(yaml, line, feature named in the message)` for what is refused.
+#[test]
+fn unsupported_yaml_is_refused_with_the_line_and_the_feature() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("resources:\n  repositories: []\nstages: []\n", 1, "resources:"),
+        ("parameters:\n  - name: x\n", 1, "parameters:"),
+        ("extends:\n  template: x.yml\n", 1, "extends:"),
+        ("stages:\n  - template: stages.yml\n", 2, "template:"),
+        (
+            &BASE.replace(
+                "          - task: KanikoBuild@1",
+                "          - script: echo hi\n          - task: KanikoBuild@1",
+            ),
+            6,
+            "script: step",
+        ),
+        (
+            &BASE.replace(
+                "          - task: KanikoBuild@1",
+                "          - bash: echo hi\n          - task: KanikoBuild@1",
+            ),
+            6,
+            "bash: step",
+        ),
+        (
+            &BASE.replace("        steps:", "        strategy:\n          matrix:\n            a: {}\n        steps:"),
+            5,
+            "strategy: matrix",
+        ),
+        (&BASE.replace("r/web:1", "r/web:${{ parameters.tag }}"), 9, "template expression ${{ }}"),
+        (&BASE.replace("        steps:", "        container: ubuntu\n        steps:"), 5, "container:"),
+        (&BASE.replace("      - job: Image", "      - deployment: Image"), 4, "deployment:"),
+        (
+            &BASE.replace("            name: kaniko", "            name: kaniko\n            condition: eq(1, 1)"),
+            8,
+            "condition: eq(1, 1)",
+        ),
+        (&BASE.replace("    jobs:", "    variables:\n      - group: secrets\n    jobs:"), 4, "variables: - group:"),
+        (
+            &BASE.replace("    jobs:", "    variables:\n      x: $[ variables['y'] ]\n    jobs:"),
+            4,
+            "runtime expression",
+        ),
+        (
+            &BASE.replace("name: kaniko", "name: kaniko\n            retryCountOnTaskFailure: 2"),
+            8,
+            "retryCountOnTaskFailure:",
+        ),
+        (
+            "stages:\n  - stage: A\n    dependsOn: B\n    jobs:\n      - job: J\n        steps:\n          - task: KanikoBuild@1\n",
+            2,
+            "stage A",
+        ),
+        ("x: &a 1\nstages: *a\n", 1, "YAML anchor"),
+        ("stages:\n  - stage: A\n   jobs: [\n", 3, "YAML syntax"),
+        ("jobs:\n  - job: A\n", 1, "jobs: at the top level"),
+        ("stages:\n  - stage: Build\n    frobnicate: 1\n", 3, "frobnicate:"),
+    ];
+    for (text, line, feature) in cases {
+        let refusal = yaml::parse(text).expect_err(text);
+        assert_eq!(refusal.line, *line, "{refusal}\n{text}");
+        assert!(refusal.feature.contains(feature), "{refusal}\n{text}");
+        assert!(refusal.to_string().starts_with(&format!("line {line}: ")), "{refusal}");
+    }
+}
+
+#[test]
+fn trigger_pr_pool_and_name_are_ignored_with_a_note() {
+    let text = format!("trigger:\n  - main\npr: none\nname: $(Date:yyyyMMdd)\npool: agents\n{BASE}");
+    let pipeline = yaml::parse(&text).unwrap();
+    let notes = pipeline.notes.join("\n");
+    for (line, key) in [(1, "trigger:"), (3, "pr:"), (4, "name:"), (5, "pool:")] {
+        assert!(notes.contains(&format!("line {line}: {key} ignored")), "{notes}");
+    }
+}
+
+#[test]
+fn the_binary_refuses_with_the_file_and_line_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.yml"), BASE.replace("task: KanikoBuild@1", "script: make")).unwrap();
+    let (code, stdout, stderr) = demo(&["--pipeline", "p.yml"], dir.path());
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("p.yml: line 6: script: step: only task: steps are supported"), "{stderr}");
+    assert!(!stdout.contains("starting the local world"), "{stdout}");
+    std::fs::write(dir.path().join("p.yml"), BASE.replace("KanikoBuild@1", "Docker@2")).unwrap();
+    let (code, _, stderr) = demo(&["--pipeline", "p.yml"], dir.path());
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("line 6: task: Docker@2: this task is not in this repository"), "{stderr}");
+}
+
+#[test]
+fn the_example_pipeline_parses_as_written() {
+    let text = std::fs::read_to_string(repo().join("examples/azure-pipelines.yml")).unwrap();
+    let pipeline = yaml::parse(&text).unwrap();
+    let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["Build", "Deploy"]);
+    let deploy = &pipeline.stages[1];
+    assert_eq!(deploy.depends_on, ["Build"]);
+    assert_eq!(deploy.condition, Condition::Succeeded);
+    let image_ref = &deploy.jobs[0].variables[0];
+    assert_eq!(image_ref.name, "imageRef");
+    assert!(matches!(&image_ref.value, VarValue::Output(_)), "{image_ref:?}");
+    let build = &pipeline.stages[0].jobs[0].steps[0];
+    assert_eq!((build.task.as_str(), build.major, build.name.as_deref()), ("KanikoBuild", 1, Some("kaniko")));
+    assert!(build.inputs.iter().any(|(k, v)| k == "destinations" && v.contains("$(registry)/web:")));
+}
+
+#[test]
+fn variables_as_a_list_and_job_dependencies() {
+    let text = "variables:
+  - name: a
+    value: one
+  - name: b
+    value: $(a)-two
+stages:
+  - stage: S
+    dependsOn: []
+    jobs:
+      - job: First
+        steps:
+          - task: KanikoBuild@1
+            name: k
+      - job: Second
+        dependsOn: First
+        condition: always()
+        variables:
+          d: $[ dependencies.First.outputs['k.imageDigest'] ]
+        steps:
+          - task: MulticlusterHelm@1
+            condition: failed()
+";
+    let pipeline = yaml::parse(text).unwrap();
+    assert_eq!(pipeline.variables.len(), 2);
+    assert_eq!(pipeline.variables[1].value, VarValue::Text("$(a)-two".into()));
+    let stage = &pipeline.stages[0];
+    assert!(stage.depends_on.is_empty());
+    assert_eq!(stage.jobs[1].depends_on, ["First"]);
+    assert_eq!(stage.jobs[1].condition, Condition::Always);
+    assert_eq!(stage.jobs[1].steps[0].condition, Condition::Failed);
+}
