@@ -10,4 +10,5 @@ mod support;
 
 mod failures;
 mod faults;
+mod real_builds;
 mod transports;
