@@ -48,6 +48,8 @@ pub struct Cluster {
     pub behaviours: Behaviours,
     /// Container logs.
     pub logs: LogStore,
+    /// Faults on demand.
+    pub faults: crate::faults::Faults,
     /// Stdin of running containers (for attach).
     pub stdin: crate::pods::StdinMap,
     watch_epoch: watch::Sender<u64>,
@@ -64,6 +66,7 @@ impl Cluster {
             behaviours: Behaviours::default(),
             logs: LogStore::default(),
             stdin: crate::pods::StdinMap::default(),
+            faults: crate::faults::Faults::default(),
             watch_epoch: watch::channel(0).0,
             throttled: AtomicU32::new(0),
         });

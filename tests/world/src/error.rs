@@ -147,6 +147,24 @@ impl ApiError {
             .with_details(json!({ "retryAfterSeconds": 1 }))
     }
 
+    /// 503, as an overloaded or restarting API server answers.
+    pub fn service_unavailable() -> Self {
+        Self::new(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+            .with_details(json!({ "retryAfterSeconds": 1 }))
+    }
+
+    /// An injected fault with this status code.
+    pub fn injected(code: u16) -> Self {
+        match code {
+            429 => Self::too_many_requests(),
+            503 => Self::service_unavailable(),
+            500 => {
+                Self::internal("an error on the server (\"injected fault\") has prevented the request from succeeding")
+            }
+            other => Self::new(other, "InternalError", format!("injected fault {other}")),
+        }
+    }
+
     /// 500 for a server-side fault.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)

@@ -10,6 +10,7 @@ pub mod controllers;
 pub mod deletion;
 pub mod eks;
 pub mod error;
+pub mod faults;
 pub mod kaniko;
 pub mod kubeconfig;
 pub mod moto;

@@ -405,6 +405,11 @@ impl World {
         Ok(path)
     }
 
+    /// Faults on demand: failed, delayed and cut requests and streams (see [`crate::faults`]).
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.cluster.faults
+    }
+
     /// Chooses what pods using `image` do.
     pub fn set_behaviour(&self, image: &str, behaviour: Behaviour) {
         self.cluster.behaviours.set(image, behaviour);

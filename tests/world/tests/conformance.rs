@@ -8,6 +8,7 @@ pub mod cases {
     mod api;
     mod auth;
     mod eks;
+    mod faults;
     mod helm;
     pub mod kaniko;
     mod kube_rs;

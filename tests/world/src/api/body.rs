@@ -54,7 +54,7 @@ pub fn json(status: u16, value: &Value) -> Response<Body> {
 /// A Status error response.
 pub fn error(err: &ApiError) -> Response<Body> {
     let mut response = json(err.code, &err.to_status());
-    if err.code == 429 {
+    if err.code == 429 || err.code == 503 {
         response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
     response

@@ -120,7 +120,10 @@ pub fn serve(
     if let Some(limit) = opts.limit {
         first.truncate(limit);
     }
+    // An injected fault ends the stream (or the answer) after this many bytes.
+    let mut budget = cluster.faults.log_limit().unwrap_or(usize::MAX);
     if !opts.follow || closed {
+        first.truncate(budget);
         let mut response = body::text(200, "");
         *response.body_mut() = http_body_util::BodyExt::boxed(http_body_util::Full::new(Bytes::from(first)));
         return Ok(response);
@@ -129,14 +132,21 @@ pub fn serve(
     tokio::spawn(async move {
         let mut sent = read;
         let mut changes = log.subscribe();
-        if !first.is_empty() && tx.send(Bytes::from(first)).await.is_err() {
+        let mut send = async |mut chunk: Vec<u8>| {
+            let cut = chunk.len() >= budget;
+            chunk.truncate(budget);
+            budget -= chunk.len();
+            let failed = !chunk.is_empty() && tx.send(Bytes::from(chunk)).await.is_err();
+            !(failed || cut)
+        };
+        if !send(first).await {
             return;
         }
         loop {
             let (lines, closed) = log.lines_from(sent);
             sent += lines.len();
             let chunk: Vec<u8> = lines.iter().flat_map(|l| render(l, opts.timestamps)).collect();
-            if !chunk.is_empty() && tx.send(Bytes::from(chunk)).await.is_err() {
+            if !send(chunk).await {
                 return;
             }
             if closed {

@@ -48,6 +48,13 @@ async fn serve(cluster: &Arc<Cluster>, req: hyper::Request<Incoming>) -> ApiResu
     if cluster.take_throttle() {
         return Err(ApiError::too_many_requests());
     }
+    let planned = cluster.faults.plan(req.method().as_str(), req.uri().path());
+    if !planned.delay.is_zero() {
+        tokio::time::sleep(planned.delay).await;
+    }
+    if let Some(status) = planned.status {
+        return Err(ApiError::injected(status));
+    }
     let (parts, incoming) = req.into_parts();
     let query: HashMap<String, String> =
         url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()).into_owned().collect();

@@ -118,7 +118,8 @@ pub fn serve(cluster: Arc<Cluster>, req: &ObjectRequest) -> ApiResult<Response<B
         }
     };
     let (tx, response) = body::stream("application/json");
-    tokio::spawn(pump(cluster, filter, first, live, after_rv, timeout, tx));
+    let limit = cluster.faults.watch_limit();
+    tokio::spawn(pump(cluster, filter, first, live, after_rv, timeout, limit, tx));
     Ok(response)
 }
 
@@ -129,12 +130,16 @@ async fn pump(
     live: Option<broadcast::Receiver<Arc<Event>>>,
     mut after_rv: u64,
     timeout: Option<Duration>,
+    limit: Option<usize>,
     tx: mpsc::Sender<Bytes>,
 ) {
+    // An injected fault ends the stream after `limit` events (initial ones included).
+    let mut left = limit.unwrap_or(usize::MAX);
     for chunk in first {
-        if tx.send(chunk).await.is_err() {
+        if left == 0 || tx.send(chunk).await.is_err() {
             return;
         }
+        left -= 1;
     }
     let Some(mut live) = live else { return };
     let mut epoch = cluster.watch_epoch();
@@ -156,10 +161,11 @@ async fn pump(
             continue;
         }
         after_rv = event.rv;
-        if let Some((kind, obj)) = filter.translate(&event)
-            && tx.send(line(kind, &obj)).await.is_err()
-        {
-            return;
+        if let Some((kind, obj)) = filter.translate(&event) {
+            if left == 0 || tx.send(line(kind, &obj)).await.is_err() {
+                return;
+            }
+            left -= 1;
         }
     }
 }
