@@ -144,10 +144,36 @@ fn ok(result: StepResult) -> bool {
 fn runs_after(condition: Condition, deps: &[StepResult]) -> bool {
     match condition {
         Condition::Succeeded => deps.iter().all(|r| ok(*r)),
-        Condition::Failed => deps.iter().any(|r| *r == StepResult::Failed),
+        Condition::Failed => deps.contains(&StepResult::Failed),
         Condition::SucceededOrFailed => deps.iter().all(|r| ok(*r) || *r == StepResult::Failed),
         Condition::Always => true,
     }
+}
+
+/// Runs stages or jobs `(name, dependsOn, condition)` in dependency order:
+/// `run(index, None)` when the condition holds, `run(index, Some(why))` when
+/// it is skipped. The results, in file order.
+fn schedule(
+    items: &[(&str, &[String], Condition)],
+    mut run: impl FnMut(usize, Option<String>) -> StepResult,
+) -> Vec<StepResult> {
+    let named: Vec<(String, Vec<String>)> = items.iter().map(|(n, d, _)| (n.to_string(), d.to_vec())).collect();
+    let mut results: Vec<Option<StepResult>> = vec![None; items.len()];
+    for index in order(&named).expect("checked when parsed") {
+        let (_, depends_on, condition) = items[index];
+        let deps: Vec<(&str, StepResult)> = depends_on
+            .iter()
+            .filter_map(|d| items.iter().position(|(n, _, _)| n.eq_ignore_ascii_case(d)))
+            .map(|i| (items[i].0, results[i].unwrap_or(StepResult::Skipped)))
+            .collect();
+        let dep_results: Vec<StepResult> = deps.iter().map(|(_, r)| *r).collect();
+        let skipped = (!runs_after(condition, &dep_results)).then(|| {
+            let not_ok: Vec<&str> = deps.iter().filter(|(_, r)| !ok(*r)).map(|(n, _)| *n).collect();
+            skip_reason(condition, &not_ok)
+        });
+        results[index] = Some(run(index, skipped));
+    }
+    results.into_iter().map(|r| r.unwrap_or(StepResult::Skipped)).collect()
 }
 
 /// Whether a step runs, from its job's status so far.
@@ -253,30 +279,20 @@ impl Runner {
         };
         let mut root = self.predefined();
         self.define(&pipeline.variables, &mut root, &Outputs::default(), "", &[], out);
-        let items: Vec<(String, Vec<String>)> =
-            pipeline.stages.iter().map(|s| (s.name.clone(), s.depends_on.clone())).collect();
-        let ordered = order(&items).expect("checked when parsed");
-        let mut results: Vec<Option<StepResult>> = vec![None; pipeline.stages.len()];
-        for index in ordered {
+        let items: Vec<(&str, &[String], Condition)> =
+            pipeline.stages.iter().map(|s| (s.name.as_str(), s.depends_on.as_slice(), s.condition)).collect();
+        let results = schedule(&items, |index, skipped| {
             let stage = &pipeline.stages[index];
-            let deps: Vec<StepResult> = stage
-                .depends_on
-                .iter()
-                .filter_map(|d| pipeline.stages.iter().position(|s| s.name.eq_ignore_ascii_case(d)))
-                .map(|i| results[i].unwrap_or(StepResult::Skipped))
-                .collect();
-            let result = if runs_after(stage.condition, &deps) {
-                self.run_stage(stage, &root, &mut report, out)
-            } else {
-                let failed: Vec<&str> =
-                    stage.depends_on.iter().zip(&deps).filter(|(_, r)| !ok(**r)).map(|(n, _)| n.as_str()).collect();
-                out.stage_skipped(&stage.name, &skip_reason(stage.condition, &failed));
-                StepResult::Skipped
-            };
-            results[index] = Some(result);
-        }
-        for (stage, result) in pipeline.stages.iter().zip(&results) {
-            report.stages.push((stage.name.clone(), result.unwrap_or(StepResult::Skipped)));
+            match skipped {
+                None => self.run_stage(stage, &root, &mut report, out),
+                Some(why) => {
+                    out.stage_skipped(&stage.name, &why);
+                    StepResult::Skipped
+                }
+            }
+        });
+        for (stage, result) in pipeline.stages.iter().zip(results) {
+            report.stages.push((stage.name.clone(), result));
         }
         let worst = report.stages.iter().map(|(_, r)| *r).max_by_key(|r| rank(*r)).unwrap_or(StepResult::Succeeded);
         report.result = match worst {
@@ -292,28 +308,19 @@ impl Runner {
         scope.set("System.StageName", &stage.name);
         let outputs = report.outputs.clone();
         self.define(&stage.variables, &mut scope, &outputs, &stage.name, &stage.depends_on, out);
-        let items: Vec<(String, Vec<String>)> =
-            stage.jobs.iter().map(|j| (j.name.clone(), j.depends_on.clone())).collect();
-        let mut results: Vec<Option<StepResult>> = vec![None; stage.jobs.len()];
-        for index in order(&items).expect("checked when parsed") {
+        let items: Vec<(&str, &[String], Condition)> =
+            stage.jobs.iter().map(|j| (j.name.as_str(), j.depends_on.as_slice(), j.condition)).collect();
+        let results = schedule(&items, |index, skipped| {
             let job = &stage.jobs[index];
-            let deps: Vec<StepResult> = job
-                .depends_on
-                .iter()
-                .filter_map(|d| stage.jobs.iter().position(|j| j.name.eq_ignore_ascii_case(d)))
-                .map(|i| results[i].unwrap_or(StepResult::Skipped))
-                .collect();
-            let result = if runs_after(job.condition, &deps) {
-                self.run_job(stage, job, &scope, report, out)
-            } else {
-                let failed: Vec<&str> =
-                    job.depends_on.iter().zip(&deps).filter(|(_, r)| !ok(**r)).map(|(n, _)| n.as_str()).collect();
-                out.job_skipped(&job.name, &skip_reason(job.condition, &failed));
-                StepResult::Skipped
-            };
-            results[index] = Some(result);
-        }
-        let result = combine(&results.iter().map(|r| r.unwrap_or(StepResult::Skipped)).collect::<Vec<_>>());
+            match skipped {
+                None => self.run_job(stage, job, &scope, report, out),
+                Some(why) => {
+                    out.job_skipped(&job.name, &why);
+                    StepResult::Skipped
+                }
+            }
+        });
+        let result = combine(&results);
         let (mark, word) = crate::render::result_word(result);
         out.title(&format!("━━ Stage {}: {mark} {word}", stage.name));
         result
@@ -419,12 +426,11 @@ impl Runner {
         }
         for (name, value) in &step.inputs {
             let mut value = expand_all(value, scope, &report.outputs);
-            if connected_service(&task, name) {
-                if let Some(connection) = self.connections.iter().find(|c| c.name.eq_ignore_ascii_case(value.trim())) {
-                    value = connection.id.clone();
-                    for (key, v) in &connection.env {
-                        run = run.env(key, v);
-                    }
+            let connection = self.connections.iter().find(|c| c.name.eq_ignore_ascii_case(value.trim()));
+            if let Some(connection) = connection.filter(|_| connected_service(&task, name)) {
+                value = connection.id.clone();
+                for (key, v) in &connection.env {
+                    run = run.env(key, v);
                 }
             }
             run = run.input(name, &value);

@@ -49,10 +49,9 @@ impl LocalWorld {
             "metadata": {"name": "docker-config"},
             "data": {"config.json": "{\"auths\":{}}"},
         });
-        if let Err(e) = world.cluster().create(&config_maps, KANIKO_NAMESPACE, docker_config, false) {
-            if e.reason != "AlreadyExists" {
-                return Err(format!("config map docker-config: {e:?}"));
-            }
+        match world.cluster().create(&config_maps, KANIKO_NAMESPACE, docker_config, false) {
+            Err(e) if e.reason != "AlreadyExists" => return Err(format!("config map docker-config: {e:?}")),
+            _ => {}
         }
         let mut env: Vec<(String, String)> = world.env().into_iter().filter(|(k, _)| k != "KUBECONFIG").collect();
         aws(&world, &env, &["s3api", "create-bucket", "--bucket", BUCKET])?;

@@ -521,10 +521,10 @@ fn job(node: &Node, notes: &mut Vec<String>) -> Result<Job, Refusal> {
     let Node::Seq { items, .. } = steps else { return refuse(steps.line(), "steps:", "must be a list of steps") };
     for item in items {
         let step = step(item)?;
-        if let Some(name) = &step.name {
-            if job.steps.iter().any(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))) {
-                return refuse(step.line, "step", format!("the step name {name} is used twice in job {}", job.name));
-            }
+        if let Some(name) = &step.name
+            && job.steps.iter().any(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        {
+            return refuse(step.line, "step", format!("the step name {name} is used twice in job {}", job.name));
         }
         job.steps.push(step);
     }
