@@ -129,6 +129,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    azp_kube_demo::runner::cancel_on_interrupt();
     let mut out = Renderer::new(Box::new(std::io::stdout()), args.color);
     let fail = |message: &str| {
         eprintln!("azp-kube-demo: {message}");

@@ -7,6 +7,7 @@
 //! stages whose condition is `succeeded()` are Skipped.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use azp_harness::{StagedTask, StepResult, TaskRun, mangle, parse_line};
@@ -150,6 +151,27 @@ fn runs_after(condition: Condition, deps: &[StepResult]) -> bool {
     }
 }
 
+static CANCELED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    CANCELED.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C cancels the run as the Cancel button does: the running step gets
+/// the signal (it is in the terminal's process group) and cleans up, and
+/// nothing after it starts. The demo itself keeps going to stop the world.
+pub fn cancel_on_interrupt() {
+    // SAFETY: the handler only stores to an atomic; a handler (not SIG_IGN)
+    // is reset to the default in the children at exec.
+    unsafe {
+        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
+    }
+}
+
+fn canceled() -> bool {
+    CANCELED.load(Ordering::SeqCst)
+}
+
 /// Runs stages or jobs `(name, dependsOn, condition)` in dependency order:
 /// `run(index, None)` when the condition holds, `run(index, Some(why))` when
 /// it is skipped. The results, in file order.
@@ -167,10 +189,14 @@ fn schedule(
             .map(|i| (items[i].0, results[i].unwrap_or(StepResult::Skipped)))
             .collect();
         let dep_results: Vec<StepResult> = deps.iter().map(|(_, r)| *r).collect();
-        let skipped = (!runs_after(condition, &dep_results)).then(|| {
-            let not_ok: Vec<&str> = deps.iter().filter(|(_, r)| !ok(*r)).map(|(n, _)| *n).collect();
-            skip_reason(condition, &not_ok)
-        });
+        let skipped = if canceled() {
+            Some("the run was canceled".to_string())
+        } else {
+            (!runs_after(condition, &dep_results)).then(|| {
+                let not_ok: Vec<&str> = deps.iter().filter(|(_, r)| !ok(*r)).map(|(n, _)| *n).collect();
+                skip_reason(condition, &not_ok)
+            })
+        };
         results[index] = Some(run(index, skipped));
     }
     results.into_iter().map(|r| r.unwrap_or(StepResult::Skipped)).collect()
@@ -296,6 +322,7 @@ impl Runner {
         }
         let worst = report.stages.iter().map(|(_, r)| *r).max_by_key(|r| rank(*r)).unwrap_or(StepResult::Succeeded);
         report.result = match worst {
+            _ if canceled() => StepResult::Canceled,
             StepResult::Skipped => StepResult::Succeeded,
             other => other,
         };
@@ -347,12 +374,15 @@ impl Runner {
         let mut results = Vec::new();
         for step in &job.steps {
             let display = self.display_name(step, &scope, &report.outputs);
-            if !step_runs(step.condition, status) {
+            if canceled() || !step_runs(step.condition, status) {
                 out.step_skipped(&display);
                 results.push(StepResult::Skipped);
                 continue;
             }
             let mut result = self.run_step(step, &display, &mut scope, stage, job, report, out);
+            if canceled() && result == StepResult::Failed {
+                result = StepResult::Canceled;
+            }
             if result == StepResult::Failed && step.continue_on_error {
                 result = StepResult::SucceededWithIssues;
             }

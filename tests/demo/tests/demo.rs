@@ -258,3 +258,20 @@ stages:
     assert_eq!(stage.jobs[1].condition, Condition::Always);
     assert_eq!(stage.jobs[1].steps[0].condition, Condition::Failed);
 }
+
+#[test]
+fn real_mode_needs_a_kubeconfig_for_the_service_connection() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_BIN_EXE_azp-kube-demo"));
+    let out = Command::new(demo)
+        .args(["--real", "--no-color"])
+        .env("HOME", home.path())
+        .env_remove("KUBECONFIG")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--real needs a kubeconfig for the service connection management-cluster"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("starting the local world"));
+}
