@@ -126,29 +126,31 @@ fn deploys_with_helm3_through_a_kubeconfig_file() {
 /// there with the role's credentials through the AWS CLI.
 fn cross_account_cluster() {
     static CREATED: std::sync::Once = std::sync::Once::new();
-    CREATED.call_once(|| {
-        let aws = |args: &[&str], extra: &[(String, String)]| {
-            let out = Command::new(&world().tools().aws)
-                .args(args)
-                .args(["--output", "json"])
-                .envs(moto_env())
-                .envs(extra.iter().cloned())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-        };
-        let assumed = aws(&["sts", "assume-role", "--role-arn", ROLE, "--role-session-name", "setup"], &[]);
-        let c = &assumed["Credentials"];
-        let keys = [
-            ("AWS_ACCESS_KEY_ID", &c["AccessKeyId"]),
-            ("AWS_SECRET_ACCESS_KEY", &c["SecretAccessKey"]),
-            ("AWS_SESSION_TOKEN", &c["SessionToken"]),
-        ]
-        .map(|(k, v)| (k.to_string(), v.as_str().unwrap().to_string()));
-        let create = ["eks", "create-cluster", "--name", "world", "--role-arn", "arn:aws:iam::222222222222:role/eks"];
-        aws(&[&create[..], &["--resources-vpc-config", "subnetIds=subnet-1"]].concat(), &keys);
-    });
+    CREATED.call_once(|| create_cluster_in_target_account(world()));
+}
+
+fn create_cluster_in_target_account(world: &World) {
+    let aws = |args: &[&str], extra: &[(String, String)]| {
+        let out = Command::new(&world.tools().aws)
+            .args(args)
+            .args(["--output", "json"])
+            .envs(world.env().into_iter().filter(|(k, _)| k.starts_with("AWS_")))
+            .envs(extra.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let assumed = aws(&["sts", "assume-role", "--role-arn", ROLE, "--role-session-name", "setup"], &[]);
+    let c = &assumed["Credentials"];
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", &c["AccessKeyId"]),
+        ("AWS_SECRET_ACCESS_KEY", &c["SecretAccessKey"]),
+        ("AWS_SESSION_TOKEN", &c["SessionToken"]),
+    ]
+    .map(|(k, v)| (k.to_string(), v.as_str().unwrap().to_string()));
+    let create = ["eks", "create-cluster", "--name", "world", "--role-arn", "arn:aws:iam::222222222222:role/eks"];
+    aws(&[&create[..], &["--resources-vpc-config", "subnetIds=subnet-1"]].concat(), &keys);
 }
 
 /// Without a role, the agent's own identity describes the cluster (it is in
@@ -534,4 +536,104 @@ fn a_locked_release_says_how_to_unlock_it() {
     assert!(message.contains("helm rollback web -n locked"), "{message}");
     assert_eq!(outcome.output("helmExitCode"), Some("1"));
     assert_eq!(outcome.output("releaseStatus"), Some("pending-upgrade"));
+}
+
+/// The role the cluster has an access entry for (the `deployer` role has none).
+const ALLOWED_ROLE: &str = "arn:aws:iam::222222222222:role/deployer-ok";
+
+/// A run as an agent pod with IRSA: the base identity is a web identity in
+/// the agent's account, which the target cluster does not know.
+fn irsa_run(world: &World, task: &StagedTask, home: &Path) -> TaskRun {
+    let temp = agent_temp(home);
+    std::fs::create_dir_all(&temp).unwrap();
+    let mut run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &temp.display().to_string());
+    for (name, value) in world.irsa_env("arn:aws:iam::123456789012:role/azure-agent").unwrap() {
+        if name != "KUBECONFIG" {
+            run = run.env(&name, &value);
+        }
+    }
+    run
+}
+
+/// Acceptance 1: web identity → AssumeRole into 222222222222 → the cluster
+/// described with the assumed identity → the exec kubeconfig → helm deploys;
+/// values files and overrides are applied.
+fn cross_account_deploy(helm: &Path) {
+    cross_account_cluster();
+    world().add_access_entry(ALLOWED_ROLE, "deployer", &["system:masters"]);
+    let namespace = world().unique_namespace("eks").unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::write(sources.path().join("values.yaml"), "message: from-file\n").unwrap();
+    std::fs::write(sources.path().join("more.yaml"), "message: from-second-file\nreplicas: 2\n").unwrap();
+    let outcome = irsa_run(world(), &task, home.path())
+        .sources(sources.path())
+        .input("clusterName", world().cluster_name())
+        .input("regionName", world().region())
+        .input("assumeRoleArn", ALLOWED_ROLE)
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .input("namespace", &namespace)
+        .input("valueFile", "values.yaml\nmore.yaml")
+        .input("overrideValuesString", "hook=false")
+        .input("helmPath", &helm.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(outcome.log_text().contains("AWS identity: role deployer-ok"), "{}", outcome.log_text());
+    assert_eq!(outcome.output("releaseRevision"), Some("1"));
+    assert_eq!(outcome.output("releaseStatus"), Some("deployed"));
+    assert_eq!(outcome.output("releaseNamespace"), Some(namespace.as_str()));
+    let config = config_map(&namespace, "web-config");
+    assert_eq!(config["data"]["message"], "from-second-file", "values files apply in order");
+    let summary = outcome.summaries.first().and_then(|(_, text)| text.clone()).expect("a summary");
+    assert!(summary.contains("deployer-ok") && summary.contains("world"), "{summary}");
+    assert_no_secret_in_log(&outcome);
+    assert_no_private_dir(&agent_temp(home.path()));
+}
+
+#[test]
+fn cross_account_deploy_with_helm4() {
+    cross_account_deploy(&world().tools().helm4);
+}
+
+#[test]
+fn cross_account_deploy_with_helm3() {
+    cross_account_deploy(&world().tools().helm3);
+}
+
+/// Acceptance 3: tokens live 3 s; a post-install hook keeps helm waiting 8 s,
+/// so its later requests need a new token, which the exec entry provides.
+#[test]
+fn a_wait_longer_than_the_token_lifetime_still_succeeds() {
+    let world = World::start().unwrap();
+    create_cluster_in_target_account(&world);
+    world.add_access_entry(ALLOWED_ROLE, "deployer", &["system:masters"]);
+    world.set_token_ttl(Duration::from_secs(3));
+    world.set_behaviour(
+        "registry.world/migrate:1",
+        azp_kube_world::Behaviour::exit(&["migrating"], 0, Duration::from_secs(8)),
+    );
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let outcome = irsa_run(&world, &task, home.path())
+        .input("clusterName", world.cluster_name())
+        .input("regionName", world.region())
+        .input("assumeRoleArn", ALLOWED_ROLE)
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "slow")
+        .input("namespace", "slow")
+        .input("helmPath", &world.tools().helm4.display().to_string())
+        // Tokens say they live 2 s, so helm asks the exec entry for new ones.
+        .env("AZP_KUBE_EKS_TOKEN_LIFETIME_SECONDS", "2")
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(started.elapsed() > Duration::from_secs(8), "the wait outlived the token");
+    assert_eq!(outcome.output("releaseStatus"), Some("deployed"));
 }
