@@ -80,6 +80,7 @@ pub struct World {
     moto: Option<(u16, u32)>,
     registry: Option<(u16, u32)>,
     eks: Option<Arc<crate::eks::EksAuthenticator>>,
+    kaniko: Option<Behaviour>,
     tools: Tools,
     cluster: Arc<Cluster>,
     kubelet: Arc<Kubelet>,
@@ -133,6 +134,7 @@ impl World {
             moto: started.moto,
             registry: started.registry,
             eks: None,
+            kaniko: None,
             tools,
             cluster: started.cluster,
             kubelet: started.kubelet,
@@ -159,10 +161,12 @@ impl World {
                 registry,
                 world.aws_endpoint(),
             );
-            let behaviour = Behaviour::runtime(std::sync::Arc::new(kaniko));
-            world.cluster.behaviours.add_default(std::sync::Arc::new(move |image: &str| {
-                crate::kaniko::is_executor(image).then(|| behaviour.clone())
-            }));
+            let behaviour = Behaviour::runtime(Arc::new(kaniko));
+            world.kaniko = Some(behaviour.clone());
+            world
+                .cluster
+                .behaviours
+                .add_default(Arc::new(move |image: &str| crate::kaniko::is_executor(image).then(|| behaviour.clone())));
         }
         world.startup = begin.elapsed();
         Ok(world)
@@ -408,6 +412,19 @@ impl World {
     /// Faults on demand: failed, delayed and cut requests and streams (see [`crate::faults`]).
     pub fn faults(&self) -> &crate::faults::Faults {
         &self.cluster.faults
+    }
+
+    /// The kaniko runtime (real buildah builds pushed to the world's registry), the default
+    /// for images named `…/kaniko` or `…/executor`; None in a world without AWS.
+    pub fn kaniko(&self) -> Option<Behaviour> {
+        self.kaniko.clone()
+    }
+
+    /// Marks `image` (exact, or a repository for every tag) as a kaniko executor: its pods
+    /// build for real. Panics in a world without AWS (no registry).
+    pub fn mark_kaniko_image(&self, image: &str) {
+        let kaniko = self.kaniko().expect("this world runs no registry (Options { aws: false })");
+        self.set_behaviour(image, kaniko);
     }
 
     /// Chooses what pods using `image` do.

@@ -118,8 +118,7 @@ pub fn serve(cluster: Arc<Cluster>, req: &ObjectRequest) -> ApiResult<Response<B
         }
     };
     let (tx, response) = body::stream("application/json");
-    let limit = cluster.faults.watch_limit();
-    tokio::spawn(pump(cluster, filter, first, live, after_rv, timeout, limit, tx));
+    tokio::spawn(pump(cluster, filter, first, live, after_rv, timeout, tx));
     Ok(response)
 }
 
@@ -130,11 +129,10 @@ async fn pump(
     live: Option<broadcast::Receiver<Arc<Event>>>,
     mut after_rv: u64,
     timeout: Option<Duration>,
-    limit: Option<usize>,
     tx: mpsc::Sender<Bytes>,
 ) {
-    // An injected fault ends the stream after `limit` events (initial ones included).
-    let mut left = limit.unwrap_or(usize::MAX);
+    // An injected fault ends the stream after a number of events (initial ones included).
+    let mut left = cluster.faults.watch_limit().unwrap_or(usize::MAX);
     for chunk in first {
         if left == 0 || tx.send(chunk).await.is_err() {
             return;

@@ -203,8 +203,13 @@ async fn kaniko_fails_a_broken_dockerfile_and_an_unknown_flag_like_kaniko() {
     assert!(text.contains("error building image:") && text.contains("exit status 3"), "{text}");
     assert_eq!(w.registry_digest(&format!("{ns}/broken"), "1"), None);
 
+    // Any image can be marked as a kaniko executor.
+    let marked = "registry.world/in-house-kaniko:2";
+    w.mark_kaniko_image(marked);
     args.push("--xyz=1".into());
-    pods.create(&PostParams::default(), &kaniko_pod("unknown", &args, json!([]), false)).await.expect("create");
+    let mut pod = kaniko_pod("unknown", &args, json!([]), false);
+    pod.spec.as_mut().expect("spec").containers[0].image = Some(marked.into());
+    pods.create(&PostParams::default(), &pod).await.expect("create");
     let pod = finished(&pods, "unknown").await;
     let text = log(&pods, "unknown").await;
     assert_eq!(terminated(&pod)["exitCode"], 1, "{text}");
