@@ -275,3 +275,12 @@ fn real_mode_needs_a_kubeconfig_for_the_service_connection() {
     assert!(stderr.contains("--real needs a kubeconfig for the service connection management-cluster"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("starting the local world"));
 }
+
+#[test]
+fn the_quick_start_shows_the_example_pipeline_as_it_is() {
+    let quick_start = std::fs::read_to_string(repo().join("tests/demo/QUICKSTART.md")).unwrap();
+    let example = std::fs::read_to_string(repo().join("examples/azure-pipelines.yml")).unwrap();
+    let body = &example[example.find("trigger:").unwrap()..];
+    assert!(quick_start.contains(&format!("```yaml\n{}```", body)), "QUICKSTART.md's YAML differs from the example");
+    assert!(quick_start.contains("bash scripts/demo.sh") && quick_start.contains("bash scripts/test.sh"));
+}
