@@ -10,5 +10,6 @@ mod support;
 
 mod failures;
 mod faults;
+mod load;
 mod real_builds;
 mod transports;

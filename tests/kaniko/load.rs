@@ -1,0 +1,85 @@
+//! Load: twenty KanikoBuild runs at once against one simulated cluster and
+//! one registry, each a real build. All succeed with the registry's digest,
+//! pod names are unique, nothing is left behind. The figures (wall time,
+//! peak memory of each azp-kube process) are printed for the README.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use azp_harness::StepResult;
+
+use crate::support::*;
+
+const BUILDS: usize = 20;
+
+/// The highest VmHWM (peak RSS, KiB) of any azp-kube process seen while the
+/// flag is up.
+fn watch_peak_rss(running: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while running.load(Ordering::Relaxed) {
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let status = entry.path().join("status");
+                let Ok(text) = std::fs::read_to_string(&status) else { continue };
+                if !text.starts_with("Name:\tazp-kube\n") {
+                    continue;
+                }
+                let hwm = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok());
+                peak = peak.max(hwm.unwrap_or(0));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        peak
+    })
+}
+
+#[test]
+fn twenty_builds_at_once() {
+    let namespace = world().unique_namespace("load").unwrap();
+    let registry = world().registry();
+    let repo = repository();
+    std::fs::write(
+        repo.path().join("Dockerfile"),
+        format!("FROM {registry}/busybox\nARG N\nCOPY app.txt /app.txt\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo $N > /n\"]\n"),
+    )
+    .unwrap();
+    let task = task();
+    let monitoring = Arc::new(AtomicBool::new(true));
+    let monitor = watch_peak_rss(monitoring.clone());
+    let started = Instant::now();
+    let runs: Vec<_> = (0..BUILDS)
+        .map(|n| {
+            run(&task, repo.path(), &namespace, "ghcr.io/osscontainertools/kaniko:v1.28.3")
+                .timeout(Duration::from_secs(600))
+                .input("contextTransport", "Stream")
+                .input("cache", "false")
+                .input("buildArgs", &format!("N={n}"))
+                .input("destinations", &format!("{registry}/load-{n}:1"))
+                .spawn()
+        })
+        .collect();
+    let outcomes: Vec<_> = runs.into_iter().map(|r| r.wait()).collect();
+    let wall = started.elapsed();
+    monitoring.store(false, Ordering::Relaxed);
+    let peak_kib = monitor.join().unwrap();
+
+    let mut pods = BTreeSet::new();
+    for (n, outcome) in outcomes.iter().enumerate() {
+        assert_eq!(outcome.result, StepResult::Succeeded, "build {n}: {:?}", outcome.errors());
+        let digest = outcome.output("imageDigest").unwrap();
+        assert_eq!(world().registry_digest(&format!("load-{n}"), "1").as_deref(), Some(digest), "build {n}");
+        let pod = outcome.log.iter().find(|l| l.starts_with("Started pod")).cloned().unwrap();
+        assert!(pods.insert(pod), "pod names are unique");
+    }
+    assert!(pods_in(&namespace).is_empty(), "no pod remains");
+    println!(
+        "load: {BUILDS} real builds at once in {:.1} s wall; peak RSS of one azp-kube process {:.1} MiB",
+        wall.as_secs_f64(),
+        peak_kib as f64 / 1024.0
+    );
+}
