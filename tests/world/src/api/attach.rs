@@ -137,7 +137,7 @@ async fn session<S>(
     }
     let Some(log) = log else {
         let _ = sink.send(status_message(&failure("container not found"))).await;
-        let _ = sink.close().await;
+        let _ = sink.send(normal_close()).await;
         return;
     };
     let mut changes = log.subscribe();
@@ -184,8 +184,17 @@ async fn session<S>(
     if client_open {
         let status = exit_status(&cluster, &uid, &container).await;
         let _ = sink.send(status_message(&status)).await;
-        let _ = sink.close().await;
+        let _ = sink.send(normal_close()).await;
     }
+}
+
+/// A close frame with code 1000: client-go treats a close without a code (1005) as an
+/// error on every stream.
+fn normal_close() -> Message {
+    Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "".into(),
+    }))
 }
 
 fn status_message(status: &Value) -> Message {

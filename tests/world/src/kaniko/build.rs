@@ -161,7 +161,8 @@ impl Buildah {
         self.run(&args, on_line, cancel).await
     }
 
-    /// Pushes `tag` to `destination`; returns the pushed manifest's digest.
+    /// Pushes `tag` to `destination` (`registry/repo:tag`, or a transport such as `oci:DIR`);
+    /// returns the pushed manifest's digest.
     pub async fn push(
         &self,
         tag: &str,
@@ -178,7 +179,7 @@ impl Buildah {
             "--digestfile".into(),
             digest_file.display().to_string(),
             tag.into(),
-            format!("docker://{destination}"),
+            if destination.starts_with("oci:") { destination.to_string() } else { format!("docker://{destination}") },
         ];
         match self.run(&args, on_line, cancel).await {
             Outcome::Done => {

@@ -172,8 +172,17 @@ impl Inner {
             Outcome::Failed(e) => return fail(&e),
         }
         let mut exit = ContainerExit::code(0);
+        let termination = run.container["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log");
         if args.no_push {
             logger.line("INFO", "Skipping push to container registry due to --no-push flag");
+            // kaniko still writes the image's digest; an OCI layout gives the same manifest.
+            let layout = format!("oci:{}", self.buildah.dir.join("tmp").join(crate::auth::random_token()).display());
+            if let Ok(digest) = self.buildah.push(&tag, &layout, &|_| {}, &run.cancel).await
+                && args.digest_file.as_deref() == Some(termination)
+            {
+                exit.message = Some(digest);
+            }
+            let _ = tokio::fs::remove_dir_all(layout.trim_start_matches("oci:")).await;
         } else {
             let mut pushed: Vec<(String, String)> = Vec::new();
             for destination in &args.destinations {
@@ -205,7 +214,6 @@ impl Inner {
                     }
                 }
             }
-            let termination = run.container["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log");
             let digest = pushed.first().map(|(_, d)| d.clone()).unwrap_or_default();
             let names: Vec<String> =
                 pushed.iter().map(|(d, digest)| format!("{}@{digest}", crate::pods::repository(d))).collect();

@@ -273,3 +273,38 @@ async fn kaniko_builds_a_context_streamed_through_attach() {
     assert_built(&pods, "from-stdin", &repo).await;
     assert!(w.registry_digest(&repo, "1").is_some());
 }
+
+#[tokio::test]
+async fn kubectl_attach_streams_a_context_and_no_push_still_reports_the_digest() {
+    let w = world();
+    let (ns, pods) = namespace("kaniko-kubectl").await;
+    let mut args = base_args("tar://stdin", &format!("{ns}/unused"));
+    args.retain(|a| !a.starts_with("--destination") && !a.contains(&w.registry()));
+    args.push("--no-push".into());
+    pods.create(&PostParams::default(), &kaniko_pod("kubectl-stdin", &args, json!([]), true)).await.expect("create");
+    let running =
+        |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Running");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        kube::runtime::wait::await_condition(pods.clone(), "kubectl-stdin", running),
+    )
+    .await
+    .expect("running in time")
+    .expect("watch");
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), ctx()).expect("write");
+    let out = std::process::Command::new(&w.tools().kubectl)
+        .args(["attach", "-i", "-c", "kaniko", "kubectl-stdin", "-n", &ns])
+        .env("KUBECONFIG", w.kubeconfig_path())
+        .env("HOME", w.dir())
+        .stdin(std::fs::File::open(file.path()).expect("open"))
+        .output()
+        .expect("kubectl attach");
+    let pod = finished(&pods, "kubectl-stdin").await;
+    let text = log(&pods, "kubectl-stdin").await;
+    assert!(out.status.success(), "kubectl attach: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(terminated(&pod)["exitCode"], 0, "{text}");
+    assert!(text.contains("greeting=bonjour") && text.contains("--no-push"), "{text}");
+    let digest = terminated(&pod)["message"].as_str().expect("digest");
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+}
