@@ -18,29 +18,62 @@ pub struct Buildah {
     pub registry: String,
 }
 
-/// A kaniko-like log: `INFO[0001] text` (seconds since the executor started).
+/// A kaniko-like log, in logrus's formats as kaniko configures them: `color` (the default)
+/// `\x1b[36mINFO\x1b[0m[0001] text` (seconds since start, message padded to 44),
+/// `text` `time="…" level=info msg="text"`, `json` `{"level":"info","msg":"text","time":"…"}`.
 #[derive(Clone)]
 pub struct Logger {
     log: LogWriter,
     start: Instant,
+    format: String,
 }
 
 impl Logger {
-    /// A logger for one run.
+    /// A logger for one run (colour format until [`Logger::set_format`]).
     pub fn new(log: LogWriter) -> Self {
-        Self { log, start: Instant::now() }
+        Self { log, start: Instant::now(), format: "color".into() }
+    }
+
+    /// `--log-format`.
+    pub fn set_format(&mut self, format: &str) {
+        self.format = format.to_string();
     }
 
     /// One line at a level (`INFO`, `WARN`, `ERRO`).
     pub fn line(&self, level: &str, text: &str) {
-        let secs = self.start.elapsed().as_secs();
-        self.log.write(format!("{level}[{secs:04}] {text}\n").as_bytes());
+        let name = match level {
+            "WARN" => "warning",
+            "ERRO" => "error",
+            _ => "info",
+        };
+        let now = || jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let line = match self.format.as_str() {
+            "text" => format!("time=\"{}\" level={name} msg={}\n", now(), quote(text)),
+            "json" => format!("{}\n", serde_json::json!({"level": name, "msg": text, "time": now()})),
+            _ => {
+                let color = match level {
+                    "WARN" => 33,
+                    "ERRO" => 31,
+                    _ => 36,
+                };
+                let secs = self.start.elapsed().as_secs();
+                format!("\x1b[{color}m{level}\x1b[0m[{secs:04}] {text:<44} \n")
+            }
+        };
+        self.log.write(line.as_bytes());
     }
 
     /// A line without prefix (cobra's `Error: ...`, kaniko's final error).
     pub fn raw(&self, text: &str) {
         self.log.write(format!("{text}\n").as_bytes());
     }
+}
+
+/// logrus quotes a value unless it is made of letters, digits and `-._/@^+`.
+fn quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/' | '@' | '^' | '+'));
+    if plain { text.to_string() } else { serde_json::to_string(text).unwrap_or_default() }
 }
 
 /// How a buildah command ended.
@@ -227,5 +260,15 @@ impl Buildah {
             Err(Outcome::Failed(e)) => Err(format!("pushing the busybox base image: {e}")),
             Err(_) => Err("cancelled".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logrus_quotes_like_go() {
+        assert_eq!(super::quote("Pushed"), "Pushed");
+        assert_eq!(super::quote("Pushed a@sha256:1"), "\"Pushed a@sha256:1\"");
+        assert_eq!(super::quote("say \"hi\""), "\"say \\\"hi\\\"\"");
     }
 }

@@ -60,7 +60,7 @@ impl Inner {
     }
 
     async fn execute(self: Arc<Self>, mut run: ContainerRun) -> ContainerExit {
-        let logger = Logger::new(run.log.clone());
+        let mut logger = Logger::new(run.log.clone());
         let container = &run.container;
         let strings = |v: &Value| -> Vec<String> {
             v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
@@ -78,6 +78,7 @@ impl Inner {
                 return ContainerExit::code(1);
             }
         };
+        logger.set_format(&args.log_format);
         if args.destinations.is_empty() && !args.no_push {
             logger.raw("Error: you must provide --destination, or use --no-push");
             return ContainerExit::code(1);
