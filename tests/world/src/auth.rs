@@ -54,6 +54,12 @@ pub trait Authenticator: Send + Sync {
 pub trait Authorizer: Send + Sync {
     /// Allow or deny one request.
     fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision;
+
+    /// The PolicyRules that apply to `user` in `namespace` (SelfSubjectRulesReview), if
+    /// this authorizer can list them.
+    fn rules(&self, _user: &UserInfo, _namespace: &str) -> Option<Vec<serde_json::Value>> {
+        None
+    }
 }
 
 /// Allows every authenticated request (the world before RBAC).
@@ -117,6 +123,12 @@ impl Auth {
         }
         let chain = self.authenticators.read().unwrap_or_else(|e| e.into_inner()).clone();
         chain.iter().find_map(|a| a.authenticate(token))
+    }
+
+    /// The rules the authorizer lists for a user, if it can.
+    pub fn rules(&self, user: &UserInfo, namespace: &str) -> Option<Vec<serde_json::Value>> {
+        let authorizer = self.authorizer.read().unwrap_or_else(|e| e.into_inner()).clone();
+        authorizer.rules(user, namespace)
     }
 
     /// The authorizer's decision.

@@ -98,6 +98,21 @@ impl Authorizer for Rbac {
         let allowed = self.rules_for(user, &attrs.namespace).iter().any(|rule| rule_allows(rule, attrs));
         if allowed { Decision::Allow } else { Decision::Deny(String::new()) }
     }
+
+    fn rules(&self, user: &UserInfo, namespace: &str) -> Option<Vec<Value>> {
+        if user.groups.iter().any(|g| g == MASTERS) {
+            return bootstrap_role("cluster-admin").and_then(|r| r["rules"].as_array().cloned());
+        }
+        let mut rules = vec![
+            json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+                   "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}),
+            json!({"verbs": ["create"], "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"]}),
+            json!({"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez",
+                   "/openapi", "/openapi/*", "/readyz", "/version", "/version/"]}),
+        ];
+        rules.extend(self.rules_for(user, namespace));
+        Some(rules)
+    }
 }
 
 fn strings(v: &Value) -> impl Iterator<Item = &str> {

@@ -45,6 +45,22 @@ fn access(cluster: &Cluster, spec: &Value, user: &UserInfo) -> Value {
 }
 
 fn rules(cluster: &Cluster, spec: &Value, user: &UserInfo) -> Value {
+    let namespace = spec["namespace"].as_str().unwrap_or_default();
+    if let Some(rules) = cluster.auth.rules(user, namespace) {
+        let (resource, non_resource): (Vec<Value>, Vec<Value>) =
+            rules.into_iter().partition(|r| r["nonResourceURLs"].is_null());
+        let resource: Vec<Value> = resource
+            .into_iter()
+            .map(|r| {
+                let mut r = r;
+                if r["apiGroups"].is_null() {
+                    r["apiGroups"] = json!([]);
+                }
+                r
+            })
+            .collect();
+        return json!({"resourceRules": resource, "nonResourceRules": non_resource, "incomplete": false});
+    }
     let attrs = Attributes {
         verb: "*".into(),
         group: "*".into(),

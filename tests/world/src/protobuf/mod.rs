@@ -42,6 +42,11 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         "ServiceAccount" => objects::service_account(corev1::ServiceAccount::decode(raw).map_err(bad)?),
         "DeleteOptions" => objects::delete_options(meta::DeleteOptions::decode(raw).map_err(bad)?),
         "SelfSubjectAccessReview" => rbac::access_review(authz::SelfSubjectAccessReview::decode(raw).map_err(bad)?),
+        "SelfSubjectRulesReview" => {
+            let review = authz::SelfSubjectRulesReview::decode(raw).map_err(bad)?;
+            let namespace = review.spec.and_then(|s| s.namespace).unwrap_or_default();
+            json!({ "metadata": objects::object_meta(review.metadata), "spec": {"namespace": namespace} })
+        }
         "SelfSubjectReview" => {
             json!({ "metadata": objects::object_meta(authn::SelfSubjectReview::decode(raw).map_err(bad)?.metadata) })
         }

@@ -72,6 +72,20 @@ async fn a_bound_service_account_gets_exactly_its_roles_rights() {
     assert!(!can_i(&kubeconfig, &["list", "pods", "--all-namespaces"]));
     assert!(!can_i(&kubeconfig, &["create", "namespaces"]));
 
+    // `auth can-i --list` (SelfSubjectRulesReview) lists the Role's rules.
+    let out = run_with(
+        w,
+        &w.tools().kubectl,
+        &["auth", "can-i", "--list", "-n", &ns],
+        &[("KUBECONFIG", kubeconfig.to_str().expect("utf-8"))],
+    );
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("pods/log") && list.contains("[get list watch]"),
+        "{list}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(list.contains("[allowed]") && !list.contains("secrets"), "{list}");
     let reader = client(&std::fs::read_to_string(&kubeconfig).expect("read")).await;
     let pods: Api<Pod> = Api::namespaced(reader.clone(), &ns);
     pods.list(&Default::default()).await.expect("list pods");
