@@ -93,6 +93,14 @@ pub async fn finished(pods: &Api<Pod>, name: &str) -> Value {
     }
 }
 
+/// Waits until the pod runs (attach needs a started container).
+pub async fn running(pods: &Api<Pod>, name: &str) {
+    let running =
+        |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Running");
+    let wait = kube::runtime::wait::await_condition(pods.clone(), name, running);
+    tokio::time::timeout(Duration::from_secs(30), wait).await.expect("running in time").expect("watch");
+}
+
 pub fn terminated(pod: &Value) -> &Value {
     &pod["status"]["containerStatuses"][0]["state"]["terminated"]
 }
@@ -246,15 +254,7 @@ async fn kaniko_builds_a_context_streamed_through_attach() {
     let repo = format!("{ns}/stdin");
     let args = base_args("tar://stdin", &repo);
     pods.create(&PostParams::default(), &kaniko_pod("from-stdin", &args, json!([]), true)).await.expect("create");
-    let running =
-        |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Running");
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        kube::runtime::wait::await_condition(pods.clone(), "from-stdin", running),
-    )
-    .await
-    .expect("running in time")
-    .expect("watch");
+    running(&pods, "from-stdin").await;
     let params = AttachParams::default().container("kaniko").stdin(true).stdout(true).stderr(false);
     let mut attached = pods.attach("from-stdin", &params).await.expect("attach");
     let mut stdout = attached.stdout().expect("stdout");
@@ -285,15 +285,7 @@ async fn kubectl_attach_streams_a_context_and_no_push_still_reports_the_digest()
     args.retain(|a| !a.starts_with("--destination") && !a.contains(&w.registry()));
     args.push("--no-push".into());
     pods.create(&PostParams::default(), &kaniko_pod("kubectl-stdin", &args, json!([]), true)).await.expect("create");
-    let running =
-        |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Running");
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        kube::runtime::wait::await_condition(pods.clone(), "kubectl-stdin", running),
-    )
-    .await
-    .expect("running in time")
-    .expect("watch");
+    running(&pods, "kubectl-stdin").await;
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), ctx()).expect("write");
     let out = std::process::Command::new(&w.tools().kubectl)
