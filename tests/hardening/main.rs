@@ -3,4 +3,5 @@
 
 mod bad_input;
 mod hostile;
+mod secrets;
 mod support;
