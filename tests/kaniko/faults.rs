@@ -69,3 +69,29 @@ fn cancel_during_the_upload_leaves_no_object_and_no_multipart_upload() {
     assert_eq!(leftovers(&bucket), (vec![], 0), "no object and no unfinished multipart upload");
     assert!(pods_in(&namespace).is_empty());
 }
+
+#[test]
+fn bursts_of_503_and_429_and_a_dropped_log_stream_mid_build_do_not_fail_the_task() {
+    use azp_kube_world::faults::Scope;
+    let namespace = world().unique_namespace("bursts").unwrap();
+    let repo = repository();
+    let task = task();
+    let lines = ["INFO step 1", "INFO step 2", "INFO step 3", "INFO step 4"];
+    let image = kaniko_image("bursts", Behaviour::exit_with_message(&lines, 0, Duration::from_secs(4), DIGEST));
+    let mut running = run(&task, repo.path(), &namespace, &image).input("bucket", &bucket("bursts")).spawn();
+    assert!(running.wait_for_line(|l| l.contains("INFO step 1"), Duration::from_secs(60)), "{:?}", running.lines());
+    let pods = format!("/api/v1/namespaces/{namespace}/pods");
+    let fired = world().faults().fired();
+    world().faults().fail_next(3, 503, Scope::path(&pods));
+    std::thread::sleep(Duration::from_millis(500));
+    world().faults().fail_next(2, 429, Scope::path(&pods));
+    world().cluster().close_watches();
+    let outcome = running.wait();
+    assert!(world().faults().fired() >= fired + 3, "the faults were answered to the task's requests");
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
+    for line in lines {
+        assert_eq!(outcome.log.iter().filter(|l| l.as_str() == line).count(), 1, "{line} shown exactly once");
+    }
+    assert!(pods_in(&namespace).is_empty());
+}
