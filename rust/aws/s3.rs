@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Parts uploaded at the same time (memory: about this many parts).
-const PARTS_IN_FLIGHT: usize = 3;
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// A failed S3 call; the message names the object and, for access problems,
 /// what to check.
@@ -112,19 +112,14 @@ impl ContextStore {
     where
         S: Stream<Item = std::io::Result<Vec<u8>>>,
     {
-        let mut chunks = std::pin::pin!(chunks);
-        let mut buffer = Vec::with_capacity(PART_SIZE);
-        // Fill the first part: a small context is one PutObject.
-        while buffer.len() < PART_SIZE {
-            match chunks.next().await {
-                Some(chunk) => buffer.extend_from_slice(&chunk.map_err(Error::Source)?),
-                None => {
-                    let size = buffer.len() as u64;
-                    self.put(key, buffer).await?;
-                    progress(size);
-                    return Ok(size);
-                }
-            }
+        let mut parts = Parts::new(chunks);
+        // A context smaller than one part is one PutObject.
+        let first = parts.next().await?.unwrap_or_default();
+        if first.len() < PART_SIZE {
+            let size = first.len() as u64;
+            self.put(key, first).await?;
+            progress(size);
+            return Ok(size);
         }
         let created = self
             .client
@@ -138,7 +133,7 @@ impl ContextStore {
             .map_err(|e| self.error(key, "s3:PutObject", e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
         pending.set(key, &upload_id);
-        let result = self.upload_parts(key, &upload_id, buffer, chunks, &mut progress).await;
+        let result = self.upload_parts(key, &upload_id, first, parts, &mut progress).await;
         match result {
             Ok(total) => {
                 pending.clear();
@@ -170,8 +165,8 @@ impl ContextStore {
         &self,
         key: &str,
         upload_id: &str,
-        mut buffer: Vec<u8>,
-        mut chunks: std::pin::Pin<&mut S>,
+        first: Vec<u8>,
+        mut parts: Parts<S>,
         progress: &mut impl FnMut(u64),
     ) -> Result<u64, Error>
     where
@@ -181,30 +176,16 @@ impl ContextStore {
         let mut completed: Vec<CompletedPart> = Vec::new();
         let mut sent = 0u64;
         let mut number = 0;
-        let mut source_done = false;
-        loop {
-            // Cut full parts off the buffer, reading more as needed.
-            while !source_done && buffer.len() < PART_SIZE {
-                match chunks.next().await {
-                    Some(chunk) => buffer.extend_from_slice(&chunk.map_err(Error::Source)?),
-                    None => source_done = true,
-                }
-            }
-            if !buffer.is_empty() {
-                let rest = if buffer.len() > PART_SIZE { buffer.split_off(PART_SIZE) } else { Vec::new() };
-                let part = std::mem::replace(&mut buffer, rest);
-                number += 1;
-                in_flight.spawn(self.clone().upload_part(key.to_string(), upload_id.to_string(), number, part));
-            }
-            let last = source_done && buffer.is_empty();
-            while in_flight.len() >= PARTS_IN_FLIGHT || (last && !in_flight.is_empty()) {
+        let mut next = Some(first);
+        while let Some(part) = next {
+            number += 1;
+            in_flight.spawn(self.clone().upload_part(key.to_string(), upload_id.to_string(), number, part));
+            next = parts.next().await?;
+            while in_flight.len() >= PARTS_IN_FLIGHT || (next.is_none() && !in_flight.is_empty()) {
                 let (part, size) = in_flight.join_next().await.expect("a part is in flight").expect("part task")?;
                 completed.push(part);
                 sent += size;
                 progress(sent);
-            }
-            if last {
-                break;
             }
         }
         completed.sort_by_key(|p| p.part_number());
@@ -292,6 +273,43 @@ impl ContextStore {
     }
 }
 
+/// Cuts a stream of chunks into parts of exactly [`PART_SIZE`] bytes (the
+/// last one shorter), each allocated once at its final size: a part that grew
+/// by doubling would hold twice the memory while it is in flight.
+struct Parts<S> {
+    chunks: std::pin::Pin<Box<S>>,
+    carry: Vec<u8>,
+    done: bool,
+}
+
+impl<S: Stream<Item = std::io::Result<Vec<u8>>>> Parts<S> {
+    fn new(chunks: S) -> Self {
+        Self { chunks: Box::pin(chunks), carry: Vec::new(), done: false }
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        let mut part = Vec::with_capacity(PART_SIZE);
+        let carried = self.carry.len().min(PART_SIZE);
+        part.extend(self.carry.drain(..carried));
+        while part.len() < PART_SIZE && !self.done {
+            match self.chunks.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(Error::Source)?;
+                    let room = PART_SIZE - part.len();
+                    if chunk.len() <= room {
+                        part.extend_from_slice(&chunk);
+                    } else {
+                        part.extend_from_slice(&chunk[..room]);
+                        self.carry.extend_from_slice(&chunk[room..]);
+                    }
+                }
+                None => self.done = true,
+            }
+        }
+        Ok((!part.is_empty()).then_some(part))
+    }
+}
+
 /// The most useful text of an SDK error: its service code and message, not
 /// the generic "service error".
 fn aws_message(error: &dyn std::error::Error) -> String {
@@ -305,4 +323,32 @@ fn aws_message(error: &dyn std::error::Error) -> String {
         current = e.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn parts_are_exactly_part_size_and_allocated_once() {
+        let chunk = vec![7u8; 3 * 1024 * 1024];
+        let chunks = futures::stream::iter((0..9).map(|_| Ok(chunk.clone())));
+        let mut parts = Parts::new(chunks);
+        let mut sizes = Vec::new();
+        while let Some(part) = parts.next().await.unwrap() {
+            assert_eq!(part.capacity(), PART_SIZE, "no part grows past its size");
+            sizes.push(part.len());
+        }
+        assert_eq!(sizes, [PART_SIZE, PART_SIZE, PART_SIZE, 27 * 1024 * 1024 - 3 * PART_SIZE]);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_larger_than_a_part_is_split() {
+        let chunks = futures::stream::iter([Ok(vec![1u8; 2 * PART_SIZE + 5])]);
+        let mut parts = Parts::new(chunks);
+        assert_eq!(parts.next().await.unwrap().unwrap().len(), PART_SIZE);
+        assert_eq!(parts.next().await.unwrap().unwrap().len(), PART_SIZE);
+        assert_eq!(parts.next().await.unwrap().unwrap().len(), 5);
+        assert!(parts.next().await.unwrap().is_none());
+    }
 }
