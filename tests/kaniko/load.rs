@@ -83,3 +83,59 @@ fn twenty_builds_at_once() {
         peak_kib as f64 / 1024.0
     );
 }
+
+/// A container that records when it exits, then reports the digest.
+struct TimedExit(Arc<std::sync::Mutex<Option<Instant>>>);
+
+impl azp_kube_world::ContainerRuntime for TimedExit {
+    fn run(&self, run: azp_kube_world::ContainerRun) -> azp_kube_world::pods::RunFuture {
+        let exited = self.0.clone();
+        Box::pin(async move {
+            run.log.write(b"INFO building\n");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            *exited.lock().unwrap() = Some(Instant::now());
+            azp_kube_world::ContainerExit { exit_code: 0, reason: None, message: Some(DIGEST.into()) }
+        })
+    }
+}
+
+/// One build in a world of its own: how many API requests it makes (one
+/// watch, one log stream, no polling), and how long from the container's
+/// exit to the task's exit.
+#[test]
+fn one_build_s_api_requests_and_exit_latency() {
+    let world = azp_kube_world::World::start().unwrap();
+    let exited = Arc::new(std::sync::Mutex::new(None));
+    let image = "kaniko.test/timed:1";
+    world.set_behaviour(image, azp_kube_world::Behaviour::runtime(Arc::new(TimedExit(exited.clone()))));
+    world.create_namespace("timed").unwrap();
+    let repo = repository();
+    let task = task();
+    let before = world.faults().requests();
+    let mut run = azp_harness::TaskRun::new(task.path())
+        .sources(repo.path())
+        .timeout(Duration::from_secs(120))
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world.kubeconfig_path().display().to_string())
+        .input("namespace", "timed")
+        .input("kanikoImage", image)
+        .input("contextTransport", "Stream")
+        .input("destinations", "registry.local/app:1");
+    for (key, value) in world.env() {
+        if key != "KUBECONFIG" {
+            run = run.env(&key, &value);
+        }
+    }
+    let outcome = run.run();
+    let ended = Instant::now();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}", outcome.errors());
+    let requests = world.faults().requests() - before;
+    let latency = ended - exited.lock().unwrap().expect("the container ran");
+    println!(
+        "one build: {requests} API requests; {:.0} ms from the container's exit to the task's exit",
+        latency.as_secs_f64() * 1000.0
+    );
+    // One watch and one log stream, not a loop of GETs: a polling client
+    // would make dozens of requests in the half second the container runs.
+    assert!(requests <= 20, "{requests} API requests for one build");
+}

@@ -69,6 +69,8 @@ struct State {
     /// (bytes after which a followed log ends, how many more streams)
     logs: Option<(usize, u32)>,
     fired: u64,
+    /// Every request seen, for measuring how many calls a client makes.
+    requests: u64,
 }
 
 /// The fault plan of one cluster.
@@ -105,8 +107,8 @@ impl Faults {
     /// Forgets every fault.
     pub fn reset(&self) {
         let mut state = self.lock();
-        let fired = state.fired;
-        *state = State { fired, ..State::default() };
+        let (fired, requests) = (state.fired, state.requests);
+        *state = State { fired, requests, ..State::default() };
     }
 
     /// How many faults have fired so far (requests failed or delayed, streams cut).
@@ -114,9 +116,15 @@ impl Faults {
         self.lock().fired
     }
 
+    /// How many API requests the simulator has answered (faults or not).
+    pub fn requests(&self) -> u64 {
+        self.lock().requests
+    }
+
     /// Consumes the rules that match a request; what to do to it.
     pub fn plan(&self, method: &str, path: &str) -> Planned {
         let mut state = self.lock();
+        state.requests += 1;
         let mut planned = Planned::default();
         let mut fired = 0;
         for rule in state.rules.iter_mut().filter(|r| r.remaining > 0 && r.scope.matches(method, path)) {
