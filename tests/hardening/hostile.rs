@@ -189,6 +189,9 @@ fn a_context_holds_what_docker_would_send_and_never_an_outside_file() {
     std::os::unix::fs::symlink("/etc/passwd", root.join("passwd-link")).unwrap();
     let fifo = root.join("a-fifo");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // A device node (the tests run as root, as CI does).
+    let device = root.join("a-device");
+    assert!(Command::new("mknod").arg(&device).args(["c", "1", "3"]).status().unwrap().success());
     let long = root.join("d".repeat(100)).join("e".repeat(100)).join(format!("{}.txt", "f".repeat(96)));
     std::fs::create_dir_all(long.parent().unwrap()).unwrap();
     std::fs::write(&long, "long path\n").unwrap();
@@ -203,7 +206,8 @@ fn a_context_holds_what_docker_would_send_and_never_an_outside_file() {
     assert!(listed.lines().any(|l| l == "passwd-link"), "{listed}");
     assert!(listed.lines().any(|l| l == "new\\nline.txt"), "{listed}");
     assert!(listed.lines().any(|l| l.ends_with(&format!("{}.txt", "f".repeat(96))) && l.len() > 300), "{listed}");
-    assert!(!listed.contains("a-fifo"), "{listed}");
+    assert!(!listed.contains("a-fifo") && !listed.contains("a-device"), "{listed}");
+    assert!(String::from_utf8_lossy(&list.stderr).contains("a-device"), "the device is reported as skipped");
     assert!(String::from_utf8_lossy(&list.stderr).contains("a-fifo"), "the FIFO is reported as skipped");
 
     let archive = root.join("..").join(format!("ctx-{}.tar.gz", std::process::id()));

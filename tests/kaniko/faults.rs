@@ -95,3 +95,62 @@ fn bursts_of_503_and_429_and_a_dropped_log_stream_mid_build_do_not_fail_the_task
     }
     assert!(pods_in(&namespace).is_empty());
 }
+
+#[test]
+fn a_pod_deleted_by_someone_else_fails_with_that_reason() {
+    let namespace = world().unique_namespace("deleted").unwrap();
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("deleted", Behaviour::serve(&["INFO building until stopped"]));
+    let mut running = run(&task, repo.path(), &namespace, &image).input("bucket", &bucket("deleted")).spawn();
+    assert!(running.wait_for_line(|l| l.contains("INFO building until stopped"), Duration::from_secs(60)));
+    let pod = pods_in(&namespace).pop().unwrap();
+    let deleted = std::process::Command::new(&world().tools().kubectl)
+        .args(["--kubeconfig", &world().kubeconfig_path().display().to_string(), "-n", &namespace])
+        .args(["delete", "pod", &pod, "--wait=false"])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    let outcome = running.wait();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert_eq!(outcome.errors().len(), 1, "{:?}", outcome.errors());
+    let message = &outcome.errors()[0].message;
+    assert!(message.contains("deleted by someone else") || message.contains("exited with code 137"), "{message}");
+    assert!(pods_in(&namespace).is_empty());
+}
+
+#[test]
+fn cancel_while_the_pod_is_pending_removes_it() {
+    let namespace = world().unique_namespace("cancel-pending").unwrap();
+    let bucket = bucket("cancel-pending");
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("cancel-pending", Behaviour::unschedulable("0/1 nodes are available: 1 Too many pods."));
+    let mut running = run(&task, repo.path(), &namespace, &image)
+        .input("bucket", &bucket)
+        .env("AZP_KUBE_UNSCHEDULABLE_GRACE_SECONDS", "600")
+        .spawn();
+    assert!(running.wait_for_line(|l| l.contains("cannot be scheduled yet"), Duration::from_secs(60)));
+    let canceled = Instant::now();
+    running.signal(libc::SIGINT);
+    let outcome = running.wait();
+    assert!(canceled.elapsed() < Duration::from_secs(5), "took {:?}", canceled.elapsed());
+    assert!(outcome.errors()[0].message.contains("canceled"), "{:?}", outcome.errors());
+    assert!(pods_in(&namespace).is_empty(), "the pending pod is removed");
+    assert_eq!(leftovers(&bucket), (vec![], 0));
+}
+
+#[test]
+fn a_missing_bucket_is_named() {
+    let namespace = world().unique_namespace("no-bucket").unwrap();
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("no-bucket", kaniko_success());
+    let outcome = run(&task, repo.path(), &namespace, &image).input("bucket", "no-such-bucket-here").run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert_eq!(outcome.errors().len(), 1, "{:?}", outcome.errors());
+    let message = &outcome.errors()[0].message;
+    assert!(message.contains("s3://no-such-bucket-here/"), "{message}");
+    assert!(message.contains("NoSuchBucket") || message.contains("does not exist"), "{message}");
+    assert!(pods_in(&namespace).is_empty(), "no pod was started");
+}
