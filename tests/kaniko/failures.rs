@@ -82,3 +82,21 @@ fn a_failed_pod_is_kept_when_asked() {
     assert_eq!(outcome.result, StepResult::Failed);
     assert_eq!(pods_in(&namespace).len(), 1, "the failed pod is kept for inspection");
 }
+
+#[test]
+fn a_build_past_its_deadline_says_so() {
+    // The shortest timeout is one minute: the pod's activeDeadlineSeconds.
+    let namespace = world().unique_namespace("deadline").unwrap();
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("deadline", Behaviour::serve(&["INFO building slowly"]));
+    let outcome = run(&task, repo.path(), &namespace, &image)
+        .input("contextTransport", "Stream")
+        .input("timeoutMinutes", "1")
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed, "{}", outcome.log_text());
+    assert_eq!(outcome.errors().len(), 1, "{:?}", outcome.errors());
+    let message = &outcome.errors()[0].message;
+    assert!(message.contains("DeadlineExceeded") && message.contains("timeoutMinutes"), "{message}");
+    assert!(pods_in(&namespace).is_empty());
+}
