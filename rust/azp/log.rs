@@ -109,7 +109,7 @@ pub fn init(agent: &Agent, debug: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::azp::agent::tests::Capture;
+    use azp_harness::Capture;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     fn capture(debug: bool, body: impl FnOnce()) -> String {

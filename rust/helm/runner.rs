@@ -235,7 +235,7 @@ fn show(agent: &Agent, sink: Sink, lines: Vec<String>, kept: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::azp::agent::tests::Capture;
+    use azp_harness::Capture;
 
     fn script(dir: &Path, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt as _;

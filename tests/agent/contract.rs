@@ -1,6 +1,6 @@
 //! What we print is read by the agent exactly as we mean it.
 
-use azp_harness::{Outcome, parse_line, unescape};
+use azp_harness::{Capture, Outcome, parse_line, unescape};
 use azp_kube::azp::Agent;
 use azp_kube::azp::agent::VariableOptions;
 use azp_kube::azp::command::{Command, escape_data, escape_property};
@@ -113,23 +113,4 @@ fn a_long_line_stays_bounded_and_harmless() {
     assert!(lines.len() > 1, "a 1.2 MB line is cut into pieces");
     assert!(lines.iter().all(|l| l.len() <= 2 * azp_kube::azp::untrusted::MAX_LINE_BYTES));
     assert!(lines.iter().all(|l| parse_line(l).is_none()));
-}
-
-#[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).lines().map(str::to_string).collect()
-    }
 }

@@ -39,26 +39,7 @@ fn watch_command_lines(running: Arc<AtomicBool>, seen: Arc<Mutex<BTreeSet<String
 
 /// The cluster `world` in the role's account, and an access entry for the role.
 fn target_cluster(world: &World) {
-    let aws = |args: &[&str], extra: &[(&str, &str)]| {
-        let out = Command::new(&world.tools().aws)
-            .args(args)
-            .args(["--output", "json"])
-            .envs(world.env().into_iter().filter(|(k, _)| k.starts_with("AWS_")))
-            .envs(extra.iter().copied())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
-    let assumed = aws(&["sts", "assume-role", "--role-arn", ROLE, "--role-session-name", "setup"], &[]);
-    let c = &assumed["Credentials"];
-    let keys = [
-        ("AWS_ACCESS_KEY_ID", c["AccessKeyId"].as_str().unwrap()),
-        ("AWS_SECRET_ACCESS_KEY", c["SecretAccessKey"].as_str().unwrap()),
-        ("AWS_SESSION_TOKEN", c["SessionToken"].as_str().unwrap()),
-    ];
-    let create = ["eks", "create-cluster", "--name", "world", "--role-arn", "arn:aws:iam::222222222222:role/eks"];
-    aws(&[&create[..], &["--resources-vpc-config", "subnetIds=subnet-1"]].concat(), &keys);
+    world.create_cluster_in_account_of(ROLE).unwrap();
     world.add_access_entry(ROLE, "deployer", &["system:masters"]);
 }
 

@@ -130,27 +130,7 @@ fn cross_account_cluster() {
 }
 
 fn create_cluster_in_target_account(world: &World) {
-    let aws = |args: &[&str], extra: &[(String, String)]| {
-        let out = Command::new(&world.tools().aws)
-            .args(args)
-            .args(["--output", "json"])
-            .envs(world.env().into_iter().filter(|(k, _)| k.starts_with("AWS_")))
-            .envs(extra.iter().cloned())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
-    let assumed = aws(&["sts", "assume-role", "--role-arn", ROLE, "--role-session-name", "setup"], &[]);
-    let c = &assumed["Credentials"];
-    let keys = [
-        ("AWS_ACCESS_KEY_ID", &c["AccessKeyId"]),
-        ("AWS_SECRET_ACCESS_KEY", &c["SecretAccessKey"]),
-        ("AWS_SESSION_TOKEN", &c["SessionToken"]),
-    ]
-    .map(|(k, v)| (k.to_string(), v.as_str().unwrap().to_string()));
-    let create = ["eks", "create-cluster", "--name", "world", "--role-arn", "arn:aws:iam::222222222222:role/eks"];
-    aws(&[&create[..], &["--resources-vpc-config", "subnetIds=subnet-1"]].concat(), &keys);
+    world.create_cluster_in_account_of(ROLE).unwrap();
 }
 
 /// Without a role, the agent's own identity describes the cluster (it is in

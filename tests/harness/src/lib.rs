@@ -8,11 +8,13 @@
 //! agent would make of them: the step result, the issues it keeps, output
 //! variables, secrets, attachments and the log with secrets masked.
 
+mod capture;
 mod outcome;
 mod parse;
 mod run;
 mod stage;
 
+pub use capture::Capture;
 pub use outcome::{Issue, Outcome, StepResult, Variable};
 pub use parse::{AgentCommand, mangle, parse_line, unescape};
 pub use run::{RunningTask, TaskRun};

@@ -26,6 +26,14 @@ pub const CLUSTER_NAME: &str = "world";
 /// Why the world could not start or write a file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An AWS CLI call against moto failed.
+    #[error("aws {command}: {stderr}")]
+    Aws {
+        /// The CLI's arguments.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
     /// The setup script has not run.
     #[error(transparent)]
     Tools(#[from] tools::Missing),
@@ -357,6 +365,38 @@ impl World {
         env.push(("AWS_WEB_IDENTITY_TOKEN_FILE".into(), token_file.display().to_string()));
         env.push(("AWS_ROLE_SESSION_NAME".into(), "world".into()));
         Ok(env)
+    }
+
+    /// Creates this world's EKS cluster (same name, region and endpoint) in the
+    /// account of `role_arn` too, with that role's credentials, so that a task
+    /// that assumes the role finds it: moto keeps clusters per account.
+    pub fn create_cluster_in_account_of(&self, role_arn: &str) -> Result<(), Error> {
+        let aws = |args: &[&str], extra: &[(&str, String)]| -> Result<serde_json::Value, Error> {
+            let out = std::process::Command::new(&self.tools.aws)
+                .args(args)
+                .args(["--output", "json"])
+                .envs(self.env().into_iter().filter(|(k, _)| k.starts_with("AWS_")))
+                .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+                .output()
+                .map_err(|e| Error::Aws { command: args.join(" "), stderr: e.to_string() })?;
+            if !out.status.success() {
+                let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+                return Err(Error::Aws { command: args.join(" "), stderr });
+            }
+            Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
+        };
+        let assumed = aws(&["sts", "assume-role", "--role-arn", role_arn, "--role-session-name", "world"], &[])?;
+        let key = |name: &str| assumed["Credentials"][name].as_str().unwrap_or_default().to_string();
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", key("AccessKeyId")),
+            ("AWS_SECRET_ACCESS_KEY", key("SecretAccessKey")),
+            ("AWS_SESSION_TOKEN", key("SessionToken")),
+        ];
+        let account = role_arn.split(':').nth(4).unwrap_or_default();
+        let cluster_role = format!("arn:aws:iam::{account}:role/eks");
+        let create = ["eks", "create-cluster", "--name", CLUSTER_NAME, "--role-arn", &cluster_role];
+        aws(&[&create[..], &["--resources-vpc-config", "subnetIds=subnet-1"]].concat(), &keys)?;
+        Ok(())
     }
 
     /// Wipes moto's state and recreates the world's EKS cluster.
