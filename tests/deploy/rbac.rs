@@ -64,11 +64,7 @@ fn the_agent_builds_in_its_namespace_and_is_denied_everything_else() {
         .input("contextTransport", "S3 presigned URL")
         .input("bucket", &bucket)
         .input("destinations", "registry.local/app:1");
-    for (key, value) in world().env() {
-        if key != "KUBECONFIG" {
-            run = run.env(&key, &value);
-        }
-    }
+    run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
     let outcome = run.run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert_eq!(outcome.output("imageDigest"), Some(DIGEST));

@@ -47,11 +47,7 @@ fn kaniko(repo: &Path, namespace: &str, image: &str) -> TaskRun {
         .input("kanikoImage", image)
         .input("contextTransport", "Stream")
         .input("destinations", "registry.local/app:1");
-    for (key, value) in world().env() {
-        if key != "KUBECONFIG" {
-            run = run.env(&key, &value);
-        }
-    }
+    run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
     // The staged task folder must outlive the run.
     std::mem::forget(task);
     run
@@ -163,11 +159,7 @@ fn helm_output_cannot_command_the_agent() {
         .input("overrideValues", "message=$(touch pwned)")
         .input("waitForExecution", "false")
         .input("helmPath", &world().tools().helm4.display().to_string());
-    for (key, value) in world().env() {
-        if key != "KUBECONFIG" {
-            run = run.env(&key, &value);
-        }
-    }
+    run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
     let outcome = run.run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}", outcome.errors());
     assert_eq!(outcome.output("releaseStatus"), Some("deployed"));

@@ -39,11 +39,7 @@ fn run(task: &StagedTask, home: &Path) -> TaskRun {
         .timeout(Duration::from_secs(120))
         .env("HOME", &home.display().to_string())
         .env("AGENT_TEMPDIRECTORY", &temp.display().to_string());
-    for (name, value) in world().env() {
-        if name != "KUBECONFIG" {
-            run = run.env(&name, &value);
-        }
-    }
+    run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
     run
 }
 
@@ -246,8 +242,7 @@ fn a_canceled_deploy_stops_helm_and_removes_the_kubeconfig() {
          trap 'touch {}; exit 143' TERM INT\necho fake-helm-ready\nsleep 60 & wait\n",
         marker.display()
     );
-    std::fs::write(&helm, script).unwrap();
-    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_script(&helm, &script);
     let task = task();
     let home = tempfile::tempdir().unwrap();
     let run = run(&task, home.path())
@@ -451,16 +446,14 @@ fn no_secret_reaches_a_process_argument_list() {
     let home = tempfile::tempdir().unwrap();
     let recorded = home.path().join("argv.log");
     let wrapper = home.path().join("helm-wrapper");
-    std::fs::write(
+    write_script(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
             recorded.display(),
             world().tools().helm4.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let outcome = run(&task, home.path())
         .input("connectionType", "Kubeconfig file")
         .input("kubeconfig", &world().kubeconfig_path().display().to_string())
@@ -492,12 +485,10 @@ fn no_secret_reaches_a_process_argument_list() {
 fn a_locked_release_says_how_to_unlock_it() {
     let dir = tempfile::tempdir().unwrap();
     let helm = dir.path().join("helm");
-    std::fs::write(
+    write_script(
         &helm,
         "#!/bin/sh\ncase \"$1\" in\n  version) echo v4.1.4 ;;\n  upgrade) echo 'Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress' >&2; exit 1 ;;\n  history) echo 'REVISION  STATUS'; echo '2  pending-upgrade' ;;\n  status) echo '{\"name\":\"web\",\"namespace\":\"locked\",\"version\":2,\"info\":{\"status\":\"pending-upgrade\"}}' ;;\nesac\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let task = task();
     let home = tempfile::tempdir().unwrap();
     let outcome = run(&task, home.path())
@@ -616,4 +607,10 @@ fn a_wait_longer_than_the_token_lifetime_still_succeeds() {
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(started.elapsed() > Duration::from_secs(8), "the wait outlived the token");
     assert_eq!(outcome.output("releaseStatus"), Some("deployed"));
+}
+
+/// Writes an executable shell script (a fake or wrapping helm).
+fn write_script(path: &Path, script: &str) {
+    std::fs::write(path, script).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }

@@ -121,11 +121,7 @@ fn one_build_s_api_requests_and_exit_latency() {
         .input("kanikoImage", image)
         .input("contextTransport", "Stream")
         .input("destinations", "registry.local/app:1");
-    for (key, value) in world.env() {
-        if key != "KUBECONFIG" {
-            run = run.env(&key, &value);
-        }
-    }
+    run = run.envs(world.env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
     let outcome = run.run();
     let ended = Instant::now();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}", outcome.errors());

@@ -67,11 +67,7 @@ pub fn run(task: &StagedTask, repo: &Path, namespace: &str, image: &str) -> Task
         .input("namespace", namespace)
         .input("kanikoImage", image)
         .input("destinations", "registry.local/app:1\nregistry.local/app:latest");
-    for (key, value) in world().env() {
-        if key != "KUBECONFIG" {
-            run = run.env(&key, &value);
-        }
-    }
+    run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
     run.env("AZP_KUBE_UNSCHEDULABLE_GRACE_SECONDS", "2")
 }
 

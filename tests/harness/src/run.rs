@@ -79,6 +79,12 @@ impl TaskRun {
         self
     }
 
+    /// Sets several environment variables at once.
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
     /// The repository checkout (`Build.SourcesDirectory`); a fresh empty
     /// folder when not given.
     pub fn sources(mut self, dir: &Path) -> Self {
