@@ -50,8 +50,47 @@ pub enum Error {
     },
     #[error("helm {command} failed with exit code {code}{}", stderr_suffix(.stderr))]
     Failed { command: String, code: i32, stderr: Vec<String> },
+    #[error("helm {command} was killed by {} (signal {signal}){}", signal_name(*.signal), kill_hint(*.signal))]
+    Killed { command: String, signal: i32, stderr: Vec<String> },
     #[error("helm {command} was stopped: the step was canceled")]
     Canceled { command: String },
+}
+
+impl Error {
+    /// The exit code a shell would report: helm's own, or 128 + the signal.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Failed { code, .. } => *code,
+            Self::Killed { signal, .. } => 128 + signal,
+            Self::Start { .. } | Self::Canceled { .. } => -1,
+        }
+    }
+
+    /// helm's last stderr lines, if it ran.
+    pub fn stderr(&self) -> &[String] {
+        match self {
+            Self::Failed { stderr, .. } | Self::Killed { stderr, .. } => stderr,
+            Self::Start { .. } | Self::Canceled { .. } => &[],
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+fn kill_hint(signal: i32) -> &'static str {
+    // The kernel's OOM killer and a container runtime's memory limit both send SIGKILL.
+    if signal == libc::SIGKILL { ": the out-of-memory killer sends this; check the agent's memory limit" } else { "" }
 }
 
 fn stderr_suffix(stderr: &[String]) -> String {
@@ -150,8 +189,9 @@ impl Helm {
             // helm reads the password line, then closes; a failed write shows in its exit code.
             let _ = pipe.write_all(format!("{}\n", secret.expose()).as_bytes()).await;
         }
-        let out = tokio::spawn(read_lines(child.stdout.take(), agent.clone(), Sink::from(stdout)));
-        let err = tokio::spawn(read_lines(child.stderr.take(), agent.clone(), Sink::Warnings));
+        let (exited, exit) = tokio::sync::watch::channel(false);
+        let out = tokio::spawn(read_lines(child.stdout.take(), agent.clone(), Sink::from(stdout), exit.clone()));
+        let err = tokio::spawn(read_lines(child.stderr.take(), agent.clone(), Sink::Warnings, exit));
         let status = tokio::select! {
             status = child.wait() => status,
             () = cancel.cancelled() => {
@@ -159,12 +199,17 @@ impl Helm {
                 return Err(Error::Canceled { command });
             }
         };
+        let _ = exited.send(true);
         let stdout = out.await.unwrap_or_default().join("\n");
         let stderr = err.await.unwrap_or_default();
-        let code = status.map(|s| s.code().unwrap_or(-1)).unwrap_or(-1);
+        let kept = || stderr[stderr.len().saturating_sub(STDERR_KEPT)..].to_vec();
+        let status = status.map_err(|source| Error::Start { program: self.program.display().to_string(), source })?;
+        if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+            return Err(Error::Killed { command, signal, stderr: kept() });
+        }
+        let code = status.code().unwrap_or(-1);
         if code != 0 {
-            let kept = stderr.len().saturating_sub(STDERR_KEPT);
-            return Err(Error::Failed { command, code, stderr: stderr[kept..].to_vec() });
+            return Err(Error::Failed { command, code, stderr: kept() });
         }
         Ok(Finished { code, stdout, stderr })
     }
@@ -198,17 +243,32 @@ impl From<Stdout> for Sink {
 }
 
 /// Reads a pipe to its end, showing lines as they come; returns the lines
-/// (sanitised for `Lines`/`Warnings`, raw text for `Keep`).
-async fn read_lines(pipe: Option<impl AsyncRead + Unpin>, agent: Agent, sink: Sink) -> Vec<String> {
+/// (sanitised for `Lines`/`Warnings`, raw text for `Keep`). Once helm has
+/// exited (`exit`), the pipe ends, unless a process helm started still holds
+/// it: that one gets [`STOP_GRACE`], not the step's whole timeout.
+async fn read_lines(
+    pipe: Option<impl AsyncRead + Unpin>,
+    agent: Agent,
+    sink: Sink,
+    mut exit: tokio::sync::watch::Receiver<bool>,
+) -> Vec<String> {
     let Some(mut pipe) = pipe else { return Vec::new() };
+    let lingering = async move {
+        let _ = exit.wait_for(|exited| *exited).await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::pin!(lingering);
     let mut splitter = LineSplitter::default();
     let mut raw = Vec::new();
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            read = pipe.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            () = &mut lingering => break,
         };
         if let Sink::Keep = sink {
             raw.extend_from_slice(&buf[..n]);
@@ -308,6 +368,21 @@ mod tests {
         let err = helm(&program).run(&agent, &["upgrade".into()], None, Stdout::Show, &never).await;
         let text = err.unwrap_err().to_string();
         assert_eq!(text, "helm upgrade failed with exit code 1: Error: UPGRADE FAILED: context deadline exceeded");
+    }
+
+    #[tokio::test]
+    async fn a_helm_killed_by_a_signal_is_named_and_its_orphans_do_not_hold_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = Agent::to_writer(Capture::default());
+        // A child that keeps helm's stdout and stderr open long after helm is gone.
+        let program = script(dir.path(), "echo 'Error: oh no' >&2; sleep 30 & kill -9 $$");
+        let started = std::time::Instant::now();
+        let err = helm(&program).run(&agent, &["upgrade".into()], None, Stdout::Show, &Cancellation::never()).await;
+        let err = err.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert_eq!(err.exit_code(), 137);
+        assert!(err.to_string().starts_with("helm upgrade was killed by SIGKILL (signal 9): the out-of-memory killer"));
+        assert_eq!(err.stderr(), ["Error: oh no"]);
     }
 
     #[tokio::test]

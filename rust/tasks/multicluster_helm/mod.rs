@@ -64,11 +64,7 @@ async fn deploy(
     let major = helm_version(agent, &helm, cancel).await?;
     log_in(agent, &helm, params, cancel).await?;
     let upgraded = upgrade(agent, &helm, major, params, cancel).await;
-    let code = match &upgraded {
-        Ok(()) => 0,
-        Err(helm::runner::Error::Failed { code, .. }) => *code,
-        Err(_) => -1,
-    };
+    let code = upgraded.as_ref().err().map_or(0, helm::runner::Error::exit_code);
     agent.set_variable("helmExitCode", &code.to_string(), output());
     if let Err(error) = upgraded {
         return Err(explain_failure(agent, &helm, params, cancel, error).await);
@@ -233,8 +229,6 @@ async fn explain_failure(
         return Canceled.into();
     }
     let (release, namespace) = (&params.upgrade.release, &params.upgrade.namespace);
-    let locked = matches!(&error, helm::runner::Error::Failed { stderr, .. }
-        if stderr.iter().any(|l| l.contains("another operation (install/upgrade/rollback) is in progress")));
     agent.group(&format!("Release {namespace}/{release} after the failure"));
     let history = helm::args::history_args(release, namespace, 5);
     let _ = helm.run(agent, &history, None, Stdout::Show, cancel).await;
@@ -249,15 +243,26 @@ async fn explain_failure(
         (Some(r), true) => format!("; the rollback did not succeed: revision {} is {}", r.revision, r.status),
         (None, true) => "; the failed first install was removed".into(),
     };
-    let fix = if locked {
-        format!(
-            "; an earlier helm run on this release did not finish and left it pending: run \
-             `helm rollback {release} -n {namespace}` (see `helm history` above for the revision), then run this step again"
-        )
-    } else {
-        String::new()
-    };
+    let locked =
+        error.stderr().iter().any(|l| l.contains("another operation (install/upgrade/rollback) is in progress"));
+    let pending = state.as_ref().map(|r| r.status.as_str()).filter(|s| s.starts_with("pending-"));
+    let fix = unlock_hint(release, namespace, pending, locked);
     anyhow::Error::from(error).context(format!("helm upgrade of {namespace}/{release} failed{rollback}{fix}"))
+}
+
+/// How to free a release that a helm run which did not finish (killed, or
+/// an earlier run's) left `pending-*`; helm refuses every later operation.
+fn unlock_hint(release: &str, namespace: &str, pending: Option<&str>, locked: bool) -> String {
+    let unlock = match pending {
+        Some("pending-install") => format!("`helm uninstall {release} -n {namespace}`"),
+        Some(_) => format!("`helm rollback {release} -n {namespace}` (see `helm history` above for the revision)"),
+        None if locked => {
+            format!("`helm rollback {release} -n {namespace}` (see `helm history` above for the revision)")
+        }
+        None => return String::new(),
+    };
+    let status = pending.map(|s| format!(" {s}")).unwrap_or_default();
+    format!("; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again")
 }
 
 /// Shows every input (never a secret). The destructuring is exhaustive on
