@@ -53,6 +53,8 @@ pub struct AccessEntry {
 /// The EKS token authenticator of one cluster.
 pub struct EksAuthenticator {
     sts_host: String,
+    /// Other hosts a token may be presigned for (proxies in front of moto's STS).
+    sts_aliases: RwLock<Vec<String>>,
     cluster_name: String,
     credentials_file: PathBuf,
     entries: RwLock<HashMap<String, AccessEntry>>,
@@ -66,6 +68,7 @@ impl EksAuthenticator {
     pub fn new(sts_host: &str, cluster_name: &str, credentials_file: PathBuf) -> Self {
         Self {
             sts_host: sts_host.into(),
+            sts_aliases: RwLock::default(),
             cluster_name: cluster_name.into(),
             credentials_file,
             entries: RwLock::default(),
@@ -83,6 +86,15 @@ impl EksAuthenticator {
     /// Removes an access entry.
     pub fn remove_access_entry(&self, principal_arn: &str) {
         self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(principal_arn);
+    }
+
+    /// Also accepts tokens presigned for `host` (`127.0.0.1:PORT`), a proxy in front of
+    /// the same STS; they are still checked against moto's STS.
+    pub fn trust_sts_host(&self, host: &str) {
+        let mut aliases = self.sts_aliases.write().unwrap_or_else(|e| e.into_inner());
+        if !aliases.iter().any(|a| a == host) {
+            aliases.push(host.into());
+        }
     }
 
     /// Tokens older than `ttl` are expired (EKS: 15 minutes).
@@ -123,7 +135,8 @@ impl EksAuthenticator {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_string(),
         };
-        if host != self.sts_host {
+        let alias = || self.sts_aliases.read().unwrap_or_else(|e| e.into_inner()).contains(&host);
+        if host != self.sts_host && !alias() {
             return Err(format!("unexpected STS host {host}"));
         }
         if url.path() != "/" {

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod aws_faults;
 pub mod cluster;
 pub mod controllers;
 pub mod deletion;

@@ -52,6 +52,9 @@ pub enum Error {
     /// moto failed to start or answer.
     #[error(transparent)]
     Moto(#[from] moto::Error),
+    /// The AWS fault proxy failed to start (or the world runs no moto).
+    #[error("failed to start the AWS fault proxy: {0}")]
+    AwsFaultProxy(#[source] std::io::Error),
 }
 
 /// What to start.
@@ -246,6 +249,19 @@ impl World {
     /// moto's URL, serving STS, S3, EKS and ECR (None without AWS).
     pub fn aws_endpoint(&self) -> Option<String> {
         self.moto.map(|(port, _)| format!("http://127.0.0.1:{port}"))
+    }
+
+    /// A new fault proxy in front of moto (see [`crate::aws_faults`]), with rules of its
+    /// own; the world's EKS cluster accepts tokens presigned for it. Stopped when dropped.
+    pub fn aws_fault_proxy(&self) -> Result<crate::aws_faults::AwsFaultProxy, Error> {
+        let no_moto = || std::io::Error::other("this world runs no moto (Options { aws: false })");
+        let (port, _) = self.moto.ok_or_else(|| Error::AwsFaultProxy(no_moto()))?;
+        let proxy =
+            crate::aws_faults::AwsFaultProxy::start(&format!("127.0.0.1:{port}")).map_err(Error::AwsFaultProxy)?;
+        if let Some(eks) = &self.eks {
+            eks.trust_sts_host(&proxy.host());
+        }
+        Ok(proxy)
     }
 
     /// The AWS region.
