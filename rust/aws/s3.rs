@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
@@ -81,12 +84,30 @@ impl ContextStore {
         Error::Call { bucket: self.bucket.clone(), key: key.to_string(), action, message }
     }
 
+    /// A failed HeadObject. Its answers have no body, so a refusal comes
+    /// without an error code, only HTTP 403; and without s3:ListBucket S3
+    /// answers 403 for a missing object too.
+    fn head_error(&self, key: &str, error: SdkError<HeadObjectError, HttpResponse>) -> Error {
+        if error.raw_response().is_some_and(|r| r.status().as_u16() == 403) {
+            let message = "AccessDenied: HTTP 403 to HeadObject (check that the agent's AWS identity may \
+                           s3:GetObject and s3:ListBucket in this bucket; without s3:ListBucket a missing object \
+                           is answered 403 too)";
+            return Error::Call {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                action: "s3:GetObject",
+                message: message.into(),
+            };
+        }
+        self.error(key, "s3:GetObject", error)
+    }
+
     /// Whether an object exists.
     pub async fn exists(&self, key: &str) -> Result<bool, Error> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-            Err(e) => Err(self.error(key, "s3:GetObject", e)),
+            Err(e) => Err(self.head_error(key, e)),
         }
     }
 
@@ -99,7 +120,7 @@ impl ContextStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.error(key, "s3:GetObject", e))?;
+            .map_err(|e| self.head_error(key, e))?;
         Ok(head.content_length().unwrap_or_default().max(0) as u64)
     }
 
