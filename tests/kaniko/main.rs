@@ -8,6 +8,7 @@
 
 mod support;
 
+mod aws_faults;
 mod failures;
 mod faults;
 mod load;

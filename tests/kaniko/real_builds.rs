@@ -98,7 +98,7 @@ fn a_dockerfile_error_fails_with_kaniko_s_lines() {
 }
 
 /// The kaniko pods' service account, with an IRSA role.
-fn kaniko_service_account(namespace: &str, role: &str) {
+pub(crate) fn kaniko_service_account(namespace: &str, role: &str) {
     let manifest = format!(
         "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: azure-agent-kaniko\n  namespace: {namespace}\n  annotations:\n    eks.amazonaws.com/role-arn: {role}\n"
     );
