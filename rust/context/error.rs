@@ -50,4 +50,6 @@ pub enum Error {
     Write(#[source] io::Error),
     #[error("a context packing thread failed: {0}")]
     Thread(String),
+    #[error("stopped before the context was read to its end")]
+    Stopped,
 }

@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -25,7 +25,7 @@ const FORMAT: &[u8] = b"azp-kube context tar v1 (uid 0, gid 0, mtime 946684800)\
 /// File digests by entry index, as one thread computed them.
 type Hashed = Vec<(usize, [u8; 32])>;
 
-pub(crate) fn content_key(plan: &ContextPlan) -> Result<String, Error> {
+pub(crate) fn content_key(plan: &ContextPlan, stop: &AtomicBool) -> Result<String, Error> {
     let entries = plan.entries();
     let mut files: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].kind == EntryKind::File).collect();
     files.sort_by_key(|&i| std::cmp::Reverse(entries[i].size));
@@ -41,7 +41,7 @@ pub(crate) fn content_key(plan: &ContextPlan) -> Result<String, Error> {
                     loop {
                         let Some(&index) = files.get(next.fetch_add(1, Ordering::Relaxed)) else { return Ok(done) };
                         let entry = &entries[index];
-                        done.push((index, hash_file(&plan.root().join(&entry.path), entry.size, &mut buf)?));
+                        done.push((index, hash_file(&plan.root().join(&entry.path), entry.size, &mut buf, stop)?));
                     }
                 })
             })
@@ -81,12 +81,17 @@ pub(crate) fn content_key(plan: &ContextPlan) -> Result<String, Error> {
     Ok(hex::encode(key.finalize()))
 }
 
-fn hash_file(path: &Path, size: u64, buf: &mut [u8]) -> Result<[u8; 32], Error> {
+/// One file's SHA-256; checks `stop` between reads, so a cancel is not held
+/// up by a large file.
+fn hash_file(path: &Path, size: u64, buf: &mut [u8], stop: &AtomicBool) -> Result<[u8; 32], Error> {
     let read_error = |source| Error::ReadFile { path: path.to_path_buf(), source };
     let mut file = File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(read_error)?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::Stopped);
+        }
         let n = match file.read(buf) {
             Ok(0) => break,
             Ok(n) => n,

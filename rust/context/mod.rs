@@ -17,6 +17,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -143,7 +144,12 @@ impl ContextPlan {
     /// SHA-256 (hex) of everything that decides the tar: paths, kinds, modes, link targets and
     /// file contents. Reads every file, in parallel; see the `key` module for the scheme.
     pub fn content_key(&self) -> Result<String, Error> {
-        key::content_key(self)
+        key::content_key(self, &AtomicBool::new(false))
+    }
+
+    /// [`Self::content_key`], given up ([`Error::Stopped`]) soon after `stop` is set.
+    pub fn content_key_until(&self, stop: &AtomicBool) -> Result<String, Error> {
+        key::content_key(self, stop)
     }
 
     /// Starts packing in the background with `threads` compression workers (plus one reader).

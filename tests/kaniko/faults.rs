@@ -1,6 +1,5 @@
 //! Faults around a build: dropped watches, cancellation during the upload.
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use azp_harness::StepResult;
@@ -38,19 +37,7 @@ fn cancel_during_the_upload_leaves_no_object_and_no_multipart_upload() {
     let bucket = bucket("cancel-upload");
     let repo = repository();
     // 256 MiB that does not compress: the upload takes a while.
-    let mut big = std::fs::File::create(repo.path().join("big.bin")).unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut block = vec![0u8; 1 << 20];
-    for _ in 0..256 {
-        for chunk in block.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes());
-        }
-        big.write_all(&block).unwrap();
-    }
-    drop(big);
+    write_random_file(&repo.path().join("big.bin"), 256);
     let task = task();
     let image = kaniko_image("cancel-upload", kaniko_success());
     let mut running = run(&task, repo.path(), &namespace, &image).input("bucket", &bucket).spawn();
@@ -66,6 +53,33 @@ fn cancel_during_the_upload_leaves_no_object_and_no_multipart_upload() {
     assert_eq!(outcome.result, StepResult::Failed);
     assert!(outcome.errors()[0].message.contains("canceled"), "{:?}", outcome.errors());
     assert!(!outcome.log.iter().any(|l| l.starts_with("Started pod")), "canceled before the pod");
+    assert_eq!(leftovers(&bucket), (vec![], 0), "no object and no unfinished multipart upload");
+    assert!(pods_in(&namespace).is_empty());
+}
+
+#[test]
+fn cancel_while_the_context_is_packed_stops_at_once() {
+    let namespace = world().unique_namespace("cancel-pack").unwrap();
+    let bucket = bucket("cancel-pack");
+    let repo = repository();
+    // Hashing 512 MiB (for the content key) takes seconds in a test build.
+    write_random_file(&repo.path().join("big.bin"), 512);
+    let task = task();
+    let image = kaniko_image("cancel-pack", kaniko_success());
+    let mut running = run(&task, repo.path(), &namespace, &image).input("bucket", &bucket).spawn();
+    assert!(
+        running.wait_for_line(|l| l.starts_with("##[section]Build context"), Duration::from_secs(60)),
+        "packing started: {:?}",
+        running.lines()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let canceled = Instant::now();
+    running.signal(libc::SIGINT);
+    let outcome = running.wait();
+    assert!(canceled.elapsed() < Duration::from_secs(5), "took {:?}", canceled.elapsed());
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert!(outcome.errors()[0].message.contains("canceled"), "{:?}", outcome.errors());
+    assert!(!outcome.log.iter().any(|l| l.contains("task.setprogress")), "canceled before the upload began");
     assert_eq!(leftovers(&bucket), (vec![], 0), "no object and no unfinished multipart upload");
     assert!(pods_in(&namespace).is_empty());
 }

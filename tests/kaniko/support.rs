@@ -126,3 +126,21 @@ pub fn object(bucket: &str, key: &str) -> Vec<u8> {
         got.body.collect().await.unwrap().into_bytes().to_vec()
     })
 }
+
+/// Writes `mib` MiB that do not compress (xorshift), quickly.
+pub fn write_random_file(path: &Path, mib: usize) {
+    use std::io::Write as _;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for chunk in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes());
+        }
+        file.write_all(&block).unwrap();
+    }
+    file.flush().unwrap();
+}

@@ -3,6 +3,9 @@
 //! stdin) through a small bounded channel, so memory stays bounded and a
 //! cancelled consumer stops the packer.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,7 +67,8 @@ pub async fn pack_and_upload(
     pending: &PendingUpload,
     progress: impl FnMut(u64),
 ) -> anyhow::Result<Uploaded> {
-    let key = format!("{key_prefix}{}.tar.gz", plan.content_key()?);
+    let (plan, key) = content_key(plan).await?;
+    let key = format!("{key_prefix}{key}.tar.gz");
     if store.exists(&key).await? {
         let bytes = store.size(&key).await?;
         return Ok(Uploaded { key, bytes, skipped: true, stats: None });
@@ -72,4 +76,24 @@ pub async fn pack_and_upload(
     let (chunks, stats) = pack(plan);
     let bytes = store.upload(&key, chunks, pending, progress).await?;
     Ok(Uploaded { key, bytes, skipped: false, stats: stats.await.ok() })
+}
+
+/// The context's content key, hashed on a blocking thread. Dropping this
+/// future (a cancel) stops the hashing at its next read, so a big context
+/// does not hold up the clean-up, nor the runtime's shutdown.
+async fn content_key(plan: ContextPlan) -> anyhow::Result<(ContextPlan, String)> {
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = StopOnDrop(Arc::default());
+    let flag = stop.0.clone();
+    let (plan, key) = tokio::task::spawn_blocking(move || {
+        let key = plan.content_key_until(&flag);
+        (plan, key)
+    })
+    .await?;
+    Ok((plan, key?))
 }
