@@ -67,7 +67,14 @@ async fn deploy(
     let code = upgraded.as_ref().err().map_or(0, helm::runner::Error::exit_code);
     agent.set_variable("helmExitCode", &code.to_string(), output());
     if let Err(error) = upgraded {
-        return Err(explain_failure(agent, &helm, params, cancel, error).await);
+        let error = explain_failure(agent, &helm, params, cancel, error).await;
+        if cancel.is_cancelled() {
+            return Err(error);
+        }
+        return Err(match refused_now(&kubeconfig, &identity, &params.target).await {
+            Some(refused) => error.context(refused),
+            None => error,
+        });
     }
     let release = read_release(agent, &helm, params, cancel).await?;
     set_outputs(agent, &release);
@@ -160,6 +167,21 @@ async fn preflight(agent: &Agent, kubeconfig: &Path, identity: &str, target: &Ta
         ),
         Access::Denied(code) => anyhow::bail!("{identity} is not allowed into cluster {cluster} (HTTP {code})"),
     }
+}
+
+/// After a failed helm run: whether the cluster now refuses us, as when an
+/// access entry is removed during the deploy. helm's own error hides it or
+/// only hints at it: "Unauthorized" at best, and waiting for a Deployment,
+/// helm 4 waits out its timeout and reports the Deployment "not ready".
+async fn refused_now(kubeconfig: &Path, identity: &str, target: &Target) -> Option<String> {
+    let Ok(Access::Denied(code)) = kubeconfig::check_access(kubeconfig).await else { return None };
+    let cluster = target_name(target);
+    let why = if matches!(target, Target::Eks { .. }) {
+        "its access entry (or aws-auth mapping) was removed or changed during the deploy"
+    } else {
+        "its credentials were revoked during the deploy"
+    };
+    Some(format!("cluster {cluster} stopped letting {identity} in (HTTP {code}): {why}"))
 }
 
 fn target_name(target: &Target) -> String {
