@@ -11,6 +11,7 @@ use azp_harness::{StagedTask, StepResult, TaskRun};
 use azp_kube_world::World;
 use base64::Engine as _;
 
+mod aws_faults;
 mod interrupted;
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/deployer";
