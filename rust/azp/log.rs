@@ -6,6 +6,11 @@
 //! - `info!` becomes a plain line;
 //! - `debug!` and `trace!` become `##[debug]` lines, only when `System.Debug`
 //!   is true.
+//!
+//! That is for this crate's events. Libraries speak for themselves only in
+//! `##[debug]` lines, whatever their level: kube's HTTP layer logs every
+//! failed request as an error, also the ones that are retried and succeed,
+//! and those must not show as the step's errors.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,13 +55,19 @@ impl AgentLayer {
 
 impl<S: Subscriber> Layer<S> for AgentLayer {
     fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        self.debug || *metadata.level() <= Level::INFO
+        self.debug || (is_ours(metadata) && *metadata.level() <= Level::INFO)
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let mut message = MessageVisitor::default();
         event.record(&mut message);
         let text = message.finish();
+        if !is_ours(event.metadata()) {
+            if self.debug {
+                self.agent.debug(&format!("{}: {text}", event.metadata().target()));
+            }
+            return;
+        }
         match *event.metadata().level() {
             Level::ERROR => self.issue(IssueType::Error, text),
             Level::WARN => self.issue(IssueType::Warning, text),
@@ -65,6 +76,12 @@ impl<S: Subscriber> Layer<S> for AgentLayer {
             _ => {}
         }
     }
+}
+
+/// Whether an event comes from this crate rather than a library.
+fn is_ours(metadata: &tracing::Metadata<'_>) -> bool {
+    let target = metadata.target();
+    target == env!("CARGO_CRATE_NAME") || target.starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"))
 }
 
 /// Collects the `message` field first, then the others as `key=value`.
@@ -132,6 +149,17 @@ mod tests {
             "##vso[task.logissue type=error]broken; really]\n\
              ##vso[task.logissue type=warning]slow pod=p-1\n\
              plain **vso[task.complete result=Failed]\n"
+        );
+    }
+
+    #[test]
+    fn a_library_s_errors_are_no_issues_of_the_step() {
+        let library =
+            || tracing::error!(target: "kube_client::client::builder", "failed with error client error (Connect)");
+        assert_eq!(capture(false, library), "");
+        assert_eq!(
+            capture(true, library),
+            "##[debug]kube_client::client::builder: failed with error client error (Connect)\n"
         );
     }
 
