@@ -3,8 +3,13 @@
 //!
 //! What state a pod is in, and why it failed, is a pure function of the pod
 //! ([`state`]) so it can be tested on recorded objects.
+//!
+//! The API going away for a while (a control-plane upgrade, a network blip)
+//! does not end a build: the watch and the log are resumed until the API has
+//! been unreachable for [`API_OUTAGE_LIMIT`]. Refusals (401, 403, 404) are not
+//! waited out.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt as _, Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
@@ -115,6 +120,72 @@ fn terminated(state: Option<&ContainerState>) -> Option<&k8s_openapi::api::core:
     state.and_then(|s| s.terminated.as_ref())
 }
 
+/// How long the API may stay unreachable before following a pod gives up.
+pub const API_OUTAGE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Whether an error of a call to the API may go away by itself.
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status_is_transient(status.code),
+        // Connection refused or reset, TLS and HTTP errors, timeouts.
+        _ => true,
+    }
+}
+
+fn status_is_transient(code: u16) -> bool {
+    // 410 Gone: the watch's resource version is too old; the watcher relists.
+    code == 410 || code == 429 || code >= 500
+}
+
+fn watch_error_is_transient(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
+            is_transient(e)
+        }
+        watcher::Error::WatchError(status) => status_is_transient(status.code),
+        watcher::Error::NoResourceVersion => false,
+    }
+}
+
+/// The current stretch of failed calls to the API, if any.
+#[derive(Debug)]
+struct Outage {
+    since: Option<Instant>,
+    /// Whether to tell the user it began and ended (once per pod, by the watch).
+    report: bool,
+}
+
+impl Outage {
+    fn reported() -> Self {
+        Self { since: None, report: true }
+    }
+
+    fn quiet() -> Self {
+        Self { since: None, report: false }
+    }
+
+    /// Notes a failed call; whether to keep trying.
+    fn keep_trying(&mut self, error: &dyn std::fmt::Display, transient: bool, limit: Duration) -> bool {
+        let since = *self.since.get_or_insert_with(|| {
+            if transient && self.report {
+                tracing::warn!(
+                    "Lost contact with the Kubernetes API ({error}); retrying for up to {} s",
+                    limit.as_secs()
+                );
+            }
+            Instant::now()
+        });
+        transient && since.elapsed() < limit
+    }
+
+    /// Notes a call that worked.
+    fn over(&mut self) {
+        if let Some(since) = self.since.take().filter(|_| self.report) {
+            tracing::info!("The Kubernetes API answers again after {} s", since.elapsed().as_secs());
+        }
+    }
+}
+
 /// A failed call to the API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -122,6 +193,8 @@ pub enum Error {
     Create { namespace: String, source: kube::Error },
     #[error("lost the watch on pod {name}: {source}")]
     Watch { name: String, source: watcher::Error },
+    #[error("lost contact with the Kubernetes API for more than {} s while watching pod {name}: {source}", API_OUTAGE_LIMIT.as_secs())]
+    Unreachable { name: String, source: watcher::Error },
     #[error("the watch on pod {name} ended")]
     WatchEnded { name: String },
     #[error("cannot attach to pod {name}: {source}")]
@@ -153,12 +226,29 @@ impl RunningPod {
 
     /// The pod's states as they change, from one watch on its name, resumed
     /// after a disconnect from where it left off. Deletion ends in `Deleted`.
+    /// Transient errors are waited out up to [`API_OUTAGE_LIMIT`].
     pub fn states(&self, container: &'static str) -> impl Stream<Item = Result<State, Error>> + Send + 'static {
         let name = self.name.clone();
         let config = watcher::Config::default().fields(&format!("metadata.name={}", self.name));
+        let mut outage = Outage::reported();
         watcher::watcher(self.api.clone(), config)
             .default_backoff()
-            .map_err(move |source| Error::Watch { name: name.clone(), source })
+            .filter_map(move |event| {
+                let passed = match event {
+                    Ok(event) => {
+                        outage.over();
+                        Some(Ok(event))
+                    }
+                    Err(source) if outage.keep_trying(&source, watch_error_is_transient(&source), API_OUTAGE_LIMIT) => {
+                        None
+                    }
+                    Err(source) if watch_error_is_transient(&source) => {
+                        Some(Err(Error::Unreachable { name: name.clone(), source }))
+                    }
+                    Err(source) => Some(Err(Error::Watch { name: name.clone(), source })),
+                };
+                std::future::ready(passed)
+            })
             .try_filter_map(move |event| async move {
                 Ok(match event {
                     Event::Apply(pod) | Event::InitApply(pod) => Some(state(&pod, container)),
@@ -173,12 +263,13 @@ impl RunningPod {
     /// and what was already seen is skipped, so nothing is shown twice.
     pub async fn follow_log(&self, container: &str, mut sink: impl FnMut(&[u8])) {
         let mut seen: u64 = 0;
-        let mut attempts = 0;
+        let mut outage = Outage::quiet();
         loop {
             let params = LogParams { follow: true, container: Some(container.to_string()), ..LogParams::default() };
             let mut read: u64 = 0;
             match self.api.log_stream(&self.name, &params).await {
                 Ok(stream) => {
+                    outage.over();
                     let mut stream = std::pin::pin!(stream);
                     let mut buf = vec![0u8; 64 * 1024];
                     while let Ok(len @ 1..) = stream.read(&mut buf).await {
@@ -191,15 +282,22 @@ impl RunningPod {
                         seen = seen.max(read);
                     }
                 }
-                Err(_) => attempts += 1,
+                // The watch reports the outage; the log just keeps trying as long.
+                Err(error) => {
+                    let transient = is_transient(&error);
+                    if !outage.keep_trying(&error, transient, API_OUTAGE_LIMIT) {
+                        return;
+                    }
+                }
             }
-            if self.has_finished().await || attempts > 30 {
+            if self.has_finished().await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
+    /// Whether the pod is over (or gone); false while the API does not answer.
     async fn has_finished(&self) -> bool {
         match self.api.get_opt(&self.name).await {
             Ok(Some(pod)) => {
@@ -251,6 +349,19 @@ impl RunningPod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_is_waited_out_up_to_its_limit_and_a_refusal_is_not() {
+        let mut outage = Outage::quiet();
+        assert!(outage.keep_trying(&"connection refused", true, Duration::from_millis(50)));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!outage.keep_trying(&"connection refused", true, Duration::from_millis(50)), "past the limit");
+        outage.over();
+        assert!(outage.keep_trying(&"connection refused", true, Duration::from_millis(50)), "a new outage");
+        assert!(!Outage::quiet().keep_trying(&"403 Forbidden", false, Duration::from_secs(60)));
+        let codes: Vec<bool> = [401, 403, 404, 410, 429, 500, 503].into_iter().map(status_is_transient).collect();
+        assert_eq!(codes, [false, false, false, true, true, true, true]);
+    }
 
     fn pod(status: serde_json::Value) -> Pod {
         serde_json::from_value(serde_json::json!({

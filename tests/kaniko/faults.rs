@@ -103,11 +103,57 @@ fn bursts_of_503_and_429_and_a_dropped_log_stream_mid_build_do_not_fail_the_task
     let outcome = running.wait();
     assert!(world().faults().fired() >= fired + 3, "the faults were answered to the task's requests");
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(outcome.errors().is_empty(), "retried calls are no errors of the step: {:?}", outcome.errors());
     assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
     for line in lines {
         assert_eq!(outcome.log.iter().filter(|l| l.as_str() == line).count(), 1, "{line} shown exactly once");
     }
     assert!(pods_in(&namespace).is_empty());
+}
+
+/// A world of its own: the outage takes the whole API away, which would
+/// disturb the other tests of this binary in the shared world.
+#[test]
+fn the_api_unreachable_for_20_seconds_mid_build_does_not_fail_the_task() {
+    let world = azp_kube_world::World::start_with(azp_kube_world::Options { aws: false }).unwrap();
+    let namespace = world.unique_namespace("outage").unwrap();
+    let repo = repository();
+    let task = task();
+    // The build logs, finishes and exits while the API is away; the task learns it afterwards.
+    let lines = ["INFO step 1", "INFO step 2", "INFO step 3", "INFO step 4", "INFO step 5", "INFO step 6"];
+    let image = "kaniko.test/outage:1";
+    world.set_behaviour(image, Behaviour::exit_with_message(&lines, 0, Duration::from_secs(14), DIGEST));
+    let mut running = azp_harness::TaskRun::new(task.path())
+        .sources(repo.path())
+        .timeout(Duration::from_secs(180))
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world.kubeconfig_path().display().to_string())
+        .input("namespace", &namespace)
+        .input("kanikoImage", image)
+        .input("contextTransport", "Stream")
+        .input("destinations", "registry.local/app:1")
+        .spawn();
+    assert!(running.wait_for_line(|l| l.contains("INFO step 1"), Duration::from_secs(60)), "{:?}", running.lines());
+    world.faults().unreachable_for(Duration::from_secs(20));
+    let outcome = running.wait();
+    assert!(world.faults().fired() > 0, "the task's connections were refused");
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(outcome.errors().is_empty(), "retried calls are no errors of the step: {:?}", outcome.errors());
+    assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
+    for line in lines {
+        assert_eq!(outcome.log.iter().filter(|l| l.as_str() == line).count(), 1, "{line} shown exactly once");
+    }
+    assert!(
+        outcome.warnings().iter().any(|w| w.message.starts_with("Lost contact with the Kubernetes API")),
+        "the user is told why the log paused: {:?}",
+        outcome.warnings()
+    );
+    let pods = std::process::Command::new(&world.tools().kubectl)
+        .args(["--kubeconfig", &world.kubeconfig_path().display().to_string(), "-n", &namespace])
+        .args(["get", "pods", "-o", "name"])
+        .output()
+        .unwrap();
+    assert!(pods.status.success() && pods.stdout.is_empty(), "left behind: {pods:?}");
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! `Retry-After`), optionally only for a path prefix or an HTTP method; delay responses;
 //! end watch streams after N events and followed log streams after N bytes. Rules are
 //! consumed as they fire, compose (a request can be delayed and then failed), and
-//! [`Faults::reset`] forgets them all.
+//! [`Faults::reset`] forgets them all. [`Faults::unreachable_for`] takes the whole API away
+//! for a while: open connections are cut and new ones closed as soon as they are accepted,
+//! as a client sees an API server that is down or a network that is partitioned.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Which requests a fault applies to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,12 +73,21 @@ struct State {
     fired: u64,
     /// Every request seen, for measuring how many calls a client makes.
     requests: u64,
+    /// No connection is served before this.
+    unreachable_until: Option<Instant>,
 }
 
 /// The fault plan of one cluster.
-#[derive(Default)]
 pub struct Faults {
     state: Mutex<State>,
+    /// Bumped when an outage begins, so that open connections end.
+    outages: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self { state: Mutex::default(), outages: tokio::sync::watch::Sender::new(0) }
+    }
 }
 
 impl Faults {
@@ -102,6 +113,35 @@ impl Faults {
     /// The next `streams` followed log streams end after `bytes` bytes each.
     pub fn drop_logs_after(&self, bytes: usize, streams: u32) {
         self.lock().logs = Some((bytes, streams));
+    }
+
+    /// The API is unreachable for `duration` from now: open connections are cut at once,
+    /// and connections made before it is over are closed unanswered.
+    pub fn unreachable_for(&self, duration: Duration) {
+        let mut state = self.lock();
+        state.unreachable_until = Some(Instant::now() + duration);
+        self.outages.send_modify(|n| *n += 1);
+    }
+
+    /// Whether a connection accepted now is to be dropped unanswered.
+    pub fn unreachable(&self) -> bool {
+        let mut state = self.lock();
+        match state.unreachable_until {
+            Some(until) if Instant::now() < until => {
+                state.fired += 1;
+                true
+            }
+            Some(_) => {
+                state.unreachable_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Changes when an outage begins; open connections end then.
+    pub fn outages(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.outages.subscribe()
     }
 
     /// Forgets every fault.
@@ -181,5 +221,18 @@ mod tests {
         f.drop_logs_after(10, 5);
         f.reset();
         assert_eq!(f.log_limit(), None);
+    }
+
+    #[test]
+    fn an_outage_ends_open_connections_and_is_over_after_its_time() {
+        let f = Faults::default();
+        let mut outages = f.outages();
+        assert!(!f.unreachable());
+        f.unreachable_for(Duration::from_millis(50));
+        assert!(outages.has_changed().unwrap(), "open connections are told");
+        outages.mark_unchanged();
+        assert!(f.unreachable());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!f.unreachable());
     }
 }

@@ -25,19 +25,31 @@ pub async fn serve(
             _ = stop.cancelled() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
+        if cluster.faults.unreachable() {
+            // Closed unanswered: the client sees a reset or an early EOF.
+            drop(tcp);
+            continue;
+        }
         let acceptor = acceptor.clone();
         let cluster = cluster.clone();
         tokio::spawn(async move {
+            let mut outages = cluster.faults.outages();
             // A client that fails the handshake (wrong CA, plain HTTP) just goes away.
             let Ok(tls) = acceptor.accept(tcp).await else { return };
-            let service = service_fn(move |req| {
+            let service = {
                 let cluster = cluster.clone();
-                async move { Ok::<_, std::convert::Infallible>(crate::api::handle(cluster, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .with_upgrades()
-                .await;
+                service_fn(move |req| {
+                    let cluster = cluster.clone();
+                    async move { Ok::<_, std::convert::Infallible>(crate::api::handle(cluster, req).await) }
+                })
+            };
+            let connection =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).with_upgrades();
+            // An outage cuts the connection, and whatever it streams, without a goodbye.
+            tokio::select! {
+                _ = connection => {}
+                _ = outages.changed() => {}
+            }
         });
     }
 }
