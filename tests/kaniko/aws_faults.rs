@@ -4,7 +4,6 @@
 //! Each case ends with the task succeeding, or failing with the true reason,
 //! and with no pod, no object and no unfinished multipart upload left.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,18 +21,7 @@ const KANIKO: &str = "ghcr.io/osscontainertools/kaniko:v1.28.3";
 /// shrink, beside the small repository's files.
 fn big_repository() -> tempfile::TempDir {
     let repo = repository();
-    let mut big = std::fs::File::create(repo.path().join("big.bin")).unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut block = vec![0u8; 1 << 20];
-    for _ in 0..7 {
-        for chunk in block.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes());
-        }
-        big.write_all(&block).unwrap();
-    }
+    write_random_file(&repo.path().join("big.bin"), 7);
     repo
 }
 
