@@ -102,11 +102,14 @@ impl ContextStore {
         self.error(key, "s3:GetObject", error)
     }
 
-    /// Whether an object exists.
-    pub async fn exists(&self, key: &str) -> Result<bool, Error> {
+    /// Whether an object exists. `None` when S3 will not say: without
+    /// `s3:ListBucket`, S3 answers 403 for a missing object, so a 403 is no
+    /// reason to stop an upload that `s3:PutObject` alone allows.
+    pub async fn exists(&self, key: &str) -> Result<Option<bool>, Error> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Ok(_) => Ok(Some(true)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(Some(false)),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(None),
             Err(e) => Err(self.head_error(key, e)),
         }
     }

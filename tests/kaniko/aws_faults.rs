@@ -132,10 +132,25 @@ fn access_denied(name: &str, repo: &Path, refused: impl Fn(&str) -> Match, permi
     assert_nothing_left(&namespace, &bucket);
 }
 
+/// Without s3:ListBucket, S3 answers 403 to HeadObject for a missing
+/// object: the task cannot tell whether the context is there, says so, and
+/// uploads it (s3:PutObject is what it needs).
 #[test]
-fn access_denied_on_head_object_names_the_bucket_and_the_permission() {
+fn a_refused_head_object_is_warned_about_and_the_context_is_uploaded() {
+    let proxy = proxy();
     let repo = repository();
-    access_denied("denied-head", repo.path(), |b| Match::any().method("HEAD").path(&format!("/{b}/")), "s3:GetObject");
+    let image = kaniko_image("denied-head", kaniko_success());
+    let bucket_name = format!("denied-head-{}", std::process::id());
+    let head = Match::any().method("HEAD").path(&format!("/{bucket_name}/"));
+    proxy.faults().fail_next(1000, head, AwsError::access_denied());
+    let (outcome, namespace, bucket) = faulty_run("denied-head", repo.path(), &proxy, &image);
+    assert!(proxy.faults().fired() >= 1, "the refusal was answered");
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    let warning = outcome.warnings().iter().map(|w| w.message.clone()).find(|m| m.contains("HeadObject was refused"));
+    let warning = warning.unwrap_or_else(|| panic!("a warning says why: {:?}", outcome.warnings()));
+    assert!(warning.contains(&format!("s3://{bucket}/")) && warning.contains("s3:ListBucket"), "{warning}");
+    assert!(outcome.log.iter().any(|l| l.starts_with("Uploaded the build context")), "{}", outcome.log_text());
+    assert_nothing_left(&namespace, &bucket);
 }
 
 #[test]

@@ -69,9 +69,17 @@ pub async fn pack_and_upload(
 ) -> anyhow::Result<Uploaded> {
     let (plan, key) = content_key(plan).await?;
     let key = format!("{key_prefix}{key}.tar.gz");
-    if store.exists(&key).await? {
-        let bytes = store.size(&key).await?;
-        return Ok(Uploaded { key, bytes, skipped: true, stats: None });
+    match store.exists(&key).await? {
+        Some(true) => {
+            let bytes = store.size(&key).await?;
+            return Ok(Uploaded { key, bytes, skipped: true, stats: None });
+        }
+        Some(false) => {}
+        None => tracing::warn!(
+            "Cannot tell whether s3://{}/{key} is already there (HeadObject was refused); uploading it. \
+             Allow s3:GetObject and s3:ListBucket on the bucket so that a rerun skips an unchanged context",
+            store.bucket
+        ),
     }
     let (chunks, stats) = pack(plan);
     let bytes = store.upload(&key, chunks, pending, progress).await?;
