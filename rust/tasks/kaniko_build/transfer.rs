@@ -13,7 +13,7 @@ use crate::aws::s3::{ContextStore, PendingUpload};
 use crate::context::{ContextPlan, PackStats};
 
 /// Chunks in the channel between the packer and its consumer.
-const CHANNEL_DEPTH: usize = 4;
+const CHANNEL_DEPTH: usize = 2;
 
 /// Starts packing; returns the chunks and, once they are all out, the stats.
 pub fn pack(
