@@ -102,10 +102,10 @@ fn check_domain(text: &str, domain: &str) -> Result<(), String> {
         Some((host, port)) if !host.ends_with(']') || domain.starts_with('[') => (host, Some(port)),
         _ => (domain, None),
     };
-    if let Some(port) = port {
-        if port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!("image reference {text:?}: registry port {port:?} is not a number"));
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(format!("image reference {text:?}: registry port {port:?} is not a number"));
     }
     if host.starts_with('[') && host.ends_with(']') {
         return Ok(());

@@ -17,7 +17,7 @@ fn helm_upgrade_pid(helm: &Path, needle: &str) -> Option<i32> {
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let ours = args.first() == Some(&helm.as_os_str().as_encoded_bytes())
             && args.get(1) == Some(&&b"upgrade"[..])
-            && args.iter().any(|a| *a == needle.as_bytes());
+            && args.contains(&needle.as_bytes());
         ours.then_some(pid)
     })
 }

@@ -93,10 +93,10 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     let stdin = async {
         // A failed transfer also shows up as the build's own failure (kaniko
         // reports an unexpected EOF); log it so the cause is not lost.
-        if let Some(context) = stdin_context {
-            if let Err(e) = send_context(&running, context, &mut report).await {
-                warn!("{:#}", e.context("sending the build context into the pod failed"));
-            }
+        if let Some(context) = stdin_context
+            && let Err(e) = send_context(&running, context, &mut report).await
+        {
+            warn!("{:#}", e.context("sending the build context into the pod failed"));
         }
     };
     let finished = async { tokio::join!(stdin, wait_until_finished(first, &mut states)).1 };
@@ -375,10 +375,10 @@ impl Cleanup {
         let delete_object = async {
             let Some(store) = store else { return };
             store.abort_pending(&self.pending).await;
-            if let Some(key) = object {
-                if let Err(e) = store.delete(&key).await {
-                    warn!("{e}");
-                }
+            if let Some(key) = object
+                && let Err(e) = store.delete(&key).await
+            {
+                warn!("{e}");
             }
         };
         tokio::join!(delete_pod, delete_object);

@@ -188,10 +188,10 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
             return Err(invalid(name, "is below 1Mi, too little for any build"));
         }
     }
-    if let (Some(request), Some(limit)) = (request, limit) {
-        if request > limit {
-            return Err(invalid("memoryRequest", "is larger than memoryLimit"));
-        }
+    if let (Some(request), Some(limit)) = (request, limit)
+        && request > limit
+    {
+        return Err(invalid("memoryRequest", "is larger than memoryLimit"));
     }
     let node_selector = key_values("nodeSelector", node_selector, true)?;
     let tolerations = tolerations
@@ -274,13 +274,13 @@ fn resolve_context(given: Option<&Path>, env: &Env) -> Result<PathBuf, InputErro
     if !real.is_dir() {
         return Err(invalid("buildContext", format!("{} is not a directory", dir.display())));
     }
-    if let Some(sources) = sources.and_then(|s| s.canonicalize().ok()) {
-        if !real.starts_with(&sources) {
-            return Err(invalid(
-                "buildContext",
-                format!("{} leaves the repository {} (through '..' or a symlink)", dir.display(), sources.display()),
-            ));
-        }
+    if let Some(sources) = sources.and_then(|s| s.canonicalize().ok())
+        && !real.starts_with(&sources)
+    {
+        return Err(invalid(
+            "buildContext",
+            format!("{} leaves the repository {} (through '..' or a symlink)", dir.display(), sources.display()),
+        ));
     }
     Ok(real)
 }

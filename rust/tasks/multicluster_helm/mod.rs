@@ -113,11 +113,10 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let resolved = resolved?;
     let identity = credentials::caller_identity(&resolved.config).await?.describe();
     agent.line(&format!("AWS identity: {identity}"));
-    if let (Some(role), Some(session)) = (role, resolved.session) {
-        if session < role.duration {
-            agent
-                .line(&format!("Session: {} s (a role assumed from a role lasts at most one hour)", session.as_secs()));
-        }
+    if let (Some(role), Some(session)) = (role, resolved.session)
+        && session < role.duration
+    {
+        agent.line(&format!("Session: {} s (a role assumed from a role lasts at most one hour)", session.as_secs()));
     }
     let cluster = eks::describe_cluster(&resolved.config, name, &identity).await?;
     agent.line(&format!("Cluster: {} ({}), Kubernetes {}", cluster.name, cluster.endpoint, shown(&cluster.version)));

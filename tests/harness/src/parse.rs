@@ -37,10 +37,10 @@ pub fn parse_line(line: &str) -> Option<AgentCommand> {
     }
     let mut properties = BTreeMap::new();
     for prop in props.split(';').filter(|p| !p.is_empty()) {
-        if let Some((key, value)) = prop.split_once('=') {
-            if !value.is_empty() {
-                properties.insert(key.to_ascii_lowercase(), unescape(value));
-            }
+        if let Some((key, value)) = prop.split_once('=')
+            && !value.is_empty()
+        {
+            properties.insert(key.to_ascii_lowercase(), unescape(value));
         }
     }
     Some(AgentCommand { name: name.to_ascii_lowercase(), properties, data: unescape(data) })
