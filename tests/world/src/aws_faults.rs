@@ -648,7 +648,14 @@ mod tests {
 
         proxy.faults().reset_next(1, Match::any().method("PUT"), 64 * 1024);
         let reset = send(&proxy, "PUT", "/b/k?partNumber=2&uploadId=u", &big);
-        assert_eq!(reset.map_err(|e| e.kind()), Err(std::io::ErrorKind::ConnectionReset));
+        // The client sees the reset on write, on read, or (when the RST races its last
+        // write) as an early end: in no case an answer.
+        match reset {
+            Ok(answer) => assert_eq!(answer, "", "no answer"),
+            Err(e) => {
+                assert!(matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe), "{e}")
+            }
+        }
 
         let sts = b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A2%3Arole%2Fr";
         proxy.faults().fail_next(1, Match::any().body("Action=AssumeRole&"), AwsError::throttling());
