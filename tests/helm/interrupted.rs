@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use azp_harness::StepResult;
 
-use crate::{agent_temp, assert_no_private_dir, chart, run, task, world};
+use crate::{WithChartFromWorld as _, agent_temp, assert_no_private_dir, run, task, world};
 
 /// The pid of a running `helm upgrade` whose command line holds `needle`.
 fn helm_upgrade_pid(helm: &Path, needle: &str) -> Option<i32> {
@@ -41,10 +41,7 @@ fn helm_killed_by_a_signal_is_named_and_the_next_run_says_how_to_unlock() {
     let home = tempfile::tempdir().unwrap();
     let deploy = || {
         run(&task, home.path())
-            .input("connectionType", "Kubeconfig file")
-            .input("kubeconfig", &world().kubeconfig_path().display().to_string())
-            .input("chartType", "FilePath")
-            .input("chartPath", &chart().display().to_string())
+            .with_chart_from_world()
             .input("releaseName", "web")
             .input("namespace", &namespace)
             .input("overrideValues", &format!("hook=false\nimage={image}"))

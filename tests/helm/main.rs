@@ -46,6 +46,20 @@ fn run(task: &StagedTask, home: &Path) -> TaskRun {
     run
 }
 
+/// The world's test chart on the world's cluster, through the admin kubeconfig.
+trait WithChartFromWorld {
+    fn with_chart_from_world(self) -> Self;
+}
+
+impl WithChartFromWorld for TaskRun {
+    fn with_chart_from_world(self) -> Self {
+        self.input("connectionType", "Kubeconfig file")
+            .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+            .input("chartType", "FilePath")
+            .input("chartPath", &chart().display().to_string())
+    }
+}
+
 fn agent_temp(home: &Path) -> PathBuf {
     home.join("agent-temp")
 }
@@ -85,10 +99,7 @@ fn deploys_through_a_kubeconfig_file(helm: &Path) {
     std::fs::write(sources.path().join("values.yaml"), "message: from-file\nreplicas: 1\n").unwrap();
     let run = run(&task, home.path())
         .sources(sources.path())
-        .input("connectionType", "Kubeconfig file")
-        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
-        .input("chartType", "FilePath")
-        .input("chartPath", &chart().display().to_string())
+        .with_chart_from_world()
         .input("releaseName", "web")
         .input("namespace", &namespace)
         .input("valueFile", "values.yaml")
@@ -221,10 +232,7 @@ fn bad_inputs_fail_before_any_call() {
     assert_eq!(outcome.result, StepResult::Failed);
     assert!(outcome.errors()[0].message.contains("input assumeRoleArn:"), "{:?}", outcome.errors());
     let outcome = TaskRun::new(task.path())
-        .input("connectionType", "Kubeconfig file")
-        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
-        .input("chartType", "FilePath")
-        .input("chartPath", &chart().display().to_string())
+        .with_chart_from_world()
         .input("releaseName", "web")
         .input("arguments", "--kubeconfig /root/.kube/config")
         .run();
@@ -249,10 +257,7 @@ fn a_canceled_deploy_stops_helm_and_removes_the_kubeconfig() {
     let task = task();
     let home = tempfile::tempdir().unwrap();
     let run = run(&task, home.path())
-        .input("connectionType", "Kubeconfig file")
-        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
-        .input("chartType", "FilePath")
-        .input("chartPath", &chart().display().to_string())
+        .with_chart_from_world()
         .input("releaseName", "web")
         .input("helmPath", &helm.display().to_string());
     let agent_temp = agent_temp(home.path());
@@ -354,10 +359,7 @@ fn never_ready_rolls_back(helm: &Path, image: &str) {
     let home = tempfile::tempdir().unwrap();
     let deploy = |overrides: &str| {
         run(&task, home.path())
-            .input("connectionType", "Kubeconfig file")
-            .input("kubeconfig", &world().kubeconfig_path().display().to_string())
-            .input("chartType", "FilePath")
-            .input("chartPath", &chart().display().to_string())
+            .with_chart_from_world()
             .input("releaseName", "web")
             .input("namespace", &namespace)
             .input("overrideValues", overrides)
@@ -495,10 +497,7 @@ fn a_locked_release_says_how_to_unlock_it() {
     let task = task();
     let home = tempfile::tempdir().unwrap();
     let outcome = run(&task, home.path())
-        .input("connectionType", "Kubeconfig file")
-        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
-        .input("chartType", "FilePath")
-        .input("chartPath", &chart().display().to_string())
+        .with_chart_from_world()
         .input("releaseName", "web")
         .input("namespace", "locked")
         .input("helmPath", &helm.display().to_string())
