@@ -72,7 +72,7 @@ fn cancel_while_the_context_is_packed_stops_at_once() {
 }
 
 #[test]
-fn bursts_of_503_and_429_and_a_dropped_log_stream_mid_build_do_not_fail_the_task() {
+fn bursts_of_503_429_and_500_and_a_dropped_log_stream_mid_build_do_not_fail_the_task() {
     use azp_kube_world::faults::Scope;
     let namespace = world().unique_namespace("bursts").unwrap();
     let repo = repository();
@@ -86,9 +86,10 @@ fn bursts_of_503_and_429_and_a_dropped_log_stream_mid_build_do_not_fail_the_task
     world().faults().fail_next(3, 503, Scope::path(&pods));
     std::thread::sleep(Duration::from_millis(500));
     world().faults().fail_next(2, 429, Scope::path(&pods));
+    world().faults().fail_next(2, 500, Scope::path(&pods));
     world().cluster().close_watches();
     let outcome = running.wait();
-    assert!(world().faults().fired() >= fired + 3, "the faults were answered to the task's requests");
+    assert!(world().faults().fired() >= fired + 7, "every fault was answered to the task's requests");
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(outcome.errors().is_empty(), "retried calls are no errors of the step: {:?}", outcome.errors());
     assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
