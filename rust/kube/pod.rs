@@ -234,20 +234,21 @@ impl RunningPod {
         watcher::watcher(self.api.clone(), config)
             .default_backoff()
             .filter_map(move |event| {
-                let passed = match event {
+                std::future::ready(match event {
                     Ok(event) => {
                         outage.over();
                         Some(Ok(event))
                     }
-                    Err(source) if outage.keep_trying(&source, watch_error_is_transient(&source), API_OUTAGE_LIMIT) => {
-                        None
+                    Err(source) => {
+                        let transient = watch_error_is_transient(&source);
+                        let name = name.clone();
+                        match outage.keep_trying(&source, transient, API_OUTAGE_LIMIT) {
+                            true => None,
+                            false if transient => Some(Err(Error::Unreachable { name, source })),
+                            false => Some(Err(Error::Watch { name, source })),
+                        }
                     }
-                    Err(source) if watch_error_is_transient(&source) => {
-                        Some(Err(Error::Unreachable { name: name.clone(), source }))
-                    }
-                    Err(source) => Some(Err(Error::Watch { name: name.clone(), source })),
-                };
-                std::future::ready(passed)
+                })
             })
             .try_filter_map(move |event| async move {
                 Ok(match event {

@@ -274,13 +274,12 @@ async fn explain_failure(
 /// How to free a release that a helm run which did not finish (killed, or
 /// an earlier run's) left `pending-*`; helm refuses every later operation.
 fn unlock_hint(release: &str, namespace: &str, pending: Option<&str>, locked: bool) -> String {
-    let unlock = match pending {
-        Some("pending-install") => format!("`helm uninstall {release} -n {namespace}`"),
-        Some(_) => format!("`helm rollback {release} -n {namespace}` (see `helm history` above for the revision)"),
-        None if locked => {
+    let unlock = match (pending, locked) {
+        (Some("pending-install"), _) => format!("`helm uninstall {release} -n {namespace}`"),
+        (Some(_), _) | (None, true) => {
             format!("`helm rollback {release} -n {namespace}` (see `helm history` above for the revision)")
         }
-        None => return String::new(),
+        (None, false) => return String::new(),
     };
     let status = pending.map(|s| format!(" {s}")).unwrap_or_default();
     format!("; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again")
