@@ -221,7 +221,7 @@ pub async fn caller_identity(config: &SdkConfig) -> Result<CallerIdentity, Error
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| Error::Identity(aws_sdk_sts::error::DisplayErrorContext(&e).to_string().into()))?;
+        .map_err(|e| Error::Identity(super::sdk_message(&e).into()))?;
     Ok(CallerIdentity {
         account: out.account().unwrap_or_default().to_string(),
         arn: out.arn().unwrap_or_default().to_string(),

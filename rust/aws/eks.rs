@@ -79,7 +79,7 @@ pub async fn describe_cluster(config: &SdkConfig, name: &str, identity: &str) ->
             return Err(Error::NotFound { cluster: name.into(), region, identity: identity.into() });
         }
         Err(e) => {
-            let source = aws_sdk_eks::error::DisplayErrorContext(&e).to_string().into();
+            let source = super::sdk_message(&e).into();
             return Err(Error::Describe { cluster: name.into(), region, source });
         }
     };

@@ -9,7 +9,9 @@ pub mod eks;
 pub mod s3;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+// The smithy types every AWS SDK crate re-exports.
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::azp::Env;
 
@@ -37,4 +39,34 @@ pub async fn sdk_config(env: &Env, target: &AwsTarget, credentials: Option<Share
         loader = loader.credentials_provider(credentials);
     }
     loader.load().await
+}
+
+/// What a failed AWS call says, for a user: the service's code and message
+/// (`SlowDown: Please reduce your request rate.`), or, for a call that got
+/// no answer, its chain of causes (`dispatch failure: … connection refused`).
+/// The SDK's own text for a service error is a Rust debug dump.
+pub fn sdk_message<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => error_chain(error),
+    }
+}
+
+/// An error and its sources, joined with `: `, each said once.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.contains(&text) && text != "service error" && !text.is_empty() {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
 }

@@ -21,6 +21,8 @@ use base64::Engine as _;
 use futures::{Stream, StreamExt as _};
 use tokio::task::JoinSet;
 
+use super::{error_chain, sdk_message};
+
 /// Size of one part: the least S3 takes for all but the last, which keeps
 /// memory low (parts in flight and the one being filled).
 pub const PART_SIZE: usize = 5 * 1024 * 1024;
@@ -113,8 +115,7 @@ impl ContextStore {
         Self { client: Client::from_conf(s3), bucket: bucket.to_string() }
     }
 
-    fn error(&self, key: &str, action: &'static str, error: impl std::error::Error) -> Error {
-        let message = aws_message(&error);
+    fn error(&self, key: &str, action: &'static str, message: String) -> Error {
         let message = if message.contains("AccessDenied") || message.contains("Forbidden") {
             format!("{message} (check that the agent's AWS identity may {action} in this bucket)")
         } else if message.contains("NoSuchBucket") {
@@ -140,7 +141,7 @@ impl ContextStore {
                 message: message.into(),
             };
         }
-        self.error(key, "s3:GetObject", error)
+        self.error(key, "s3:GetObject", sdk_message(&error))
     }
 
     /// Whether an object exists. `None` when S3 will not say: without
@@ -200,7 +201,7 @@ impl ContextStore {
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .send()
             .await
-            .map_err(|e| self.error(key, "s3:PutObject", e))?;
+            .map_err(|e| self.error(key, "s3:PutObject", sdk_message(&e)))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
         pending.set(key, &upload_id);
         let result = self.upload_parts(key, &upload_id, first, parts, &mut progress).await;
@@ -227,7 +228,7 @@ impl ContextStore {
             .body(body)
             .send()
             .await
-            .map_err(|e| self.error(key, "s3:PutObject", e))?;
+            .map_err(|e| self.error(key, "s3:PutObject", sdk_message(&e)))?;
         Ok(())
     }
 
@@ -267,7 +268,7 @@ impl ContextStore {
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
             .send()
             .await
-            .map_err(|e| self.error(key, "s3:PutObject", e))?;
+            .map_err(|e| self.error(key, "s3:PutObject", sdk_message(&e)))?;
         Ok(sent)
     }
 
@@ -293,7 +294,7 @@ impl ContextStore {
             .body(body.into_body())
             .send()
             .await
-            .map_err(|e| self.error(&key, "s3:PutObject", e))?;
+            .map_err(|e| self.error(&key, "s3:PutObject", sdk_message(&e)))?;
         let part = CompletedPart::builder()
             .part_number(number)
             .set_e_tag(answer.e_tag().map(str::to_string))
@@ -308,7 +309,7 @@ impl ContextStore {
         let result =
             self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
         if let Err(e) = result {
-            tracing::warn!("could not abort the upload of s3://{}/{key}: {}", self.bucket, aws_message(&e));
+            tracing::warn!("could not abort the upload of s3://{}/{key}: {}", self.bucket, sdk_message(&e));
         }
     }
 
@@ -321,7 +322,8 @@ impl ContextStore {
 
     /// A GET URL that works without credentials until it expires.
     pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, Error> {
-        let config = PresigningConfig::expires_in(expires_in).map_err(|e| self.error(key, "presign", e))?;
+        let config =
+            PresigningConfig::expires_in(expires_in).map_err(|e| self.error(key, "presign", error_chain(&e)))?;
         let request = self
             .client
             .get_object()
@@ -329,7 +331,7 @@ impl ContextStore {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| self.error(key, "presign", e))?;
+            .map_err(|e| self.error(key, "presign", sdk_message(&e)))?;
         Ok(request.uri().to_string())
     }
 
@@ -341,7 +343,7 @@ impl ContextStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.error(key, "s3:DeleteObject", e))?;
+            .map_err(|e| self.error(key, "s3:DeleteObject", sdk_message(&e)))?;
         Ok(())
     }
 }
@@ -383,21 +385,6 @@ impl<S: Stream<Item = std::io::Result<Vec<u8>>>> Parts<S> {
         }
         Ok((!part.is_empty()).then_some(filling))
     }
-}
-
-/// The most useful text of an SDK error: its service code and message, not
-/// the generic "service error".
-fn aws_message(error: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut current: Option<&dyn std::error::Error> = Some(error);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.contains(&text) && text != "service error" && !text.is_empty() {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]
