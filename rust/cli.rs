@@ -107,7 +107,7 @@ fn context_command() -> Command {
             Arg::new("no-dockerignore")
                 .long("no-dockerignore")
                 .action(ArgAction::SetTrue)
-                .help("Send everything, ignoring .dockerignore"),
+                .help("Send everything but the ignore files, ignoring .dockerignore"),
         )
         .arg(Arg::new("list").long("list").action(ArgAction::SetTrue).help("List the entries that go into the tar"))
         .arg(Arg::new("output").long("output").value_name("FILE").help("Write the tar.gz to FILE (- for stdout)"))

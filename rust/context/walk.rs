@@ -18,7 +18,8 @@ const LARGEST_DIRS: usize = 5;
 pub(crate) fn plan(opts: &PackOptions) -> Result<ContextPlan, Error> {
     let root = context_root(&opts.context_dir)?;
     let dockerfile = dockerfile_in(&root, &opts.dockerfile)?;
-    let ignore_files = if opts.use_dockerignore { dockerignore::find_files(&root, &dockerfile) } else { Vec::new() };
+    let found = dockerignore::find_files(&root, &dockerfile);
+    let (ignore_files, withheld) = if opts.use_dockerignore { (found, Vec::new()) } else { (Vec::new(), found) };
     let ignore = match ignore_files.first() {
         Some(rel) => {
             let path = root.join(rel);
@@ -32,6 +33,7 @@ pub(crate) fn plan(opts: &PackOptions) -> Result<ContextPlan, Error> {
     let mut walker = Walker {
         ignore: ignore.filter(|i| !i.is_empty()),
         forced,
+        withheld: withheld.iter().map(|rel| rel.as_os_str().as_bytes().to_vec()).collect(),
         entries: Vec::new(),
         summary: Summary::default(),
         dir_bytes: BTreeMap::new(),
@@ -102,6 +104,9 @@ struct Walker {
     ignore: Option<Dockerignore>,
     /// The Dockerfile and ignore files: sent even when ignored.
     forced: Vec<Vec<u8>>,
+    /// Ignore files not to apply: not sent either, since kaniko would read
+    /// them in the pod and apply them all the same.
+    withheld: Vec<Vec<u8>>,
     entries: Vec<Entry>,
     summary: Summary,
     /// Bytes of included files below each included directory.
@@ -133,7 +138,8 @@ impl Walker {
 
     fn visit(&mut self, path: &Path, rel: Vec<u8>, meta: &Metadata, pending: &mut Vec<Entry>) -> Result<u64, Error> {
         let forced = self.forced.contains(&rel);
-        let ignored = !forced && self.ignore.as_ref().is_some_and(|i| i.matches(&rel));
+        let ignored =
+            !forced && (self.withheld.contains(&rel) || self.ignore.as_ref().is_some_and(|i| i.matches(&rel)));
         let file_type = meta.file_type();
         let kind = if file_type.is_dir() {
             EntryKind::Dir
@@ -291,7 +297,8 @@ mod tests {
         let plan = plan(&opts(root, "app/Dockerfile")).expect("plan");
         assert_eq!(listing(&plan), [".dockerignore", "a.txt", "app/", "app/Dockerfile", "app/Dockerfile.dockerignore"]);
         let no_ignore = PackOptions { use_dockerignore: false, ..opts(root, "app/Dockerfile") };
-        assert_eq!(super::plan(&no_ignore).expect("plan").entries().len(), 6);
+        // Without the ignore files, so that kaniko does not apply them in the pod either.
+        assert_eq!(listing(&super::plan(&no_ignore).expect("plan")), ["a.txt", "app/", "app/Dockerfile", "b.txt"]);
     }
 
     #[test]
