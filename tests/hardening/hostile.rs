@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use azp_harness::{Outcome, StepResult, TaskRun};
+use azp_harness::{Outcome, StagedTask, StepResult, TaskRun};
 use azp_kube_world::{Behaviour, ContainerExit, ContainerRun, ContainerRuntime, World};
 
 use crate::support::task;
@@ -36,9 +36,8 @@ fn repository() -> tempfile::TempDir {
     dir
 }
 
-fn kaniko(repo: &Path, namespace: &str, image: &str) -> TaskRun {
-    let task = task("KanikoBuildV1");
-    let mut run = TaskRun::new(task.path())
+fn kaniko(task: &StagedTask, repo: &Path, namespace: &str, image: &str) -> TaskRun {
+    TaskRun::new(task.path())
         .sources(repo)
         .timeout(Duration::from_secs(120))
         .input("connectionType", "Kubeconfig file")
@@ -46,11 +45,8 @@ fn kaniko(repo: &Path, namespace: &str, image: &str) -> TaskRun {
         .input("namespace", namespace)
         .input("kanikoImage", image)
         .input("contextTransport", "Stream")
-        .input("destinations", "registry.local/app:1");
-    run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
-    // The staged task folder must outlive the run.
-    std::mem::forget(task);
-    run
+        .input("destinations", "registry.local/app:1")
+        .envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"))
 }
 
 /// No command reached the agent but the task's own.
@@ -84,7 +80,8 @@ fn build_output_cannot_command_the_agent() {
     world().set_behaviour(image, Behaviour::runtime(std::sync::Arc::new(RawLog(log))));
     let namespace = world().unique_namespace("hostile").unwrap();
     let repo = repository();
-    let outcome = kaniko(repo.path(), &namespace, image).run();
+    let task = task("KanikoBuildV1");
+    let outcome = kaniko(&task, repo.path(), &namespace, image).run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}", outcome.errors());
     assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
     assert_eq!(outcome.output("imageRef"), Some(format!("registry.local/app@{DIGEST}").as_str()));
@@ -108,7 +105,8 @@ fn shell_metacharacters_arrive_literally() {
     world().set_behaviour(image, Behaviour::exit(&["error building image"], 1, Duration::from_millis(100)));
     let namespace = world().unique_namespace("literal").unwrap();
     let repo = repository();
-    let outcome = kaniko(repo.path(), &namespace, image)
+    let task = task("KanikoBuildV1");
+    let outcome = kaniko(&task, repo.path(), &namespace, image)
         .input("buildArgs", &format!("X={EVIL}"))
         .input("labels", &format!("note={EVIL}"))
         .input("keepPodOnFailure", "true")
