@@ -111,6 +111,7 @@ impl Drop for PrivateDir {
 
 /// How the step reaches its cluster.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one per step; boxing would only add noise")]
 pub enum Source {
     /// An EKS cluster, with tokens from `azp-kube eks-token`.
     Eks { cluster: eks::Cluster, exec: EksExec },

@@ -28,6 +28,7 @@ fn bad(input: &'static str, message: impl Into<String>) -> InputError {
 
 /// How the step reaches its cluster.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one per step; boxing would only add noise")]
 pub enum Target {
     Eks { name: String, region: String, base: Base, role: Option<AssumeRole> },
     ServiceConnection(KubernetesEndpoint),
@@ -51,7 +52,7 @@ pub struct Params {
     pub upgrade: Upgrade,
     pub repository: Option<Repository>,
     /// `helm registry login <host>` for an OCI chart with credentials.
-    pub registry_login: Option<(String, String, Secret)>,
+    pub registry_login: Option<RegistryLogin>,
 }
 
 impl Params {
@@ -249,7 +250,10 @@ fn chart(inputs: &Inputs) -> Result<ChartRef, InputError> {
     }
 }
 
-fn logins(inputs: &Inputs) -> Result<(Option<Repository>, Option<(String, String, Secret)>), InputError> {
+/// An OCI registry to log in to: (host, user name, password).
+pub type RegistryLogin = (String, String, Secret);
+
+fn logins(inputs: &Inputs) -> Result<(Option<Repository>, Option<RegistryLogin>), InputError> {
     let login = match (&inputs.helm_repo_username, &inputs.helm_repo_password) {
         (Some(user), Some(password)) => Some((user.clone(), password.clone())),
         (None, None) => None,
