@@ -208,7 +208,23 @@ async fn assume(base: &SdkConfig, role: &AssumeRole, session: Duration) -> Resul
     provider
         .provide_credentials()
         .await
-        .map_err(|source| Error::AssumeRole { role: role.arn.to_string(), source: Box::new(source) })
+        .map_err(|error| Error::AssumeRole { role: role.arn.to_string(), source: sts_message(&error).into() })
+}
+
+/// What STS answered, from inside the provider's error (`Throttling: Rate
+/// exceeded`, `AccessDenied: …`); the provider's own text is a debug dump.
+fn sts_message(error: &(dyn std::error::Error + 'static)) -> String {
+    use aws_sdk_sts::config::http::HttpResponse;
+    use aws_sdk_sts::error::SdkError;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(answer) = e.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
+            return super::sdk_message(answer);
+        }
+        current = e.source();
+    }
+    super::error_chain(error)
 }
 
 fn with_static(config: &SdkConfig, credentials: Credentials) -> SdkConfig {

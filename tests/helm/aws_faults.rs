@@ -75,6 +75,7 @@ fn assume_role_throttled_for_good_fails_naming_the_role_and_the_throttling() {
     assert!(proxy.faults().fired() >= 3, "AssumeRole was retried before giving up");
     assert!(message.contains(&format!("cannot assume role {ALLOWED_ROLE}")), "{message}");
     assert!(message.contains("Throttling") && message.contains("Rate exceeded"), "{message}");
+    assert!(!message.contains("Error {"), "no debug dump: {message}");
     assert!(!helm_ran(&outcome), "helm never ran");
     assert_no_private_dir(&agent_temp(home.path()));
 }
