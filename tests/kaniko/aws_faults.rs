@@ -89,10 +89,10 @@ fn slow_down_on_part_uploads_is_retried() {
     let proxy = proxy();
     let repo = big_repository();
     let image = kaniko_image("slow-down-retried", kaniko_success());
-    let bucket_name = format!("slow-down-retried-{}", std::process::id());
-    proxy.faults().fail_next(2, part_uploads(&bucket_name), AwsError::slow_down());
+    let planned = bucket_name("slow-down-retried");
+    proxy.faults().fail_next(2, part_uploads(&planned), AwsError::slow_down());
     let (outcome, namespace, bucket) = faulty_run("slow-down-retried", repo.path(), &proxy, &image);
-    assert_eq!(bucket, bucket_name);
+    assert_eq!(bucket, planned);
     assert_eq!(proxy.faults().fired(), 2, "both SlowDowns were answered");
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
@@ -104,8 +104,8 @@ fn persistent_slow_down_fails_naming_it_and_aborts_the_multipart_upload() {
     let proxy = proxy();
     let repo = big_repository();
     let image = kaniko_image("slow-down-forever", kaniko_success());
-    let bucket_name = format!("slow-down-forever-{}", std::process::id());
-    proxy.faults().fail_next(1000, part_uploads(&bucket_name), AwsError::slow_down());
+    let planned = bucket_name("slow-down-forever");
+    proxy.faults().fail_next(1000, part_uploads(&planned), AwsError::slow_down());
     let (outcome, namespace, bucket) = faulty_run("slow-down-forever", repo.path(), &proxy, &image);
     let message = the_error(&outcome);
     assert!(message.contains(&format!("s3://{bucket}/kaniko-contexts/")), "{message}");
@@ -121,8 +121,8 @@ fn persistent_slow_down_fails_naming_it_and_aborts_the_multipart_upload() {
 fn access_denied(name: &str, repo: &Path, refused: impl Fn(&str) -> Match, permission: &str) {
     let proxy = proxy();
     let image = kaniko_image(name, kaniko_success());
-    let bucket_name = format!("{name}-{}", std::process::id());
-    proxy.faults().fail_next(1000, refused(&bucket_name), AwsError::access_denied());
+    let planned = bucket_name(name);
+    proxy.faults().fail_next(1000, refused(&planned), AwsError::access_denied());
     let (outcome, namespace, bucket) = faulty_run(name, repo, &proxy, &image);
     let message = the_error(&outcome);
     assert!(proxy.faults().fired() >= 1, "the refusal was answered");
@@ -141,8 +141,8 @@ fn a_refused_head_object_is_warned_about_and_the_context_is_uploaded() {
     let proxy = proxy();
     let repo = repository();
     let image = kaniko_image("denied-head", kaniko_success());
-    let bucket_name = format!("denied-head-{}", std::process::id());
-    let head = Match::any().method("HEAD").path(&format!("/{bucket_name}/"));
+    let planned = bucket_name("denied-head");
+    let head = Match::any().method("HEAD").path(&format!("/{planned}/"));
     proxy.faults().fail_next(1000, head, AwsError::access_denied());
     let (outcome, namespace, bucket) = faulty_run("denied-head", repo.path(), &proxy, &image);
     assert!(proxy.faults().fired() >= 1, "the refusal was answered");

@@ -102,9 +102,14 @@ pub fn s3() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
+/// The name [`bucket`] gives a test's bucket, known before it exists.
+pub fn bucket_name(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
 /// A new bucket for one test.
 pub fn bucket(name: &str) -> String {
-    let bucket = format!("{name}-{}", std::process::id());
+    let bucket = bucket_name(name);
     runtime().block_on(async { s3().create_bucket().bucket(&bucket).send().await.unwrap() });
     bucket
 }
