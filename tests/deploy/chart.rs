@@ -69,6 +69,7 @@ fn check_scenario(scenario: &str, objects: &[Value]) {
             let deployment = of_kind(objects, "Deployment");
             assert_eq!(deployment.len(), 1);
             assert!(deployment[0]["spec"]["template"]["spec"]["containers"][0]["args"].is_null(), "warm agents");
+            assert!(deployment[0]["spec"]["replicas"].is_null(), "KEDA owns the replica count, not each upgrade");
             let scaled = of_kind(objects, "ScaledObject");
             assert_eq!(scaled[0]["spec"]["scaleTargetRef"]["name"], "pool-azure-agent");
             trigger(objects, "ScaledObject");
@@ -127,15 +128,51 @@ fn schema_and_checks_reject_bad_values_with_clear_messages() {
         (
             &["--set", "keda.maxReplicaCount=-1"],
             [
-                "at '/keda/maxReplicaCount': minimum: got -1, want 0",
-                "keda.maxReplicaCount: Must be greater than or equal to 0",
+                "at '/keda/maxReplicaCount': minimum: got -1, want 1",
+                "keda.maxReplicaCount: Must be greater than or equal to 1",
             ],
         ),
         (
-            &["--set", "deployment.replicas=-2", "--set", "mode=Deployment"],
+            &["--set", "deployment.replicas=2", "--set", "mode=Deployment"],
             [
-                "at '/deployment/replicas': minimum: got -2, want 0",
-                "deployment.replicas: Must be greater than or equal to 0",
+                "deployment.replicas is not a value any more: KEDA owns the replica count",
+                "deployment.replicas is not a value any more: KEDA owns the replica count",
+            ],
+        ),
+        // KEDA's CRDs (2.20 and later) require maxReplicaCount >= 1.
+        (
+            &["--set", "keda.maxReplicaCount=0"],
+            [
+                "at '/keda/maxReplicaCount': minimum: got 0, want 1",
+                "keda.maxReplicaCount: Must be greater than or equal to 1",
+            ],
+        ),
+        (
+            &["--set", "keda.minReplicaCount=5", "--set", "keda.maxReplicaCount=2", "--set", "mode=Deployment"],
+            [
+                "keda.minReplicaCount (5) is greater than keda.maxReplicaCount (2)",
+                "keda.minReplicaCount (5) is greater than keda.maxReplicaCount (2)",
+            ],
+        ),
+        (
+            &["--set", "keda.rolloutStrategy=default"],
+            [
+                "at '/keda/rolloutStrategy': value must be one of 'gradual', 'immediate'",
+                "keda.rolloutStrategy must be one of the following: \"gradual\", \"immediate\"",
+            ],
+        ),
+        (
+            &["--set-string", "keda.version=2.20", "--set", "keda.scalingStrategy=default"],
+            [
+                "keda.scalingStrategy=default is refused by the CRDs of KEDA 2.20.0 and 2.20.1 (keda.version 2.20)",
+                "keda.scalingStrategy=default is refused by the CRDs of KEDA 2.20.0 and 2.20.1 (keda.version 2.20)",
+            ],
+        ),
+        (
+            &["--set-string", "keda.version=2.18"],
+            [
+                "keda.version 2.18 is not supported: the chart needs KEDA 2.19 or later",
+                "keda.version 2.18 is not supported: the chart needs KEDA 2.19 or later",
             ],
         ),
         (
@@ -167,16 +204,36 @@ fn schema_and_checks_reject_bad_values_with_clear_messages() {
 }
 
 #[test]
-fn scaling_strategy_follows_the_keda_version() {
+fn scaling_strategy_and_in_flight_counting_follow_the_keda_version() {
     let helm = world().tools().helm4.as_path();
-    let strategy = |values: &[&str]| {
+    // (ScaledJob strategy, the trigger's scaleOnInFlight) for a Deployment or ScaledJob pool.
+    let rendered = |values: &[&str]| {
         let mut extra: Vec<String> = vec!["--set".into(), "azp.token=x".into()];
         extra.extend(values.iter().flat_map(|v| ["--set-string".to_string(), v.to_string()]));
         let objects = render(helm, &extra);
-        of_kind(&objects, "ScaledJob")[0]["spec"]["scalingStrategy"]["strategy"].as_str().unwrap().to_string()
+        let scaler = of_kind(&objects, "ScaledJob").into_iter().chain(of_kind(&objects, "ScaledObject")).next();
+        let spec = &scaler.expect("a scaler")["spec"];
+        let in_flight = spec["triggers"][0]["metadata"]["scaleOnInFlight"].as_str().map(str::to_string);
+        (spec["scalingStrategy"]["strategy"].as_str().map(str::to_string), in_flight)
     };
-    assert_eq!(strategy(&["keda.version=2.19"]), "default", "before 2.20 a job counts until it ends");
-    assert_eq!(strategy(&["keda.version=2.20"]), "accurate");
-    assert_eq!(strategy(&["keda.version=2.21.1"]), "accurate");
-    assert_eq!(strategy(&["keda.version=2.19", "keda.scalingStrategy=eager"]), "eager", "an explicit choice wins");
+    let pair =
+        |strategy: Option<&str>, in_flight: Option<&str>| (strategy.map(str::to_string), in_flight.map(str::to_string));
+    assert_eq!(rendered(&["keda.version=2.19"]), pair(Some("default"), None), "before 2.20 a job counts until it ends");
+    assert_eq!(rendered(&["keda.version=2.20"]), pair(Some("accurate"), None), "2.20 counts waiting jobs only");
+    // KEDA 2.21 counts jobs agents already run unless scaleOnInFlight is "false";
+    // accurate would then add an idle agent per running job on every poll.
+    assert_eq!(rendered(&["keda.version=2.21.1"]), pair(Some("accurate"), Some("false")));
+    assert_eq!(rendered(&["keda.version=2.21", "keda.scalingStrategy=default"]), pair(Some("default"), Some("true")));
+    assert_eq!(
+        rendered(&["keda.version=2.19", "keda.scalingStrategy=eager"]),
+        pair(Some("eager"), None),
+        "an explicit choice wins"
+    );
+    assert_eq!(
+        rendered(&["keda.version=2.20.2", "keda.scalingStrategy=default"]),
+        pair(Some("default"), None),
+        "2.20.2's CRDs accept default again"
+    );
+    // A ScaledObject has no strategy: it must count busy agents or it scales them down.
+    assert_eq!(rendered(&["keda.version=2.21", "mode=Deployment"]), pair(None, Some("true")));
 }

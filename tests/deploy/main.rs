@@ -1,6 +1,8 @@
 //! The agent pool (deploy/): the azure-agent chart rendered, linted and
 //! installed with helm 3 and 4, its manifests checked for least privilege and
-//! for the PAT, its RBAC tried with the agent's own token, and the agent
+//! for the PAT, its objects by @kubernetes-models/keda, KEDA's rules per release
+//! (keda_facts.py) and kubernetes-validate, its trigger
+//! as KEDA's scaler reads it, its RBAC tried with the agent's own token, and the agent
 //! image's start.sh run against a fake Azure DevOps.
 
 mod support;
@@ -9,4 +11,6 @@ mod chart;
 mod install;
 mod manifests;
 mod rbac;
+mod scaler;
 mod start_script;
+mod validators;

@@ -52,17 +52,6 @@ app.kubernetes.io/component: agent
 {{- end -}}
 {{- end -}}
 
-{{/* accurate fits KEDA >= 2.20, where a job counts only until an agent takes it; default before. */}}
-{{- define "azure-agent.scalingStrategy" -}}
-{{- if .Values.keda.scalingStrategy -}}
-{{- .Values.keda.scalingStrategy -}}
-{{- else if semverCompare ">=2.20.0-0" (printf "%v" .Values.keda.version) -}}
-accurate
-{{- else -}}
-default
-{{- end -}}
-{{- end -}}
-
 {{- define "azure-agent.timeoutSeconds" -}}
 {{- mul (int .Values.job.timeoutMinutes) 60 -}}
 {{- end -}}
