@@ -454,6 +454,19 @@ mod tests {
         assert_eq!(sizes, expected);
     }
 
+    #[test]
+    fn an_object_is_the_written_one_by_etag_and_version_and_null_is_no_version() {
+        assert_eq!(version("null"), None);
+        assert_eq!(version("3HL4kqtJlcpXroDTDmJ"), Some("3HL4kqtJlcpXroDTDmJ".into()));
+        let written = Written { bytes: 1, etag: "\"a-2\"".into(), version_id: None };
+        let object = ObjectVersion { etag: written.etag.clone(), version_id: None, last_modified: None };
+        assert!(object.is(&written));
+        assert!(!ObjectVersion { etag: "\"b-2\"".into(), ..object.clone() }.is(&written));
+        let versioned = Written { version_id: Some("v1".into()), ..written };
+        assert!(!ObjectVersion { version_id: Some("v2".into()), ..object.clone() }.is(&versioned));
+        assert!(ObjectVersion { version_id: Some("v1".into()), ..object }.is(&versioned));
+    }
+
     #[tokio::test]
     async fn a_chunk_larger_than_a_part_is_split() {
         let chunks = futures::stream::iter([Ok(vec![1u8; 2 * PART_SIZE + 5])]);

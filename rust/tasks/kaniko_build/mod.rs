@@ -73,9 +73,9 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     let mut shipped = None;
     match &plan.transport {
         Transport::S3 { .. } => {
-            let (source, object) = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
+            let (source, uploaded) = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
             build.context = source;
-            shipped = Some(object);
+            shipped = Some(uploaded);
         }
         Transport::Stream => stdin_context = Some(context),
     }
