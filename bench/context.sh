@@ -9,8 +9,8 @@
 #   seed        tar -czvf ctx.tar.gz . && aws s3 cp ctx.tar.gz s3://bench/  (the stage we replace)
 #   pigz        tar -c . | pigz -p 2 | aws s3 cp - s3://bench/pigz.tar.gz
 # and, for the compression alone, `azp-kube context --output` and `tar -czf`.
-# It prints wall time, CPU time (user+sys), peak RSS and archive size for each, and the
-# time of an azp-kube rerun with an unchanged context (the upload is skipped).
+# It prints wall time, CPU time (user+sys), peak RSS and archive size for each. (A rerun
+# uploads again: KanikoBuild reuses nothing in the bucket.)
 # Peak RSS for a pipeline is that of its largest process (GNU time's rusage).
 #
 # Usage: bench/context.sh   (BENCH_CONTEXT_MIB=1024, AZP_KUBE=target/release/azp-kube;
@@ -143,9 +143,6 @@ measure seed "object_size seed.tar.gz" \
     _ "$out/seed.tar.gz" "$ctx" "$aws"
 measure pigz "object_size pigz.tar.gz" \
     bash -c 'tar -c -C "$1" . | pigz -p 2 | "$2" s3 cp --only-show-errors - s3://bench/pigz.tar.gz' _ "$ctx" "$aws"
-measure azp-rerun "object_size \$(sed -n 1s,s3://bench/,,p $out/azp.key)" \
-    bash -c '"$1" context --context "$2" --upload s3://bench/azp/ --s3-endpoint "$3" >/dev/null' \
-    _ "$bin" "$ctx" "$AWS_ENDPOINT_URL"
 # Compression alone.
 measure azp-pack "stat -c %s $out/azp.tar.gz" "$bin" context --context "$ctx" --output "$out/azp.tar.gz"
 measure seed-pack "stat -c %s $out/seed2.tar.gz" bash -c 'tar -czf "$1" -C "$2" .' _ "$out/seed2.tar.gz" "$ctx"

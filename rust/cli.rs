@@ -115,7 +115,7 @@ fn context_command() -> Command {
             Arg::new("upload")
                 .long("upload")
                 .value_name("s3://BUCKET/PREFIX/")
-                .help("Upload the tar.gz as KanikoBuild does (content-addressed key, skipped when unchanged)"),
+                .help("Upload the tar.gz as KanikoBuild does (a new object under a random key)"),
         )
         .arg(Arg::new("region").long("region").value_name("REGION").requires("upload").help("Region of the bucket"))
         .arg(

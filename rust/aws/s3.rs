@@ -1,6 +1,12 @@
 //! S3: the build context's upload (streaming multipart with checksums),
 //! presigned GET URLs, and clean-up.
 //!
+//! Every write is conditional (`If-None-Match: *`): S3 refuses it when an
+//! object already exists at the key, so an upload never lands on, or is
+//! mistaken for, someone else's object. What S3 answered for the write
+//! ([`Written`]) and a later [`ContextStore::head`] ([`ObjectVersion`]) tell
+//! whether anyone wrote the object since.
+//!
 //! The upload never holds the whole context: chunks from the packer are cut
 //! into parts, a few parts are in flight at once, and an upload that does not
 //! complete is aborted (by [`ContextStore::upload`] on error, by the task's
@@ -15,7 +21,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
 use futures::{Stream, StreamExt as _};
@@ -81,6 +87,40 @@ pub enum Error {
     Source(#[source] std::io::Error),
 }
 
+/// What S3 answered for an object we wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub bytes: u64,
+    /// The ETag S3 computed from the bytes it received (MD5-based: another
+    /// writer cannot make different bytes answer the same).
+    pub etag: String,
+    /// Set in a versioned bucket.
+    pub version_id: Option<String>,
+}
+
+/// An object as HeadObject describes it. Any write changes it: a new ETag
+/// for other bytes, a new LastModified (to the second) and, in a versioned
+/// bucket, a new version id even for the same bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub etag: String,
+    pub version_id: Option<String>,
+    pub last_modified: Option<DateTime>,
+}
+
+impl ObjectVersion {
+    /// Whether this is the object `written` describes.
+    pub fn is(&self, written: &Written) -> bool {
+        self.etag == written.etag && (written.version_id.is_none() || self.version_id == written.version_id)
+    }
+}
+
+/// A version id as S3 gives it; `null` (an unversioned or suspended
+/// bucket's only version) is no version.
+fn version(id: &str) -> Option<String> {
+    (id != "null").then(|| id.to_string())
+}
+
 /// Where build contexts are stored.
 #[derive(Clone, Debug)]
 pub struct ContextStore {
@@ -116,7 +156,9 @@ impl ContextStore {
     }
 
     fn error(&self, key: &str, action: &'static str, message: String) -> Error {
-        let message = if message.contains("AccessDenied") || message.contains("Forbidden") {
+        let message = if message.contains("PreconditionFailed") {
+            format!("{message} (an object already exists at this key: someone else wrote it, and it is not used)")
+        } else if message.contains("AccessDenied") || message.contains("Forbidden") {
             format!("{message} (check that the agent's AWS identity may {action} in this bucket)")
         } else if message.contains("NoSuchBucket") {
             format!("{message} (the bucket does not exist, or is in another region)")
@@ -132,8 +174,8 @@ impl ContextStore {
     fn head_error(&self, key: &str, error: SdkError<HeadObjectError, HttpResponse>) -> Error {
         if error.raw_response().is_some_and(|r| r.status().as_u16() == 403) {
             let message = "AccessDenied: HTTP 403 to HeadObject (check that the agent's AWS identity may \
-                           s3:GetObject and s3:ListBucket in this bucket; without s3:ListBucket a missing object \
-                           is answered 403 too)";
+                           s3:GetObject in this bucket, to check that its context is still what it wrote; and \
+                           s3:ListBucket, without which a missing object is answered 403 too)";
             return Error::Call {
                 bucket: self.bucket.clone(),
                 key: key.to_string(),
@@ -144,53 +186,41 @@ impl ContextStore {
         self.error(key, "s3:GetObject", sdk_message(&error))
     }
 
-    /// Whether an object exists. `None` when S3 will not say: without
-    /// `s3:ListBucket`, S3 answers 403 for a missing object, so a 403 is no
-    /// reason to stop an upload that `s3:PutObject` alone allows.
-    pub async fn exists(&self, key: &str) -> Result<Option<bool>, Error> {
+    /// The object at `key` as S3 describes it now; `None` when there is none.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectVersion>, Error> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(_) => Ok(Some(true)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(Some(false)),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(None),
+            Ok(head) => Ok(Some(ObjectVersion {
+                etag: head.e_tag().unwrap_or_default().to_string(),
+                version_id: head.version_id().and_then(version),
+                last_modified: head.last_modified().copied(),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(self.head_error(key, e)),
         }
     }
 
-    /// The size of an object in bytes.
-    pub async fn size(&self, key: &str) -> Result<u64, Error> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.head_error(key, e))?;
-        Ok(head.content_length().unwrap_or_default().max(0) as u64)
-    }
-
-    /// Uploads a stream of chunks as one object, reporting bytes sent.
+    /// Uploads a stream of chunks as a new object at `key` (refused by S3
+    /// if one is there), reporting bytes sent.
     pub async fn upload<S>(
         &self,
         key: &str,
         chunks: S,
         pending: &PendingUpload,
         mut progress: impl FnMut(u64),
-    ) -> Result<u64, Error>
+    ) -> Result<Written, Error>
     where
         S: Stream<Item = std::io::Result<Vec<u8>>>,
     {
         let mut parts = Parts::new(chunks);
         // A context smaller than one part is one PutObject.
         let Some(first) = parts.next().await? else {
-            self.put(key, ByteStream::from_static(b"")).await?;
-            return Ok(0);
+            return self.put(key, ByteStream::from_static(b""), 0).await;
         };
         if first.buf.len() < PART_SIZE {
             let size = first.buf.len() as u64;
-            self.put(key, first.into_body()).await?;
+            let written = self.put(key, first.into_body(), size).await?;
             progress(size);
-            return Ok(size);
+            return Ok(written);
         }
         let created = self
             .client
@@ -206,9 +236,9 @@ impl ContextStore {
         pending.set(key, &upload_id);
         let result = self.upload_parts(key, &upload_id, first, parts, &mut progress).await;
         match result {
-            Ok(total) => {
+            Ok(written) => {
                 pending.clear();
-                Ok(total)
+                Ok(written)
             }
             Err(error) => {
                 pending.clear();
@@ -218,18 +248,24 @@ impl ContextStore {
         }
     }
 
-    async fn put(&self, key: &str, body: ByteStream) -> Result<(), Error> {
-        self.client
+    async fn put(&self, key: &str, body: ByteStream, bytes: u64) -> Result<Written, Error> {
+        let put = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .if_none_match("*")
             .content_type("application/gzip")
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .body(body)
             .send()
             .await
             .map_err(|e| self.error(key, "s3:PutObject", sdk_message(&e)))?;
-        Ok(())
+        Ok(Written {
+            bytes,
+            etag: put.e_tag().unwrap_or_default().to_string(),
+            version_id: put.version_id().and_then(version),
+        })
     }
 
     async fn upload_parts<S>(
@@ -239,7 +275,7 @@ impl ContextStore {
         first: Part,
         mut parts: Parts<S>,
         progress: &mut impl FnMut(u64),
-    ) -> Result<u64, Error>
+    ) -> Result<Written, Error>
     where
         S: Stream<Item = std::io::Result<Vec<u8>>>,
     {
@@ -260,16 +296,22 @@ impl ContextStore {
             }
         }
         completed.sort_by_key(|p| p.part_number());
-        self.client
+        let done = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
+            .if_none_match("*")
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
             .send()
             .await
             .map_err(|e| self.error(key, "s3:PutObject", sdk_message(&e)))?;
-        Ok(sent)
+        Ok(Written {
+            bytes: sent,
+            etag: done.e_tag().unwrap_or_default().to_string(),
+            version_id: done.version_id().and_then(version),
+        })
     }
 
     async fn upload_part(
@@ -410,6 +452,19 @@ mod tests {
         let mut expected = vec![PART_SIZE; total / PART_SIZE];
         expected.push(total % PART_SIZE);
         assert_eq!(sizes, expected);
+    }
+
+    #[test]
+    fn an_object_is_the_written_one_by_etag_and_version_and_null_is_no_version() {
+        assert_eq!(version("null"), None);
+        assert_eq!(version("3HL4kqtJlcpXroDTDmJ"), Some("3HL4kqtJlcpXroDTDmJ".into()));
+        let written = Written { bytes: 1, etag: "\"a-2\"".into(), version_id: None };
+        let object = ObjectVersion { etag: written.etag.clone(), version_id: None, last_modified: None };
+        assert!(object.is(&written));
+        assert!(!ObjectVersion { etag: "\"b-2\"".into(), ..object.clone() }.is(&written));
+        let versioned = Written { version_id: Some("v1".into()), ..written };
+        assert!(!ObjectVersion { version_id: Some("v2".into()), ..object.clone() }.is(&versioned));
+        assert!(ObjectVersion { version_id: Some("v1".into()), ..object }.is(&versioned));
     }
 
     #[tokio::test]

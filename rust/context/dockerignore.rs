@@ -35,7 +35,8 @@ pub(crate) fn find_files(context: &Path, dockerfile_rel: &Path) -> Vec<PathBuf> 
     specific.push(".dockerignore");
     [PathBuf::from(specific), PathBuf::from(DOCKERIGNORE)]
         .into_iter()
-        .filter(|rel| context.join(rel).symlink_metadata().is_ok_and(|m| m.is_file()))
+        // A symlink counts too: Docker reads through it (see `walk::ignore_file_target`).
+        .filter(|rel| context.join(rel).symlink_metadata().is_ok_and(|m| m.is_file() || m.is_symlink()))
         .collect()
 }
 

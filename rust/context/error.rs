@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-/// Everything that can go wrong while planning, hashing or packing a build context.
+/// Everything that can go wrong while planning or packing a build context.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("build context {path} does not exist")]
@@ -30,6 +30,11 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "{path} is a symlink to {target}, outside the build context (Docker reads only ignore files the context \
+         holds): put the file itself in the context"
+    )]
+    DockerignoreOutside { path: PathBuf, target: PathBuf },
     #[error("invalid pattern {pattern:?} in {path} line {line}: {reason}")]
     Pattern { path: PathBuf, line: usize, pattern: String, reason: String },
     #[error("failed to read {path} in the build context")]
@@ -50,6 +55,4 @@ pub enum Error {
     Write(#[source] io::Error),
     #[error("a context packing thread failed: {0}")]
     Thread(String),
-    #[error("stopped before the context was read to its end")]
-    Stopped,
 }

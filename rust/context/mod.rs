@@ -1,8 +1,8 @@
-//! The build context: walk, .dockerignore, tar, parallel gzip, content key. No network.
+//! The build context: walk, .dockerignore, tar, parallel gzip. No network.
 //!
 //! [`plan`] validates the context and Dockerfile and walks the directory the way Docker
-//! does (see [`dockerignore`] for the exact rules); [`ContextPlan::content_key`] hashes what
-//! would be sent; [`ContextPlan::pack`] streams the tar.gz with bounded memory. Symlinks are
+//! does (see [`dockerignore`] for the exact rules); [`ContextPlan::pack`] streams the tar.gz
+//! with bounded memory. Symlinks are
 //! stored as links and never followed; sockets, FIFOs and devices are skipped and listed in
 //! the [`Summary`] for the caller to warn about. Hard links are stored as regular files.
 
@@ -10,14 +10,12 @@ mod archive;
 mod dockerignore;
 mod error;
 mod gzip;
-mod key;
 mod walk;
 
 use std::fmt;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -139,17 +137,6 @@ impl ContextPlan {
     /// The ignore file that was applied, relative to the context.
     pub fn ignore_file(&self) -> Option<&Path> {
         self.ignore_file.as_deref()
-    }
-
-    /// SHA-256 (hex) of everything that decides the tar: paths, kinds, modes, link targets and
-    /// file contents. Reads every file, in parallel; see the `key` module for the scheme.
-    pub fn content_key(&self) -> Result<String, Error> {
-        key::content_key(self, &AtomicBool::new(false))
-    }
-
-    /// [`Self::content_key`], given up ([`Error::Stopped`]) soon after `stop` is set.
-    pub fn content_key_until(&self, stop: &AtomicBool) -> Result<String, Error> {
-        key::content_key(self, stop)
     }
 
     /// Starts packing in the background with `threads` compression workers (plus one reader).

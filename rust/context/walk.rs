@@ -20,16 +20,19 @@ pub(crate) fn plan(opts: &PackOptions) -> Result<ContextPlan, Error> {
     let dockerfile = dockerfile_in(&root, &opts.dockerfile)?;
     let found = dockerignore::find_files(&root, &dockerfile);
     let (ignore_files, withheld) = if opts.use_dockerignore { (found, Vec::new()) } else { (Vec::new(), found) };
+    let mut forced: Vec<Vec<u8>> = vec![dockerfile.as_os_str().as_bytes().to_vec()];
+    forced.extend(ignore_files.iter().map(|rel| rel.as_os_str().as_bytes().to_vec()));
     let ignore = match ignore_files.first() {
         Some(rel) => {
-            let path = root.join(rel);
+            let target = ignore_file_target(&root, rel)?;
+            let path = root.join(&target);
             let text = fs::read(&path).map_err(|source| Error::ReadDockerignore { path: path.clone(), source })?;
-            Some(Dockerignore::parse(&text, &path)?)
+            // A linked file is sent too, so that kaniko finds the same patterns in the pod.
+            forced.push(target.as_os_str().as_bytes().to_vec());
+            Some(Dockerignore::parse(&text, &root.join(rel))?)
         }
         None => None,
     };
-    let mut forced: Vec<Vec<u8>> = vec![dockerfile.as_os_str().as_bytes().to_vec()];
-    forced.extend(ignore_files.iter().map(|rel| rel.as_os_str().as_bytes().to_vec()));
     let mut walker = Walker {
         ignore: ignore.filter(|i| !i.is_empty()),
         forced,
@@ -81,6 +84,19 @@ fn dockerfile_in(root: &Path, dockerfile: &Path) -> Result<PathBuf, Error> {
         return Err(Error::DockerfileNotFile { path: relative });
     }
     Ok(relative)
+}
+
+/// The file an ignore file's patterns are read from, relative to the context: itself, or
+/// where its symlinks lead when that is inside the context. Docker's CLI opens the file
+/// through any link, and BuildKit resolves links within the context (fsutil's FollowLinks);
+/// a link out of the context is refused, since its patterns would come from outside.
+fn ignore_file_target(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
+    let path = root.join(rel);
+    let resolved = fs::canonicalize(&path).map_err(|source| Error::ReadDockerignore { path: path.clone(), source })?;
+    match resolved.strip_prefix(root) {
+        Ok(target) => Ok(target.to_path_buf()),
+        Err(_) => Err(Error::DockerignoreOutside { path, target: resolved }),
+    }
 }
 
 /// Removes `.` and resolves `..` lexically; `None` when `..` climbs above the start.
@@ -326,6 +342,37 @@ mod tests {
         assert_eq!(listing(&plan), ["Dockerfile", "etc", "passwd"]);
         assert_eq!(plan.entries()[2].kind, EntryKind::Symlink { target: "/etc/passwd".into() });
         assert_eq!(plan.summary().skipped, [Skipped { path: "pipe".into(), kind: "fifo" }]);
+    }
+
+    #[test]
+    fn a_symlinked_ignore_file_inside_the_context_is_applied_and_its_target_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch");
+        write(root, "config/ignore", "secret.env\nconfig\n");
+        write(root, "config/other", "x");
+        write(root, "secret.env", "TOKEN=hunter2");
+        symlink("config/ignore", root.join(".dockerignore")).expect("symlink");
+        let plan = plan(&opts(root, "Dockerfile")).expect("plan");
+        assert_eq!(listing(&plan), [".dockerignore", "Dockerfile", "config/", "config/ignore"]);
+        assert_eq!(plan.summary().excluded_files, 2, "secret.env and config/other");
+    }
+
+    #[test]
+    fn a_symlinked_ignore_file_outside_the_context_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write(root, "ctx/Dockerfile", "FROM scratch");
+        write(root, "elsewhere", "secret.env\n");
+        symlink("../elsewhere", root.join("ctx/Dockerfile.dockerignore")).expect("symlink");
+        let error = plan(&opts(&root.join("ctx"), "Dockerfile")).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            error.contains("Dockerfile.dockerignore is a symlink to ") && error.contains("outside the build context")
+        );
+        symlink("missing", root.join("ctx/.dockerignore")).expect("symlink");
+        fs::remove_file(root.join("ctx/Dockerfile.dockerignore")).expect("rm");
+        let error = plan(&opts(&root.join("ctx"), "Dockerfile")).map(|_| ()).unwrap_err();
+        assert!(matches!(error, Error::ReadDockerignore { .. }), "a dangling link is an error: {error}");
     }
 
     #[test]

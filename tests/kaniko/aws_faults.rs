@@ -133,11 +133,11 @@ fn access_denied(name: &str, repo: &Path, refused: impl Fn(&str) -> Match, permi
     assert_nothing_left(&namespace, &bucket);
 }
 
-/// Without s3:ListBucket, S3 answers 403 to HeadObject for a missing
-/// object: the task cannot tell whether the context is there, says so, and
-/// uploads it (s3:PutObject is what it needs).
+/// The task reads back what it uploaded (HeadObject, which needs
+/// s3:GetObject) to know later whether anyone replaced it: refused, the step
+/// fails naming the permission before any pod runs, and removes its object.
 #[test]
-fn a_refused_head_object_is_warned_about_and_the_context_is_uploaded() {
+fn a_refused_head_object_fails_naming_s3_get_object_before_any_pod_and_leaves_nothing() {
     let proxy = proxy();
     let repo = repository();
     let image = kaniko_image("denied-head", kaniko_success());
@@ -146,11 +146,10 @@ fn a_refused_head_object_is_warned_about_and_the_context_is_uploaded() {
     proxy.faults().fail_next(1000, head, AwsError::access_denied());
     let (outcome, namespace, bucket) = faulty_run("denied-head", repo.path(), &proxy, &image);
     assert!(proxy.faults().fired() >= 1, "the refusal was answered");
-    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
-    let warning = outcome.warnings().iter().map(|w| w.message.clone()).find(|m| m.contains("HeadObject was refused"));
-    let warning = warning.unwrap_or_else(|| panic!("a warning says why: {:?}", outcome.warnings()));
-    assert!(warning.contains(&format!("s3://{bucket}/")) && warning.contains("s3:ListBucket"), "{warning}");
+    let message = the_error(&outcome);
+    assert!(message.contains(&format!("s3://{bucket}/")) && message.contains("may s3:GetObject"), "{message}");
     assert!(outcome.log.iter().any(|l| l.starts_with("Uploaded the build context")), "{}", outcome.log_text());
+    assert!(!outcome.log.iter().any(|l| l.starts_with("Started pod")), "no pod was started");
     assert_nothing_left(&namespace, &bucket);
 }
 
@@ -197,7 +196,7 @@ impl ContainerRuntime for ContextDeletedFirst {
     }
 }
 
-fn kaniko_runtime(world: &World) -> Arc<dyn ContainerRuntime> {
+pub(crate) fn kaniko_runtime(world: &World) -> Arc<dyn ContainerRuntime> {
     match world.kaniko() {
         Some(Behaviour::Run(runtime)) => runtime,
         other => panic!("the world's kaniko is a runtime: {other:?}"),

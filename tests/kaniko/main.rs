@@ -13,4 +13,5 @@ mod failures;
 mod faults;
 mod load;
 mod real_builds;
+mod tenant;
 mod transports;

@@ -7,10 +7,10 @@ use azp_harness::{Outcome, StepResult};
 use crate::support::*;
 
 /// The kaniko image the task uses by default: the world builds for real.
-const KANIKO: &str = "ghcr.io/osscontainertools/kaniko:v1.28.3";
+pub(crate) const KANIKO: &str = "ghcr.io/osscontainertools/kaniko:v1.28.3";
 
 /// A multi-stage Dockerfile with FROM, ARG, COPY, RUN and a target.
-fn app_repository() -> tempfile::TempDir {
+pub(crate) fn app_repository() -> tempfile::TempDir {
     let repo = repository();
     let registry = world().registry();
     let dockerfile = format!(

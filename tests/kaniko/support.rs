@@ -1,5 +1,6 @@
 //! The shared world, a repository with a Dockerfile, S3 checks.
 
+use std::io::Read as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -148,4 +149,71 @@ pub fn write_random_file(path: &Path, mib: usize) {
         file.write_all(&block).unwrap();
     }
     file.flush().unwrap();
+}
+
+/// Decompresses a tar.gz (multi-member too).
+pub fn flate2_decode(gz: &[u8], out: &mut Vec<u8>) {
+    // Python's gzip handles multi-member files, as kaniko's Go reader does.
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = gz.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
+    child.stdout.take().unwrap().read_to_end(out).unwrap();
+    writer.join().unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The names in a tar, directories without their `/`.
+pub fn tar_names(tar: &[u8]) -> Vec<String> {
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import tarfile,sys,io; print('\\n'.join(tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read())).getnames()))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), tar)?;
+            drop(child.stdin.take());
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().lines().map(|l| l.trim_end_matches('/').to_string()).collect()
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The files of an image the world's registry serves, under `under` (e.g.
+/// `app/`), with their contents: the layers applied in order.
+pub fn image_files(repository: &str, tag: &str, under: &str) -> std::collections::BTreeMap<String, String> {
+    const SCRIPT: &str = r#"
+import io, json, sys, tarfile, urllib.request
+registry, repository, tag, under = sys.argv[1:5]
+def get(path, accept=None):
+    request = urllib.request.Request("http://" + registry + "/v2/" + repository + path)
+    if accept:
+        request.add_header("Accept", accept)
+    return urllib.request.urlopen(request).read()
+manifest = json.loads(get("/manifests/" + tag, "application/vnd.oci.image.manifest.v1+json, "
+                          "application/vnd.docker.distribution.manifest.v2+json"))
+files = {}
+for layer in manifest["layers"]:
+    with tarfile.open(fileobj=io.BytesIO(get("/blobs/" + layer["digest"])), mode="r:*") as tar:
+        for member in tar.getmembers():
+            name = member.name[2:] if member.name.startswith("./") else member.name
+            if name.startswith(under) and member.isfile():
+                files[name] = tar.extractfile(member).read().decode("utf-8", "replace")
+print(json.dumps(files))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, &world().registry(), repository, tag, under])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
 }

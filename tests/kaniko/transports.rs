@@ -1,6 +1,5 @@
 //! Building from each transport, outputs, .dockerignore, reruns, clean-up.
 
-use std::io::Read as _;
 use std::time::Duration;
 
 use azp_harness::StepResult;
@@ -40,7 +39,7 @@ fn s3_build_sets_outputs_and_leaves_nothing_behind() {
 }
 
 #[test]
-fn dockerignored_files_never_reach_the_bucket_and_reruns_skip_the_upload() {
+fn dockerignored_files_never_reach_the_bucket_and_each_run_uploads_an_object_of_its_own() {
     let namespace = world().unique_namespace("rerun").unwrap();
     let bucket = bucket("rerun");
     let repo = repository();
@@ -67,9 +66,15 @@ fn dockerignored_files_never_reach_the_bucket_and_reruns_skip_the_upload() {
         .input("deleteContextAfterBuild", "false")
         .run();
     assert_eq!(second.result, StepResult::Succeeded, "{}", second.log_text());
-    assert_eq!(second.output("contextKey"), Some(key.as_str()));
-    assert!(second.log.iter().any(|l| l.contains("is reused")), "{}", second.log_text());
-    assert_eq!(leftovers(&bucket).0, vec![key], "kept, as asked");
+    // Nothing in the bucket is taken as this build's: the rerun uploads its own.
+    let second_key = second.output("contextKey").unwrap().to_string();
+    assert_ne!(second_key, key);
+    assert_eq!(object(&bucket, &second_key), bytes, "the same context packs to the same bytes");
+    let mut kept = leftovers(&bucket).0;
+    kept.sort();
+    let mut expected = vec![key, second_key];
+    expected.sort();
+    assert_eq!(kept, expected, "both kept, as asked");
 }
 
 #[test]
@@ -129,39 +134,4 @@ fn cancel_during_the_build_removes_pod_and_object_within_five_seconds() {
     assert!(outcome.errors()[0].message.contains("canceled"), "{:?}", outcome.errors());
     assert!(pods_in(&namespace).is_empty(), "no pod remains");
     assert_eq!(leftovers(&bucket), (vec![], 0), "no object remains");
-}
-
-fn flate2_decode(gz: &[u8], out: &mut Vec<u8>) {
-    // Python's gzip handles multi-member files, as kaniko's Go reader does.
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = gz.to_vec();
-    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
-    child.stdout.take().unwrap().read_to_end(out).unwrap();
-    writer.join().unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
-fn tar_names(tar: &[u8]) -> Vec<String> {
-    let output = std::process::Command::new("python3")
-        .args(["-c", "import tarfile,sys,io; print('\\n'.join(tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read())).getnames()))"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            std::io::Write::write_all(child.stdin.as_mut().unwrap(), tar)?;
-            drop(child.stdin.take());
-            child.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8(output.stdout).unwrap().lines().map(|l| l.trim_end_matches('/').to_string()).collect()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }

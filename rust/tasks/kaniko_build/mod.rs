@@ -15,9 +15,10 @@ use tracing::{info, warn};
 
 use self::params::{Plan, Transport};
 use self::report::Report;
+use self::transfer::Tampering;
 use super::cancel::{Canceled, Cancellation};
 use super::read_inputs;
-use crate::aws::s3::{ContextStore, PendingUpload};
+use crate::aws::s3::{ContextStore, ObjectVersion, PendingUpload};
 use crate::aws::{AwsTarget, sdk_config};
 use crate::azp::report::Outcome;
 use crate::azp::untrusted::LineSplitter;
@@ -69,9 +70,12 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     let mut build = plan.build.clone();
     build.dockerfile = context.dockerfile().to_string_lossy().into_owned();
     let mut stdin_context = None;
+    let mut shipped = None;
     match &plan.transport {
         Transport::S3 { .. } => {
-            build.context = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
+            let (source, uploaded) = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
+            build.context = source;
+            shipped = Some(uploaded);
         }
         Transport::Stream => stdin_context = Some(context),
     }
@@ -105,10 +109,28 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     agent.end_group();
     report.timings.build = building.elapsed();
 
-    let outcome = match state? {
-        State::Succeeded { message } => message,
+    let state = state?;
+    // Kaniko may have read someone else's bytes if the object was written
+    // (or removed) since the upload: then nothing it built is reported.
+    let tampering = match &shipped {
+        Some(shipped) => transfer::tampering(&shipped.store, &shipped.key, &shipped.object).await,
+        None => Ok(None),
+    };
+    let outcome = match state {
+        State::Succeeded { message } => {
+            if let (Some(shipped), Some(tampering)) = (&shipped, tampering?) {
+                cleanup.mark_failed();
+                return Err(tampered(shipped, tampering, cleanup));
+            }
+            message
+        }
         State::Failed(failure) => {
             cleanup.mark_failed();
+            // A failed build reports no image anyway; an overwritten context is
+            // still the cause to tell (a deleted one, kaniko names itself).
+            if let (Some(shipped), Ok(Some(Tampering::Overwritten))) = (&shipped, tampering) {
+                return Err(tampered(shipped, Tampering::Overwritten, cleanup));
+            }
             return Err(explain(failure, &tail.lock().unwrap_or_else(|p| p.into_inner()).lines));
         }
         State::Waiting(_) | State::Running => unreachable!("wait_until_finished returns an end state"),
@@ -123,8 +145,32 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     Ok(())
 }
 
-/// Uploads the context (unless an identical one is there) and says where
-/// the pod finds it.
+/// The context object this build uploaded, as S3 described it then.
+struct Shipped {
+    store: ContextStore,
+    key: String,
+    object: ObjectVersion,
+}
+
+/// The error for a context object someone else wrote or deleted during the
+/// build. An overwritten object is evidence: it is kept.
+fn tampered(shipped: &Shipped, tampering: Tampering, cleanup: &Cleanup) -> anyhow::Error {
+    let (what, after) = match tampering {
+        Tampering::Overwritten => {
+            cleanup.keep_object();
+            ("overwritten", "the object is left in place for inspection")
+        }
+        Tampering::Deleted => ("deleted", "rerun the build"),
+    };
+    anyhow::anyhow!(
+        "s3://{}/{} was {what} by someone else during the build, so kaniko may have built another context \
+         than this one: the image it pushed is not reported; {after}",
+        shipped.store.bucket,
+        shipped.key
+    )
+}
+
+/// Uploads the context under a key of its own and says where the pod finds it.
 async fn upload_context(
     env: &Env,
     agent: &Agent,
@@ -132,7 +178,7 @@ async fn upload_context(
     context: ContextPlan,
     cleanup: &Cleanup,
     report: &mut Report,
-) -> anyhow::Result<ContextSource> {
+) -> anyhow::Result<(ContextSource, Shipped)> {
     let Transport::S3 { bucket, key_prefix, region, endpoint, presigned, delete_after_build } = &plan.transport else {
         unreachable!("only S3 transports upload")
     };
@@ -149,20 +195,23 @@ async fn upload_context(
     if *delete_after_build {
         cleanup.set_object(key.clone());
     }
-    if uploaded.skipped {
-        info!("The context is unchanged since an earlier upload: s3://{bucket}/{key} is reused");
-    } else {
-        info!("Uploaded the build context to s3://{bucket}/{key} ({} bytes)", uploaded.bytes);
-    }
+    info!("Uploaded the build context to s3://{bucket}/{key} ({} bytes)", uploaded.written.bytes);
     report.context_key = key.clone();
-    report.context_bytes = uploaded.bytes;
-    report.upload_skipped = uploaded.skipped;
+    report.context_bytes = uploaded.written.bytes;
     report.pack = uploaded.stats;
-    Ok(if *presigned {
+    let Some(object) = transfer::described(&store, &uploaded).await? else {
+        cleanup.keep_object();
+        anyhow::bail!(
+            "s3://{bucket}/{key} was replaced or removed by someone else right after this build uploaded it, so \
+             no build was started; the object is left in place for inspection"
+        );
+    };
+    let source = if *presigned {
         ContextSource::Url(store.presign_get(&key, plan.timeout + Duration::from_secs(600)).await?)
     } else {
-        ContextSource::S3 { bucket: bucket.clone(), key }
-    })
+        ContextSource::S3 { bucket: bucket.clone(), key: key.clone() }
+    };
+    Ok((source, Shipped { store, key, object }))
 }
 
 /// `azp-kube context --upload s3://bucket/prefix/`: a terminal command, so
@@ -185,10 +234,9 @@ pub fn upload_context_cli(env: &Env, args: &crate::cli::ContextArgs) -> anyhow::
         let target = AwsTarget { region: args.region.clone(), endpoint_url: args.s3_endpoint.clone() };
         let store = ContextStore::new(&sdk_config(env, &target, None).await, bucket, args.s3_endpoint.is_some());
         let uploaded = transfer::pack_and_upload(&store, key_prefix, plan, &PendingUpload::default(), |_| {}).await?;
-        let what = if uploaded.skipped { "unchanged, not uploaded" } else { "uploaded" };
         let stats = uploaded.stats.map(|s| format!("; {s}")).unwrap_or_default();
         println!("s3://{bucket}/{}", uploaded.key);
-        eprintln!("{what}: {} bytes{stats}", uploaded.bytes);
+        eprintln!("uploaded: {} bytes{stats}", uploaded.written.bytes);
         Ok(())
     })
 }
@@ -348,6 +396,11 @@ impl Cleanup {
 
     fn set_object(&self, key: String) {
         *self.object.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+    }
+
+    /// Leaves the context object alone: it is no longer (known to be) ours.
+    fn keep_object(&self) {
+        self.object.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     fn mark_failed(&self) {

@@ -29,7 +29,6 @@ pub struct Report {
     pub context_key: String,
     /// Bytes of the packed (gzip) context.
     pub context_bytes: u64,
-    pub upload_skipped: bool,
     pub pack: Option<PackStats>,
     pub timings: Timings,
     summary: Summary,
@@ -93,8 +92,7 @@ impl Report {
         row("Context sent", format!("{} files, {}", self.summary.included_files, mib(self.summary.included_bytes)));
         row("Packed context (gzip)", mib(self.context_bytes));
         if !self.context_key.is_empty() {
-            let upload = if self.upload_skipped { "skipped: unchanged".to_string() } else { secs(self.timings.upload) };
-            row("Upload", upload);
+            row("Upload", secs(self.timings.upload));
         }
         row("Waiting for the pod", secs(self.timings.queue));
         row("Build", secs(self.timings.build));

@@ -3,13 +3,10 @@
 //! stdin) through a small bounded channel, so memory stays bounded and a
 //! cancelled consumer stops the packer.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::aws::s3::{ContextStore, PendingUpload};
+use crate::aws::s3::{ContextStore, Error, ObjectVersion, PendingUpload, Written};
 use crate::context::{ContextPlan, PackStats};
 
 /// Chunks in the channel between the packer and its consumer.
@@ -46,20 +43,20 @@ fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-/// A context in S3.
-#[derive(Debug, Clone, Default)]
+/// A context this build uploaded to S3.
+#[derive(Debug, Clone)]
 pub struct Uploaded {
     pub key: String,
-    /// Bytes of the packed context.
-    pub bytes: u64,
-    /// An identical context was already there.
-    pub skipped: bool,
+    /// What S3 answered for the upload: bytes, ETag, version.
+    pub written: Written,
     pub stats: Option<PackStats>,
 }
 
-/// Packs and uploads a context under a content-addressed key, unless the
-/// same context is already there. An unfinished upload is registered in
-/// `pending` so clean-up can abort it after a cancel.
+/// Packs and uploads a context under a key of its own: the prefix and 128
+/// random bits, so no other pipeline can plant an object there beforehand,
+/// and no other build shares (or deletes) it. Nothing already in the bucket is
+/// reused: a build only ever builds bytes it wrote itself. An unfinished
+/// upload is registered in `pending` so clean-up can abort it after a cancel.
 pub async fn pack_and_upload(
     store: &ContextStore,
     key_prefix: &str,
@@ -67,41 +64,40 @@ pub async fn pack_and_upload(
     pending: &PendingUpload,
     progress: impl FnMut(u64),
 ) -> anyhow::Result<Uploaded> {
-    let (plan, key) = content_key(plan).await?;
-    let key = format!("{key_prefix}{key}.tar.gz");
-    match store.exists(&key).await? {
-        Some(true) => {
-            let bytes = store.size(&key).await?;
-            return Ok(Uploaded { key, bytes, skipped: true, stats: None });
-        }
-        Some(false) => {}
-        None => tracing::warn!(
-            "Cannot tell whether s3://{}/{key} is already there (HeadObject was refused); uploading it. \
-             Allow s3:GetObject and s3:ListBucket on the bucket so that a rerun skips an unchanged context",
-            store.bucket
-        ),
-    }
+    let key = format!("{key_prefix}{}.tar.gz", random_hex()?);
     let (chunks, stats) = pack(plan);
-    let bytes = store.upload(&key, chunks, pending, progress).await?;
-    Ok(Uploaded { key, bytes, skipped: false, stats: stats.await.ok() })
+    let written = store.upload(&key, chunks, pending, progress).await?;
+    Ok(Uploaded { key, written, stats: stats.await.ok() })
 }
 
-/// The context's content key, hashed on a blocking thread. Dropping this
-/// future (a cancel) stops the hashing at its next read, so a big context
-/// does not hold up the clean-up, nor the runtime's shutdown.
-async fn content_key(plan: ContextPlan) -> anyhow::Result<(ContextPlan, String)> {
-    struct StopOnDrop(Arc<AtomicBool>);
-    impl Drop for StopOnDrop {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
-    let stop = StopOnDrop(Arc::default());
-    let flag = stop.0.clone();
-    let (plan, key) = tokio::task::spawn_blocking(move || {
-        let key = plan.content_key_until(&flag);
-        (plan, key)
+/// The uploaded object as S3 describes it now, the reference for
+/// [`tampering`] later; `None` when it is already not what this build wrote.
+pub async fn described(store: &ContextStore, uploaded: &Uploaded) -> Result<Option<ObjectVersion>, Error> {
+    Ok(store.head(&uploaded.key).await?.filter(|object| object.is(&uploaded.written)))
+}
+
+/// What someone else did to a context object after its upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tampering {
+    Overwritten,
+    Deleted,
+}
+
+/// Whether the object at `key` was written or deleted since S3 described it
+/// as `since`: if so, kaniko may have read someone else's bytes.
+pub async fn tampering(store: &ContextStore, key: &str, since: &ObjectVersion) -> Result<Option<Tampering>, Error> {
+    Ok(match store.head(key).await? {
+        Some(now) if now == *since => None,
+        Some(_) => Some(Tampering::Overwritten),
+        None => Some(Tampering::Deleted),
     })
-    .await?;
-    Ok((plan, key?))
+}
+
+/// 128 random bits from the kernel, in hex.
+fn random_hex() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom writes at most `len` bytes into the buffer it is given.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    anyhow::ensure!(n == bytes.len() as isize, "cannot get random bytes: {}", std::io::Error::last_os_error());
+    Ok(hex::encode(bytes))
 }
