@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use azp_harness::{StagedTask, StepResult, TaskRun, mangle, parse_line};
+use azp_harness::{SecretMasker, StagedTask, StepResult, TaskRun, mangle, parse_line};
 
 use crate::macros::{Outputs, Vars, expand};
 use crate::render::Renderer;
@@ -473,7 +473,7 @@ impl Runner {
         // issues shown, secrets masked as soon as they are registered).
         let mut seen = 0;
         let mut shown = 0;
-        let mut secrets: Vec<String> = Vec::new();
+        let mut masker = SecretMasker::default();
         loop {
             let poll = Instant::now();
             let exited = {
@@ -484,21 +484,21 @@ impl Runner {
             for line in &lines[seen..] {
                 match parse_line(line) {
                     Some(command) => match command.name.as_str() {
-                        "task.setsecret" => secrets.push(command.data.clone()),
+                        "task.setsecret" => masker.add(&command.data),
                         "task.setvariable"
                             if command.property("issecret").is_some_and(|v| v.eq_ignore_ascii_case("true")) =>
                         {
-                            secrets.push(command.data.clone())
+                            masker.add(&command.data)
                         }
                         "task.logissue" => {
                             let kind = command.property("type").unwrap_or("").to_ascii_lowercase();
-                            out.step_line(&mask(&format!("##[{kind}]{}", command.data), &secrets));
+                            out.step_line(&masker.mask(&format!("##[{kind}]{}", command.data)));
                             shown += 1;
                         }
                         _ => {}
                     },
                     None => {
-                        out.step_line(&mask(line, &secrets));
+                        out.step_line(&masker.mask(line));
                         shown += 1;
                     }
                 }
@@ -539,10 +539,6 @@ impl Runner {
         }
         outcome.result
     }
-}
-
-fn mask(line: &str, secrets: &[String]) -> String {
-    secrets.iter().filter(|s| !s.is_empty()).fold(line.to_string(), |l, s| l.replace(s.as_str(), "***"))
 }
 
 /// `$(var)`, `$(step.var)` and `$(Stage.Job.step.var)`.

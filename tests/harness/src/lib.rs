@@ -9,12 +9,14 @@
 //! variables, secrets, attachments and the log with secrets masked.
 
 mod capture;
+mod mask;
 mod outcome;
 mod parse;
 mod run;
 mod stage;
 
 pub use capture::Capture;
+pub use mask::SecretMasker;
 pub use outcome::{Issue, Outcome, StepResult, Variable};
 pub use parse::{AgentCommand, mangle, parse_line, unescape};
 pub use run::{RunningTask, TaskRun};

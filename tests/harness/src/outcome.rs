@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::mask::SecretMasker;
 use crate::parse::{AgentCommand, parse_line};
 
 /// How many errors and how many warnings the agent attaches to one step.
@@ -57,10 +58,12 @@ pub struct Outcome {
     pub summaries: Vec<(PathBuf, Option<String>)>,
     /// `(percent, operation)` of each `task.setprogress`.
     pub progress: Vec<(u32, String)>,
-    /// The log as the web view shows it, secrets masked as `***`.
+    /// The log as the web view shows it: each line masked as the agent
+    /// writes it, with the secrets registered before it (never after).
     pub log: Vec<String>,
     /// Every command, in order.
     pub commands: Vec<AgentCommand>,
+    masker: SecretMasker,
 }
 
 impl Outcome {
@@ -79,26 +82,35 @@ impl Outcome {
             progress: Vec::new(),
             log: Vec::new(),
             commands: Vec::new(),
+            masker: SecretMasker::default(),
         };
-        let mut raw_log = Vec::new();
         for line in lines {
             match parse_line(line) {
                 Some(command) => {
                     if let Some(shown) = outcome.apply(&command, declared_outputs) {
-                        raw_log.push(shown);
+                        outcome.write(&shown);
                     }
                     outcome.commands.push(command);
                 }
-                None => raw_log.push(line.clone()),
+                None => outcome.write(line),
             }
         }
         if exit_code != Some(0) {
             outcome.merge(StepResult::Failed);
             let code = exit_code.map_or("a signal".to_string(), |c| c.to_string());
-            raw_log.push(format!("##[error]Exit code {code} returned from process"));
+            outcome.write(&format!("##[error]Exit code {code} returned from process"));
         }
-        outcome.log = raw_log.iter().map(|l| outcome.mask(l)).collect();
         outcome
+    }
+
+    /// Writes a line to the log, masked with what is registered by now.
+    fn write(&mut self, line: &str) {
+        self.log.push(self.masker.mask(line));
+    }
+
+    fn add_secret(&mut self, value: &str) {
+        self.secrets.push(value.to_string());
+        self.masker.add(value);
     }
 
     /// Applies one command; returns what the log shows for it, if anything.
@@ -116,7 +128,7 @@ impl Outcome {
                     _ => StepResult::Failed,
                 };
                 self.merge(result);
-                self.result_message = Some(command.data.clone()).filter(|m| !m.is_empty());
+                self.result_message = Some(self.masker.mask(&command.data)).filter(|m| !m.is_empty());
                 None
             }
             "task.logissue" => {
@@ -126,7 +138,7 @@ impl Outcome {
                 if kept < ISSUE_CAP && (kind == "error" || kind == "warning") {
                     self.issues.push(Issue {
                         kind,
-                        message: command.data.clone(),
+                        message: self.masker.mask(&command.data),
                         source_path: command.property("sourcepath").map(str::to_string),
                         line_number: command.property("linenumber").map(str::to_string),
                         code: command.property("code").map(str::to_string),
@@ -138,14 +150,14 @@ impl Outcome {
                 let name = command.property("variable")?.to_string();
                 let is_secret = flag("issecret");
                 if is_secret {
-                    self.secrets.push(command.data.clone());
+                    self.add_secret(&command.data);
                 }
                 let is_output = flag("isoutput") || declared_outputs.contains(&name);
                 self.variables.insert(name, Variable { value: command.data.clone(), is_output, is_secret });
                 None
             }
             "task.setsecret" => {
-                self.secrets.push(command.data.clone());
+                self.add_secret(&command.data);
                 None
             }
             "task.setprogress" => {
@@ -187,8 +199,10 @@ impl Outcome {
         }
     }
 
-    fn mask(&self, line: &str) -> String {
-        self.secrets.iter().filter(|s| !s.is_empty()).fold(line.to_string(), |l, s| l.replace(s.as_str(), "***"))
+    /// A line as the agent would write it now, with every secret the step
+    /// registered (for text that is not part of the step's log).
+    pub fn mask(&self, line: &str) -> String {
+        self.masker.mask(line)
     }
 
     pub fn errors(&self) -> Vec<&Issue> {
@@ -239,5 +253,23 @@ mod tests {
         );
         assert_eq!(o.log, vec!["the *** leaked"]);
         assert_eq!(o.output("imageDigest"), Some("sha256:1"));
+    }
+
+    #[test]
+    fn a_secret_printed_before_it_is_registered_stays_visible() {
+        // The agent masks at write time: the old harness masked the whole log
+        // with the final list and would have hidden this leak.
+        let o = Outcome::from_lines(&lines("early s3cr3t\n##vso[task.setsecret]s3cr3t\nlate s3cr3t"), Some(0), &[]);
+        assert_eq!(o.log, vec!["early s3cr3t", "late ***"]);
+    }
+
+    #[test]
+    fn issues_are_masked_too() {
+        let o = Outcome::from_lines(
+            &lines("##vso[task.setsecret]s3cr3t\n##vso[task.logissue type=error]bad s3cr3t"),
+            Some(1),
+            &[],
+        );
+        assert_eq!(o.log[0], "##[error]bad ***");
     }
 }
