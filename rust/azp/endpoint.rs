@@ -20,29 +20,105 @@ pub enum EndpointError {
     #[error("service connection {id} has no {what}")]
     MissingField { id: String, what: &'static str },
     #[error(
-        "service connection {id} uses authorization type {kind:?}, which this task does not support (use Kubeconfig or ServiceAccount)"
+        "service connection {id} uses authorization type {kind:?}, which this task does not support (use Kubeconfig, ServiceAccount or AzureSubscription)"
     )]
     UnsupportedKind { id: String, kind: String },
     #[error("service connection {id}: the service account token is not valid base64")]
     BadToken { id: String },
+    #[error(
+        "service connection {id}: the service account certificate is neither a PEM certificate nor base64 of one (give the secret's ca.crt value as `kubectl get secret -o json` shows it)"
+    )]
+    BadCertificate { id: String },
 }
 
 /// A Kubernetes service connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubernetesEndpoint {
     /// A whole kubeconfig, and optionally the context to use.
-    Kubeconfig { server_url: Option<String>, kubeconfig: Secret, context: Option<String> },
+    Kubeconfig { server_url: Option<String>, kubeconfig: Secret, context: Option<String>, accept_untrusted_certs: bool },
     /// An API server URL, a service account token and the cluster's CA.
-    ServiceAccount { server_url: String, token: Secret, certificate: Option<String> },
+    ServiceAccount {
+        server_url: String,
+        token: Secret,
+        /// The CA as kubeconfig's `certificate-authority-data` takes it:
+        /// base64 of the PEM, as a Secret's `ca.crt` data field holds it.
+        ca_data: Option<String>,
+        accept_untrusted_certs: bool,
+    },
 }
 
 impl KubernetesEndpoint {
-    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+    /// The credential values to register with the agent. For a kubeconfig
+    /// these are the values under `users` that authenticate, never its
+    /// lines: the agent masks a registered value everywhere in the job, so
+    /// `apiVersion: v1` or `namespace: default` must not be one.
+    pub fn secrets(&self) -> impl Iterator<Item = Secret> {
         match self {
-            Self::Kubeconfig { kubeconfig, .. } => std::iter::once(kubeconfig),
-            Self::ServiceAccount { token, .. } => std::iter::once(token),
+            Self::Kubeconfig { kubeconfig, .. } => kubeconfig_credentials(kubeconfig.expose()),
+            Self::ServiceAccount { token, .. } => vec![token.clone()],
+        }
+        .into_iter()
+    }
+
+    /// The connection's `acceptUntrustedCerts`: no TLS verification.
+    pub fn accepts_untrusted_certs(&self) -> bool {
+        match self {
+            Self::Kubeconfig { accept_untrusted_certs, .. } | Self::ServiceAccount { accept_untrusted_certs, .. } => {
+                *accept_untrusted_certs
+            }
         }
     }
+}
+
+/// The credentials in a kubeconfig: each user's token, password, client key
+/// and certificate (and the key's PEM lines, as a decoding tool could print
+/// them), auth-provider settings and exec environment values.
+fn kubeconfig_credentials(kubeconfig: &str) -> Vec<Secret> {
+    use serde_yaml::Value;
+    fn text(value: &Value) -> Option<&str> {
+        value.as_str().map(str::trim).filter(|v| !v.is_empty())
+    }
+    let Ok(config) = serde_yaml::from_str::<Value>(kubeconfig) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = Vec::new();
+    let users = config.get("users").and_then(Value::as_sequence).map(Vec::as_slice).unwrap_or_default();
+    for user in users.iter().filter_map(|u| u.get("user")) {
+        for key in ["token", "password", "client-key-data", "client-certificate-data"] {
+            found.extend(user.get(key).and_then(text).map(str::to_string));
+        }
+        if let Some(pem) = user.get("client-key-data").and_then(text).and_then(decode_base64) {
+            found.extend(
+                pem.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("-----")).map(str::to_string),
+            );
+        }
+        if let Some(config) = user.get("auth-provider").and_then(|p| p.get("config")).and_then(Value::as_mapping) {
+            found.extend(config.values().filter_map(text).map(str::to_string));
+        }
+        let env = user.get("exec").and_then(|e| e.get("env")).and_then(Value::as_sequence).map(Vec::as_slice);
+        found
+            .extend(env.unwrap_or_default().iter().filter_map(|v| v.get("value")).filter_map(text).map(str::to_string));
+    }
+    found.sort();
+    found.dedup();
+    found.into_iter().map(Secret::new).collect()
+}
+
+/// A service account certificate as `certificate-authority-data`. The agent
+/// delivers the Secret's `ca.crt` data field (base64 of the PEM), which
+/// Microsoft's `createKubeconfig` writes unchanged; a pasted PEM is encoded.
+fn ca_data(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.starts_with("-----BEGIN") {
+        return Some(base64::engine::general_purpose::STANDARD.encode(value));
+    }
+    let compact: String = value.split_whitespace().collect();
+    decode_base64(&compact).filter(|pem| pem.trim_start().starts_with("-----BEGIN")).map(|_| compact)
+}
+
+fn decode_base64(value: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// An AWS service connection of the AWS Toolkit for Azure DevOps.
@@ -109,23 +185,33 @@ impl<'a> Connection<'a> {
 pub fn read_kubernetes(env: &Env, id: &str) -> Result<KubernetesEndpoint, EndpointError> {
     let conn = Connection::open(env, id)?;
     let kind = conn.data("authorizationType").unwrap_or_else(|| "Kubeconfig".into());
+    let accept_untrusted_certs = conn.data("acceptUntrustedCerts").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     match kind.as_str() {
         k if k.eq_ignore_ascii_case("Kubeconfig") => Ok(KubernetesEndpoint::Kubeconfig {
             server_url: conn.url(),
             kubeconfig: Secret::new(conn.parameter("kubeconfig").ok_or_else(|| conn.missing("kubeconfig"))?),
             context: conn.parameter("clusterContext"),
+            accept_untrusted_certs,
         }),
-        k if k.eq_ignore_ascii_case("ServiceAccount") => {
+        // Microsoft's Kubernetes tasks (kubernetes-common) read an
+        // AzureSubscription connection's token and CA exactly as a
+        // ServiceAccount one's.
+        k if k.eq_ignore_ascii_case("ServiceAccount") || k.eq_ignore_ascii_case("AzureSubscription") => {
             let encoded = conn.parameter("apiToken").ok_or_else(|| conn.missing("service account token (apiToken)"))?;
             let token = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .ok_or(EndpointError::BadToken { id: conn.id.clone() })?;
+            let ca_data = match conn.parameter("serviceAccountCertificate") {
+                Some(value) => Some(ca_data(&value).ok_or(EndpointError::BadCertificate { id: conn.id.clone() })?),
+                None => None,
+            };
             Ok(KubernetesEndpoint::ServiceAccount {
                 server_url: conn.url().ok_or_else(|| conn.missing("server URL"))?,
                 token: Secret::new(token),
-                certificate: conn.parameter("serviceAccountCertificate"),
+                ca_data,
+                accept_untrusted_certs,
             })
         }
         _ => Err(EndpointError::UnsupportedKind { id: conn.id, kind }),
@@ -169,11 +255,51 @@ mod tests {
             ("ENDPOINT_AUTH_PARAMETER_<id>_CLUSTERCONTEXT", "prod"),
             ("ENDPOINT_DATA_<id>_AUTHORIZATIONTYPE", "Kubeconfig"),
         ]);
-        let KubernetesEndpoint::Kubeconfig { kubeconfig, context, .. } = read_kubernetes(&env, ID).unwrap() else {
+        let KubernetesEndpoint::Kubeconfig { kubeconfig, context, accept_untrusted_certs, .. } =
+            read_kubernetes(&env, ID).unwrap()
+        else {
             panic!("expected a kubeconfig connection")
         };
         assert_eq!(kubeconfig.expose(), "apiVersion: v1\nkind: Config");
         assert_eq!(context.as_deref(), Some("prod"));
+        assert!(!accept_untrusted_certs);
+    }
+
+    #[test]
+    fn a_kubeconfig_registers_its_credentials_not_its_lines() {
+        let key_pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAkeyline1\nMIIEowIBAAKCAQEAkeyline2\n-----END RSA PRIVATE KEY-----\n";
+        let key = base64::engine::general_purpose::STANDARD.encode(key_pem);
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://k8s:6443\n\
+             users:\n- name: a\n  user:\n    token: bearer-t0ken\n- name: b\n  user:\n    client-key-data: {key}\n    \
+             client-certificate-data: Y2VydA==\n- name: c\n  user:\n    username: admin\n    password: pa55word\n\
+             - name: d\n  user:\n    auth-provider:\n      name: oidc\n      config:\n        id-token: id-t0ken\n\
+             - name: e\n  user:\n    exec:\n      command: aws\n      env:\n      - name: AWS_SECRET_ACCESS_KEY\n        value: exec-s3cret\n\
+             contexts: []\nnamespace: default\n"
+        );
+        let endpoint = KubernetesEndpoint::Kubeconfig {
+            server_url: None,
+            kubeconfig: Secret::new(kubeconfig),
+            context: None,
+            accept_untrusted_certs: false,
+        };
+        let secrets: Vec<String> = endpoint.secrets().map(|s| s.expose().to_string()).collect();
+        for expected in [
+            "bearer-t0ken",
+            key.as_str(),
+            "Y2VydA==",
+            "pa55word",
+            "id-t0ken",
+            "exec-s3cret",
+            "MIIEowIBAAKCAQEAkeyline1",
+        ] {
+            assert!(secrets.iter().any(|s| s == expected), "{expected} registered");
+        }
+        for structural in
+            ["apiVersion: v1", "users:", "namespace: default", "admin", "oidc", "-----BEGIN RSA PRIVATE KEY-----"]
+        {
+            assert!(!secrets.iter().any(|s| s.contains(structural)), "{structural} is not a secret");
+        }
     }
 
     #[test]
@@ -182,12 +308,55 @@ mod tests {
             ("ENDPOINT_URL_<id>", "https://k8s:6443"),
             ("ENDPOINT_AUTH_SCHEME_<id>", "Token"),
             ("ENDPOINT_AUTH_PARAMETER_<id>_APITOKEN", "c2VjcmV0LXRva2Vu"),
-            ("ENDPOINT_AUTH_PARAMETER_<id>_SERVICEACCOUNTCERTIFICATE", "-----BEGIN CERTIFICATE-----"),
+            ("ENDPOINT_AUTH_PARAMETER_<id>_SERVICEACCOUNTCERTIFICATE", CA_CRT_DATA),
             ("ENDPOINT_DATA_<id>_AUTHORIZATIONTYPE", "ServiceAccount"),
         ]);
         let endpoint = read_kubernetes(&env, ID).unwrap();
         assert_eq!(endpoint.secrets().next().unwrap().expose(), "secret-token");
         assert!(!format!("{endpoint:?}").contains("secret-token"));
+    }
+
+    /// `kubectl get secret -o json`'s `.data["ca.crt"]`: base64 of a PEM.
+    const CA_CRT_DATA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJkekNDQVIyZ0F3SUJBZ0lCQURBS0JnZ3Foa2pPUFFRREFqQWpNU0V3SHdZRFZRUUREQmhyTTNNdGMyVnkKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
+
+    fn service_account(
+        kind: &str,
+        certificate: &str,
+        accept_untrusted: Option<&str>,
+    ) -> Result<KubernetesEndpoint, EndpointError> {
+        let mut vars = vec![
+            ("ENDPOINT_URL_<id>", "https://k8s:6443"),
+            ("ENDPOINT_AUTH_SCHEME_<id>", "Token"),
+            ("ENDPOINT_AUTH_PARAMETER_<id>_APITOKEN", "c2VjcmV0LXRva2Vu"),
+            ("ENDPOINT_AUTH_PARAMETER_<id>_SERVICEACCOUNTCERTIFICATE", certificate),
+            ("ENDPOINT_DATA_<id>_AUTHORIZATIONTYPE", kind),
+        ];
+        vars.extend(accept_untrusted.map(|v| ("ENDPOINT_DATA_<id>_ACCEPTUNTRUSTEDCERTS", v)));
+        read_kubernetes(&env(&vars), ID)
+    }
+
+    #[test]
+    fn the_certificate_is_taken_as_the_agent_delivers_it_or_as_a_pasted_pem() {
+        let as_delivered = service_account("ServiceAccount", CA_CRT_DATA, None).unwrap();
+        let KubernetesEndpoint::ServiceAccount { ca_data, accept_untrusted_certs, .. } = as_delivered else { panic!() };
+        assert_eq!(ca_data.as_deref(), Some(CA_CRT_DATA), "base64 of a PEM is used unchanged, not encoded again");
+        assert!(!accept_untrusted_certs);
+        let pem = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(CA_CRT_DATA).unwrap()).unwrap();
+        let pasted = service_account("ServiceAccount", &pem, None).unwrap();
+        let KubernetesEndpoint::ServiceAccount { ca_data, .. } = pasted else { panic!() };
+        assert_eq!(ca_data.as_deref(), Some(base64::engine::general_purpose::STANDARD.encode(pem.trim())).as_deref());
+        assert_eq!(
+            service_account("ServiceAccount", "not a certificate", None).unwrap_err(),
+            EndpointError::BadCertificate { id: ID.into() }
+        );
+    }
+
+    #[test]
+    fn an_azure_subscription_connection_reads_as_a_service_account_one() {
+        let endpoint = service_account("AzureSubscription", CA_CRT_DATA, Some("true")).unwrap();
+        let KubernetesEndpoint::ServiceAccount { accept_untrusted_certs, .. } = &endpoint else { panic!() };
+        assert!(*accept_untrusted_certs);
+        assert_eq!(endpoint.secrets().next().unwrap().expose(), "secret-token");
     }
 
     #[test]
@@ -217,7 +386,7 @@ mod tests {
     #[test]
     fn unsupported_kind_is_refused() {
         let env =
-            env(&[("ENDPOINT_AUTH_SCHEME_<id>", "x"), ("ENDPOINT_DATA_<id>_AUTHORIZATIONTYPE", "AzureSubscription")]);
+            env(&[("ENDPOINT_AUTH_SCHEME_<id>", "x"), ("ENDPOINT_DATA_<id>_AUTHORIZATIONTYPE", "WorkloadIdentity")]);
         assert!(matches!(read_kubernetes(&env, ID), Err(EndpointError::UnsupportedKind { .. })));
     }
 }

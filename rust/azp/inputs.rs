@@ -221,7 +221,12 @@ impl<'a> InputReader<'a> {
         let Some(id) = self.string(input)? else { return Ok(None) };
         let endpoint =
             endpoint::read_kubernetes(self.env, &id).map_err(|e| InputError::invalid(input, e.to_string()))?;
-        endpoint.secrets().for_each(|s| self.remember(s));
+        endpoint.secrets().for_each(|s| self.remember(&s));
+        if endpoint.accepts_untrusted_certs() {
+            tracing::warn!(
+                "Service connection {id} accepts untrusted certificates: the cluster's TLS certificate is not verified"
+            );
+        }
         Ok(Some(endpoint))
     }
 

@@ -2,7 +2,6 @@
 //! agent pod's own service account, a kubeconfig file, or a Kubernetes
 //! service connection (kubeconfig or service-account token).
 
-use base64::Engine as _;
 use kube::config::{
     AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
 };
@@ -54,28 +53,52 @@ async fn config(connection: &Connection) -> Result<Config, Error> {
                 Kubeconfig::read_from(path).map_err(|source| Error::ReadKubeconfig { path: path.clone(), source })?;
             Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(Error::Config)
         }
-        Connection::ServiceConnection(KubernetesEndpoint::Kubeconfig { kubeconfig, context, .. }) => {
-            let kubeconfig = Kubeconfig::from_yaml(kubeconfig.expose()).map_err(Error::ParseKubeconfig)?;
+        Connection::ServiceConnection(KubernetesEndpoint::Kubeconfig {
+            kubeconfig,
+            context,
+            accept_untrusted_certs,
+            ..
+        }) => {
+            let mut kubeconfig = Kubeconfig::from_yaml(kubeconfig.expose()).map_err(Error::ParseKubeconfig)?;
+            if *accept_untrusted_certs {
+                kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()).for_each(skip_tls_verify);
+            }
             let options = KubeConfigOptions { context: context.clone(), ..options };
             Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(Error::Config)
         }
-        Connection::ServiceConnection(KubernetesEndpoint::ServiceAccount { server_url, token, certificate }) => {
-            let kubeconfig = token_kubeconfig(server_url, token.expose(), certificate.as_deref());
+        Connection::ServiceConnection(KubernetesEndpoint::ServiceAccount {
+            server_url,
+            token,
+            ca_data,
+            accept_untrusted_certs,
+        }) => {
+            let mut kubeconfig = token_kubeconfig(server_url, token.expose(), ca_data.as_deref());
+            if *accept_untrusted_certs {
+                kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()).for_each(skip_tls_verify);
+            }
             Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(Error::Config)
         }
     }
 }
 
-/// A kubeconfig for a server, a bearer token and the server's CA (PEM).
-pub fn token_kubeconfig(server: &str, token: &str, ca_pem: Option<&str>) -> Kubeconfig {
+/// What a connection's `acceptUntrustedCerts` means, as kubectl's
+/// `--insecure-skip-tls-verify` does it: no verification, and no CA.
+pub fn skip_tls_verify(cluster: &mut Cluster) {
+    cluster.insecure_skip_tls_verify = Some(true);
+    cluster.certificate_authority = None;
+    cluster.certificate_authority_data = None;
+}
+
+/// A kubeconfig for a server, a bearer token and the server's CA
+/// (`certificate-authority-data`: base64 of the PEM).
+pub fn token_kubeconfig(server: &str, token: &str, ca_data: Option<&str>) -> Kubeconfig {
     let name = "cluster".to_string();
     Kubeconfig {
         clusters: vec![NamedCluster {
             name: name.clone(),
             cluster: Some(Cluster {
                 server: Some(server.to_string()),
-                certificate_authority_data: ca_pem
-                    .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem.trim().as_bytes())),
+                certificate_authority_data: ca_data.map(str::to_string),
                 ..Default::default()
             }),
             other: Default::default(),

@@ -135,16 +135,35 @@ pub struct EksExec {
 pub fn write(dir: &PrivateDir, source: &Source) -> Result<PathBuf, Error> {
     let yaml = match source {
         Source::Eks { cluster, exec } => to_yaml(&eks_kubeconfig(cluster, exec, dir.path())),
-        Source::ServiceConnection(KubernetesEndpoint::Kubeconfig { kubeconfig, context, .. }) => {
-            with_context(kubeconfig.expose(), context.as_deref(), "the service connection's kubeconfig", None)?
+        Source::ServiceConnection(KubernetesEndpoint::Kubeconfig {
+            kubeconfig,
+            context,
+            accept_untrusted_certs,
+            ..
+        }) => {
+            let what = "the service connection's kubeconfig";
+            with_context(kubeconfig.expose(), context.as_deref(), what, None, *accept_untrusted_certs)?
         }
-        Source::ServiceConnection(KubernetesEndpoint::ServiceAccount { server_url, token, certificate }) => {
+        Source::ServiceConnection(KubernetesEndpoint::ServiceAccount {
+            server_url,
+            token,
+            ca_data,
+            accept_untrusted_certs,
+        }) => {
             let token_file = dir.write("token", token.expose().as_bytes())?;
-            to_yaml(&token_file_kubeconfig(server_url, certificate.as_deref(), None, &token_file))
+            let mut kubeconfig = token_file_kubeconfig(server_url, ca_data.as_deref(), None, &token_file);
+            if *accept_untrusted_certs {
+                kubeconfig
+                    .clusters
+                    .iter_mut()
+                    .filter_map(|c| c.cluster.as_mut())
+                    .for_each(super::client::skip_tls_verify);
+            }
+            to_yaml(&kubeconfig)
         }
         Source::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.clone(), source })?;
-            with_context(&text, None, &path.display().to_string(), path.parent())?
+            with_context(&text, None, &path.display().to_string(), path.parent(), false)?
         }
         Source::InCluster { host, port, service_account_dir } => {
             let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
@@ -236,11 +255,11 @@ fn eks_kubeconfig(cluster: &eks::Cluster, exec: &EksExec, cache_dir: &Path) -> K
     single(&cluster.name, server, AuthInfo { exec: Some(exec), ..Default::default() })
 }
 
-fn token_file_kubeconfig(server: &str, ca_pem: Option<&str>, ca_file: Option<&Path>, token_file: &Path) -> Kubeconfig {
-    use base64::Engine as _;
+/// `ca_data` is `certificate-authority-data` (base64 of the PEM).
+fn token_file_kubeconfig(server: &str, ca_data: Option<&str>, ca_file: Option<&Path>, token_file: &Path) -> Kubeconfig {
     let cluster = Cluster {
         server: Some(server.into()),
-        certificate_authority_data: ca_pem.map(|pem| base64::engine::general_purpose::STANDARD.encode(pem.trim())),
+        certificate_authority_data: ca_data.map(str::to_string),
         certificate_authority: ca_file.map(|p| p.display().to_string()),
         ..Default::default()
     };
@@ -271,7 +290,13 @@ fn to_yaml(kubeconfig: &Kubeconfig) -> String {
 
 /// A user's kubeconfig, with the context made current and relative file
 /// paths made absolute (the copy lives elsewhere).
-fn with_context(text: &str, context: Option<&str>, what: &str, base: Option<&Path>) -> Result<String, Error> {
+fn with_context(
+    text: &str,
+    context: Option<&str>,
+    what: &str,
+    base: Option<&Path>,
+    skip_tls_verify: bool,
+) -> Result<String, Error> {
     use serde_yaml::Value;
     let parse = |message: String| Error::Parse { what: what.into(), message };
     let mut doc: Value = serde_yaml::from_str(text).map_err(|e| parse(e.to_string()))?;
@@ -279,26 +304,39 @@ fn with_context(text: &str, context: Option<&str>, what: &str, base: Option<&Pat
         return Err(parse("not a YAML mapping".into()));
     }
     if let Some(context) = context {
-        let known = doc["contexts"].as_sequence().into_iter().flatten().any(|c| c["name"].as_str() == Some(context));
+        let contexts = doc.get("contexts").and_then(Value::as_sequence).into_iter().flatten();
+        let known = contexts.clone().any(|c| c.get("name").and_then(Value::as_str) == Some(context));
         if !known {
             return Err(Error::NoContext(context.into()));
         }
         doc["current-context"] = Value::String(context.into());
     }
+    // `get_mut`, not indexing: indexing a string where a mapping belongs panics.
     if let Some(base) = base {
         for (list, entry, keys) in [
             ("clusters", "cluster", &["certificate-authority"][..]),
             ("users", "user", &["client-certificate", "client-key", "tokenFile"][..]),
         ] {
-            for item in doc[list].as_sequence_mut().into_iter().flatten() {
+            let items = doc.get_mut(list).and_then(Value::as_sequence_mut);
+            for item in items.into_iter().flatten().filter_map(|item| item.get_mut(entry)) {
                 for key in keys {
-                    if let Some(Value::String(path)) = item[entry].get_mut(*key)
+                    if let Some(Value::String(path)) = item.get_mut(*key)
                         && Path::new(path.as_str()).is_relative()
                     {
                         *path = base.join(&*path).display().to_string();
                     }
                 }
             }
+        }
+    }
+    if skip_tls_verify {
+        let clusters = doc.get_mut("clusters").and_then(Value::as_sequence_mut);
+        for cluster in
+            clusters.into_iter().flatten().filter_map(|c| c.get_mut("cluster")).filter_map(Value::as_mapping_mut)
+        {
+            cluster.insert("insecure-skip-tls-verify".into(), Value::Bool(true));
+            cluster.remove("certificate-authority");
+            cluster.remove("certificate-authority-data");
         }
     }
     serde_yaml::to_string(&doc).map_err(|e| parse(e.to_string()))
@@ -392,28 +430,58 @@ mod tests {
         let endpoint = KubernetesEndpoint::ServiceAccount {
             server_url: "https://k8s:6443".into(),
             token: Secret::new("sa-token"),
-            certificate: Some("-----BEGIN CERTIFICATE-----".into()),
+            ca_data: Some("Q0E=".into()),
+            accept_untrusted_certs: false,
         };
         let file = write(&dir, &Source::ServiceConnection(endpoint)).unwrap();
         let yaml = std::fs::read_to_string(file).unwrap();
         assert!(!yaml.contains("sa-token"), "{yaml}");
+        assert!(yaml.contains("certificate-authority-data: Q0E="), "the CA data is not encoded again: {yaml}");
         assert_eq!(std::fs::read_to_string(dir.path().join("token")).unwrap(), "sa-token");
         assert_eq!(mode(&dir.path().join("token")), 0o600);
     }
 
     #[test]
+    fn accept_untrusted_certs_turns_verification_off_and_drops_the_ca() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = PrivateDir::create(parent.path()).unwrap();
+        let kubeconfig = "clusters:\n- name: c\n  cluster: {server: 'https://x', certificate-authority-data: Q0E=}\n";
+        let endpoint = KubernetesEndpoint::Kubeconfig {
+            server_url: None,
+            kubeconfig: Secret::new(kubeconfig),
+            context: None,
+            accept_untrusted_certs: true,
+        };
+        let yaml = std::fs::read_to_string(write(&dir, &Source::ServiceConnection(endpoint)).unwrap()).unwrap();
+        assert!(yaml.contains("insecure-skip-tls-verify: true") && !yaml.contains("Q0E="), "{yaml}");
+    }
+
+    #[test]
+    fn malformed_kubeconfigs_are_errors_not_panics() {
+        for text in [
+            "clusters: just-a-string\n",
+            "clusters:\n- plain\nusers:\n- 7\n",
+            "contexts: x\n",
+            "users:\n- name: u\n  user: text\n",
+        ] {
+            let result = std::panic::catch_unwind(|| with_context(text, Some("c"), "x", Some(Path::new("/b")), true));
+            assert!(result.is_ok(), "{text:?} panicked");
+        }
+    }
+
+    #[test]
     fn connection_kubeconfigs_get_their_context() {
         let text = "apiVersion: v1\nkind: Config\ncontexts:\n- name: a\n  context: {cluster: a}\n- name: prod\n  context: {cluster: p}\ncurrent-context: a\n";
-        let out = with_context(text, Some("prod"), "x", None).unwrap();
+        let out = with_context(text, Some("prod"), "x", None, false).unwrap();
         assert!(out.contains("current-context: prod"), "{out}");
-        assert!(matches!(with_context(text, Some("nope"), "x", None), Err(Error::NoContext(_))));
-        assert!(matches!(with_context("- a", None, "x", None), Err(Error::Parse { .. })));
+        assert!(matches!(with_context(text, Some("nope"), "x", None, false), Err(Error::NoContext(_))));
+        assert!(matches!(with_context("- a", None, "x", None, false), Err(Error::Parse { .. })));
     }
 
     #[test]
     fn kubeconfig_files_keep_their_relative_paths_working() {
         let text = "clusters:\n- name: c\n  cluster: {server: 'https://x', certificate-authority: ca.pem}\nusers:\n- name: u\n  user: {client-key: /abs/key.pem, client-certificate: certs/c.pem}\n";
-        let out = with_context(text, None, "x", Some(Path::new("/home/me/.cfg"))).unwrap();
+        let out = with_context(text, None, "x", Some(Path::new("/home/me/.cfg")), false).unwrap();
         assert!(out.contains("/home/me/.cfg/ca.pem"), "{out}");
         assert!(out.contains("/home/me/.cfg/certs/c.pem"), "{out}");
         assert!(out.contains("client-key: /abs/key.pem"), "{out}");

@@ -151,3 +151,29 @@ fn version_and_help() {
     assert!(help.contains("--build-context"), "{help}");
     assert!(help.contains("Build context"), "{help}");
 }
+
+#[test]
+fn a_kubeconfig_connection_registers_its_credentials_not_its_lines() {
+    // The agent masks a registered value in every later line of the job, so
+    // registering a kubeconfig line by line hid `namespace: default` and the
+    // like everywhere, while a token printed without its key stayed visible.
+    let task = staged("KanikoBuildV1");
+    let connection = "3e5b7d1f-2a4c-4e6f-8a0b-1c2d3e4f5a6b";
+    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\n\
+                      contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: default\n\
+                      current-context: c\nusers:\n- name: u\n  user:\n    token: kubeconfig-bearer-t0ken\n";
+    let outcome = run_of(&task)
+        .input("connectionType", "Kubernetes service connection")
+        .input("kubernetesServiceConnection", connection)
+        .input("destinations", "registry.local/app:1")
+        .input("contextTransport", "Stream")
+        .env(&format!("ENDPOINT_AUTH_{connection}"), r#"{"parameters":{},"scheme":"Kubernetes"}"#)
+        .env(&format!("ENDPOINT_AUTH_PARAMETER_{connection}_KUBECONFIG"), kubeconfig)
+        .env(&format!("ENDPOINT_DATA_{connection}_AUTHORIZATIONTYPE"), "Kubeconfig")
+        .run();
+    assert!(outcome.secrets.iter().any(|s| s == "kubeconfig-bearer-t0ken"), "{:?}", outcome.secrets.len());
+    for structural in ["apiVersion: v1", "kind: Config", "namespace: default", "users:", "- name: u"] {
+        assert!(!outcome.secrets.iter().any(|s| s.contains(structural)), "{structural:?} registered as a secret");
+    }
+    assert!(!outcome.log_text().contains("kubeconfig-bearer-t0ken"));
+}
