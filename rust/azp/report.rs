@@ -19,10 +19,25 @@ pub enum Outcome {
     SucceededWithIssues(String),
 }
 
-/// The one-line message of an error chain: causes joined with `: `.
+/// The one-line message of an error chain: causes joined with `: `, each
+/// said once. Many errors (ours and libraries') put their source into their
+/// own message and also return it as `source()`; a cause whose text is
+/// already said is left out, and one that repeats the text before it
+/// replaces it.
 pub fn one_line(error: &anyhow::Error) -> String {
-    let text = format!("{error:#}");
-    text.split(['\r', '\n']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    let mut said: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let text = text.split(['\r', '\n']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        if text.is_empty() || said.iter().any(|s| s.contains(&text)) {
+            continue;
+        }
+        match said.last_mut() {
+            Some(last) if text.contains(last.as_str()) => *last = text,
+            _ => said.push(text),
+        }
+    }
+    said.join(": ")
 }
 
 /// Reports the end of a run and picks the exit code.
@@ -59,5 +74,26 @@ mod tests {
             .context("cannot reach the cluster")
             .unwrap_err();
         assert_eq!(one_line(&error), "cannot reach the cluster: connection refused at line 2");
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        // kube's shape: a message that embeds its source, which it also returns.
+        #[derive(Debug, thiserror::Error)]
+        #[error("environment variable not found")]
+        struct NotFound;
+        #[derive(Debug, thiserror::Error)]
+        #[error("failed to read an incluster environment variable: {0}")]
+        struct ReadVar(#[source] NotFound);
+        #[derive(Debug, thiserror::Error)]
+        #[error("not running in a Kubernetes pod: {0}")]
+        struct InCluster(#[source] ReadVar);
+        let error = anyhow::Error::new(InCluster(ReadVar(NotFound)));
+        assert_eq!(
+            one_line(&error),
+            "not running in a Kubernetes pod: failed to read an incluster environment variable: environment variable not found"
+        );
+        let error = anyhow::anyhow!("cannot reach the cluster: 403").context("cannot reach the cluster");
+        assert_eq!(one_line(&error), "cannot reach the cluster: 403");
     }
 }
