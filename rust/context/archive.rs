@@ -440,7 +440,7 @@ mod tests {
         assert!(stats.stored_bytes >= 2 << 20, "noise should be stored: {stats}");
 
         run("gzip", &["-t"], &gz);
-        let tar_bytes = run("gzip", &["-dc"], &gz).expect("gzip is needed for this test");
+        let tar_bytes = run("gzip", &["-dc"], &gz);
         assert_eq!(tar_bytes.len() as u64, stats.tar_bytes);
         let contains = |needle: &[u8]| tar_bytes.windows(needle.len()).any(|w| w == needle);
         assert!(!contains(SECRET.as_bytes()), "the ignored secret reached the tar");
@@ -478,13 +478,10 @@ mod tests {
         let script = "import io, sys, tarfile, json\n\
                       with tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read()), mode='r:gz') as t:\n\
                       \x20   print(json.dumps([m.name + ('/' if m.isdir() else '') for m in t]))";
-        if let Some(out) = run("python3", &["-c", script], &gz) {
-            let names: Vec<String> = serde_json::from_slice(&out).expect("json");
-            assert_eq!(names, listed);
-        }
-        if let Some(out) = run("tar", &["-tzf", "-"], &gz) {
-            assert_eq!(out.iter().filter(|b| **b == b'\n').count(), listed.len());
-        }
+        let names: Vec<String> = serde_json::from_slice(&run("python3", &["-c", script], &gz)).expect("json");
+        assert_eq!(names, listed);
+        let out = run("tar", &["-tzf", "-"], &gz);
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), listed.len());
     }
 
     #[test]

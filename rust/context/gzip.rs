@@ -144,27 +144,25 @@ pub(crate) mod tests {
         words.iter().cycle().enumerate().flat_map(|(i, w)| format!("{w}{i} ").into_bytes()).take(len).collect()
     }
 
-    /// Pipes `input` through a program; `None` (with a note) when the program is missing.
-    pub(crate) fn filter(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
-        let Ok(mut child) = Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()
-        else {
-            #[allow(clippy::print_stderr, reason = "a test's note about a skipped check")]
-            {
-                eprintln!("{program} not found, skipping that check");
-            }
-            return None;
-        };
+    /// Pipes `input` through a program, which must be installed (setup installs it).
+    pub(crate) fn filter(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} is needed for this test: {e}"));
         let mut stdin = child.stdin.take().expect("stdin");
         let input = input.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&input));
         let output = child.wait_with_output().expect("output");
         writer.join().expect("writer").expect("write stdin");
         assert!(output.status.success(), "{program} {args:?} failed");
-        Some(output.stdout)
+        output.stdout
     }
 
     fn gunzip(data: &[u8]) -> Vec<u8> {
-        filter("gzip", &["-dc"], data).expect("gzip is needed for this test")
+        filter("gzip", &["-dc"], data)
     }
 
     #[test]
