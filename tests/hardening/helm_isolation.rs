@@ -9,14 +9,18 @@ use std::time::Duration;
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 
-use crate::support::task;
+use crate::support::{AwsKeys, task, with_aws_connection};
 
-/// A helm that records each of its command lines, then runs helm 4.
-fn recording_helm(dir: &Path, world: &World) -> (PathBuf, PathBuf) {
+/// A helm that records each of its command lines and its environment
+/// (`<log>.env`), then runs helm 4. With `forget_sessions`, it first deletes
+/// the role sessions the task cached, as if they had expired: the exec entry
+/// must assume the role again with what the task handed over.
+fn recording_helm(dir: &Path, world: &World, forget_sessions: bool) -> (PathBuf, PathBuf) {
     let recorded = dir.join("helm-runs.log");
     let wrapper = dir.join("helm");
+    let forget = if forget_sessions { "rm -f \"$(dirname \"$KUBECONFIG\")\"/credentials-*.json\n" } else { "" };
     let script = format!(
-        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nenv >> '{}.env'\nexec '{}' \"$@\"\n",
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nenv >> '{}.env'\n{forget}exec '{}' \"$@\"\n",
         recorded.display(),
         recorded.display(),
         world.tools().helm4.display()
@@ -26,13 +30,16 @@ fn recording_helm(dir: &Path, world: &World) -> (PathBuf, PathBuf) {
     (wrapper, recorded)
 }
 
+/// A named case: the inputs it sets and the error it must end with.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 /// Each bypass of the `arguments` guard from the issue, and the chart name
 /// used as a flag: refused before helm runs, naming the input.
 #[test]
 fn flags_that_escape_the_steps_cluster_namespace_or_log_are_refused_before_helm_runs() {
     let world = World::shared();
     let chart = azp_harness::repo_root().join("tests/world/testdata/chart");
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         (
             "chart name as --kube-context",
             &[("chartType", "Name"), ("chartName", "--kube-context=prod")],
@@ -63,7 +70,7 @@ fn flags_that_escape_the_steps_cluster_namespace_or_log_are_refused_before_helm_
     let task = task("MulticlusterHelmV1");
     for (name, inputs, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let (helm, recorded) = recording_helm(dir.path(), world);
+        let (helm, recorded) = recording_helm(dir.path(), world, false);
         let mut run = TaskRun::new(task.path())
             .timeout(Duration::from_secs(60))
             .input("connectionType", "Kubeconfig file")
@@ -93,31 +100,21 @@ const SESSION_TOKEN: &str = "FwoGZXIvYXdzHELMENVSESSIONTOKENsecret";
 /// A deploy with an AWS service connection's keys: helm's environment (and
 /// so its plugins', its post-renderers' and the exec entry's) holds no AWS
 /// key, secret or session token, yet the exec entry makes tokens for the
-/// whole deploy.
+/// whole deploy, assuming the role again (with the external ID) from the
+/// base credentials handed over in the private directory.
 #[test]
 fn helm_gets_no_aws_keys_and_the_deploy_still_works() {
     let world = World::start().unwrap();
     world.create_cluster_in_account_of(ROLE).unwrap();
     world.add_access_entry(ROLE, "deployer", &["system:masters"]);
     let dir = tempfile::tempdir().unwrap();
-    let (helm, recorded) = recording_helm(dir.path(), &world);
+    let (helm, recorded) = recording_helm(dir.path(), &world, true);
     let home = tempfile::tempdir().unwrap();
     let task = task("MulticlusterHelmV1");
-    let mut run =
+    let run =
         TaskRun::new(task.path()).timeout(Duration::from_secs(180)).env("HOME", &home.path().display().to_string());
-    for (name, value) in world.env() {
-        if name.starts_with("AWS_") && !name.starts_with("AWS_ACCESS_KEY") && !name.starts_with("AWS_SECRET") {
-            run = run.env(&name, &value);
-        }
-    }
-    let outcome = run
-        .env(
-            &format!("ENDPOINT_AUTH_{CONNECTION}"),
-            &format!(
-                r#"{{"parameters":{{"username":"{ACCESS_KEY}","password":"{SECRET_KEY}","sessionToken":"{SESSION_TOKEN}"}},"scheme":"UsernamePassword"}}"#
-            ),
-        )
-        .input("awsCredentials", CONNECTION)
+    let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
+    let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
         .input("clusterName", world.cluster_name())
         .input("regionName", world.region())
         .input("assumeRoleArn", ROLE)

@@ -15,7 +15,7 @@ use std::time::Duration;
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 
-use crate::support::task;
+use crate::support::{AwsKeys, task, with_aws_connection};
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/secrets-deployer";
 const CONNECTION: &str = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
@@ -41,11 +41,11 @@ fn watch_processes(running: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>, helm_path: 
             for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
                 if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
                     let line = String::from_utf8_lossy(&bytes).replace('\0', " ");
-                    if line.contains(&helm_path) || line.contains("eks-token") {
-                        if let Ok(environ) = std::fs::read(entry.path().join("environ")) {
-                            let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
-                            seen.lock().unwrap().helm_environments.insert(environ);
-                        }
+                    if (line.contains(&helm_path) || line.contains("eks-token"))
+                        && let Ok(environ) = std::fs::read(entry.path().join("environ"))
+                    {
+                        let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
+                        seen.lock().unwrap().helm_environments.insert(environ);
                     }
                     seen.lock().unwrap().command_lines.insert(line);
                 }
@@ -124,23 +124,12 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     let home = tempfile::tempdir().unwrap();
     let agent_temp = dir.path().join("agent-temp");
     std::fs::create_dir_all(&agent_temp).unwrap();
-    let mut run = TaskRun::new(task.path())
+    let run = TaskRun::new(task.path())
         .timeout(Duration::from_secs(180))
         .env("HOME", &home.path().display().to_string())
         .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string());
-    for (name, value) in world.env() {
-        if name.starts_with("AWS_") && !name.starts_with("AWS_ACCESS_KEY") && !name.starts_with("AWS_SECRET") {
-            run = run.env(&name, &value);
-        }
-    }
-    let outcome = run
-        .env(
-            &format!("ENDPOINT_AUTH_{CONNECTION}"),
-            &format!(
-                r#"{{"parameters":{{"username":"{ACCESS_KEY}","password":"{SECRET_KEY}","sessionToken":"{SESSION_TOKEN}"}},"scheme":"UsernamePassword"}}"#
-            ),
-        )
-        .input("awsCredentials", CONNECTION)
+    let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
+    let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
         .input("clusterName", world.cluster_name())
         .input("regionName", world.region())
         .input("assumeRoleArn", ROLE)

@@ -71,7 +71,8 @@ fn helm_variables_of_the_agent_do_not_move_helm_out_of_the_step() {
     let at = |name: &str| shared.path().join(name).display().to_string();
     let task = task();
     let home = tempfile::tempdir().unwrap();
-    let outcome = run(&task, home.path())
+    let outcome = repository
+        .inputs(run(&task, home.path()), PASSWORD)
         .env("HELM_REPOSITORY_CONFIG", &at("repositories.yaml"))
         .env("HELM_REGISTRY_CONFIG", &at("registry.json"))
         .env("HELM_REPOSITORY_CACHE", &at("repository-cache"))
@@ -81,14 +82,6 @@ fn helm_variables_of_the_agent_do_not_move_helm_out_of_the_step() {
         .env("HELM_DATA_HOME", &at("data"))
         .env("HELM_PLUGINS", &at("plugins"))
         .env("HELM_DEBUG", "true")
-        .input("connectionType", "Kubeconfig file")
-        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
-        .input("chartType", "Name")
-        .input("chartName", "world-app")
-        .input("helmRepoName", "local")
-        .input("helmRepoUrl", &repository.url)
-        .input("helmRepoUsername", "ci")
-        .input("helmRepoPassword", PASSWORD)
         .input("releaseName", "web")
         .input("namespace", &namespace)
         .input("overrideValues", "hook=false\nmessage=not-for-the-log")
