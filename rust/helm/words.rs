@@ -255,16 +255,22 @@ fn flag_part(word: &str) -> &str {
 /// The flags whose values are chart values (and may be secrets).
 const VALUE_FLAGS: &[&str] = &["--set", "--set-string", "--set-json", "--set-literal", "--set-file"];
 
+/// Flags whose whole value is a secret (refused, but shown in the inputs
+/// group before the check).
+const SECRET_FLAGS: &[&str] = &["--password", "--kube-token"];
+
 /// A command line as shown in the log: the values of `--set` and its
 /// siblings reduced to their keys (`--set password=…`), whatever their
-/// encoding, so no value reaches the log or an error in any form.
+/// encoding, so no value reaches the log or an error in any form; the
+/// values of [`SECRET_FLAGS`] not at all.
 pub fn shown(args: &[String]) -> String {
+    let hidden = |flag: &str| VALUE_FLAGS.contains(&flag) || SECRET_FLAGS.contains(&flag);
     let mut out = Vec::with_capacity(args.len());
     let mut words = args.iter();
     while let Some(word) = words.next() {
         match word.split_once('=') {
-            Some((flag, value)) if VALUE_FLAGS.contains(&flag) => out.push(format!("{flag}={}", keys_of(flag, value))),
-            _ if VALUE_FLAGS.contains(&word.as_str()) => {
+            Some((flag, value)) if hidden(flag) => out.push(format!("{flag}={}", keys_of(flag, value))),
+            _ if hidden(word) => {
                 out.push(word.clone());
                 out.extend(words.next().map(|value| keys_of(word, value)));
             }
@@ -274,8 +280,12 @@ pub fn shown(args: &[String]) -> String {
     out.join(" ")
 }
 
-/// `--set-literal` takes one key and the whole rest as its value.
+/// `--set-literal` takes one key and the whole rest as its value; a secret
+/// flag's value has no key.
 fn keys_of(flag: &str, value: &str) -> String {
+    if SECRET_FLAGS.contains(&flag) {
+        return "…".into();
+    }
     if flag == "--set-literal" {
         let key = value.split_once('=').map_or("", |(key, _)| key);
         return keys_only(&format!("{key}="));
@@ -439,6 +449,7 @@ mod tests {
         for secret in ["p@ss", "w0rd", "abc", "bob", "x,y", "\"pw\"", "a,b", "b=c"] {
             assert!(!line.contains(secret), "{secret}: {line}");
         }
+        assert_eq!(shown(&args(&["--password", "hunter2", "--kube-token=t0k"])), "--password … --kube-token=…");
         assert_eq!(keys_only("a=1,{x=2"), "a=…,…");
         assert_eq!(keys_only("noequals"), "…");
     }

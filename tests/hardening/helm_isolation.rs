@@ -61,6 +61,7 @@ fn flags_that_escape_the_steps_cluster_namespace_or_log_are_refused_before_helm_
             "input arguments: --repository-config",
         ),
         ("impersonation", &[("arguments", "--kube-as-group system:masters")], "input arguments: --kube-as-group"),
+        ("a password on the command line", &[("arguments", "--password hunter2-pw")], "input arguments: --password"),
         (
             "a second chart",
             &[("arguments", "--force other/chart")],
@@ -88,6 +89,7 @@ fn flags_that_escape_the_steps_cluster_namespace_or_log_are_refused_before_helm_
         let message = &outcome.errors()[0].message;
         assert!(message.contains(expected), "{name}: {message}");
         assert!(!recorded.exists(), "{name}: helm ran: {}", std::fs::read_to_string(&recorded).unwrap_or_default());
+        assert!(!outcome.log_text().contains("hunter2-pw"), "{name}: the inputs group shows a password");
     }
 }
 
