@@ -53,7 +53,7 @@ async fn deploy(
 ) -> anyhow::Result<Outcome> {
     let (source, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
     let kubeconfig = kubeconfig::write(private, &source)?;
-    let hidden = hidden_from_helm(env);
+    let hidden = hidden_from_helm(env, &params.target);
     cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
     let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
     let major = helm_version(agent, &helm, cancel).await?;
@@ -79,11 +79,12 @@ async fn deploy(
 }
 
 /// Variables of the task that helm and the kubeconfig's exec entry do not
-/// get: inputs, service connections, secret variables, the agent's AWS keys
-/// (the exec entry reads them from the private directory).
-fn hidden_from_helm(env: &Env) -> Vec<String> {
+/// get: inputs, service connections, secret variables; for EKS also the
+/// agent's AWS keys, which `eks-token` reads from the private directory. (A
+/// user's own kubeconfig may run `aws eks get-token` with them: it keeps them.)
+fn hidden_from_helm(env: &Env, target: &Target) -> Vec<String> {
     let task_only = ["INPUT_", "ENDPOINT_", "SECRET_"];
-    let keys = credentials::KEY_VARIABLES;
+    let keys = if matches!(target, Target::Eks { .. }) { credentials::KEY_VARIABLES } else { &[] };
     env.names().filter(|n| task_only.iter().any(|p| n.starts_with(p)) || keys.contains(n)).map(str::to_string).collect()
 }
 
