@@ -81,9 +81,13 @@ fn eks_token_command() -> Command {
         .arg(text("cluster", "Name of the EKS cluster").required(true))
         .arg(text("region", "Region of the cluster").required(true))
         .arg(text("role-arn", "Role to assume first"))
-        .arg(text("external-id", "External ID for the role"))
+        .arg(text("external-id", "External ID for the role (else read from --cache-dir)"))
         .arg(text("session-name", "Session name for the role"))
-        .arg(text("cache-dir", "Private folder to cache credentials in for their lifetime"))
+        .arg(text(
+            "cache-dir",
+            "Private folder to cache credentials in for their lifetime, where MulticlusterHelm also hands over \
+             the base credentials and the external ID (never in an argument list or helm's environment)",
+        ))
 }
 
 fn context_command() -> Command {

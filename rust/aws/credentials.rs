@@ -55,6 +55,8 @@ pub enum Base {
     Connection(AwsEndpoint),
     /// The agent's default chain.
     DefaultChain,
+    /// Credentials resolved before (by the task, for `eks-token`).
+    Given(Credentials),
 }
 
 /// The role to assume in the target account.
@@ -159,6 +161,10 @@ async fn base_credentials(
     let connection = match base {
         Base::Connection(endpoint) if endpoint.use_oidc => return Err(Error::Oidc),
         Base::Connection(endpoint) => endpoint,
+        Base::Given(credentials) => {
+            let provider = SharedCredentialsProvider::new(credentials.clone());
+            return Ok((super::sdk_config(env, target, Some(provider)).await, credentials.clone(), None));
+        }
         Base::DefaultChain => {
             let config = super::sdk_config(env, target, None).await;
             let credentials =
@@ -258,6 +264,41 @@ struct CachedCredentials {
     expires: Option<u64>,
 }
 
+impl CachedCredentials {
+    fn from(credentials: &Credentials) -> Self {
+        Self {
+            access_key_id: credentials.access_key_id().to_string(),
+            secret_access_key: credentials.secret_access_key().to_string(),
+            session_token: credentials.session_token().map(str::to_string),
+            expires: credentials.expiry().and_then(|e| e.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+        }
+    }
+
+    fn expiry(&self) -> Option<SystemTime> {
+        self.expires.map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    }
+
+    fn into_credentials(self, provider: &'static str) -> Credentials {
+        let expiry = self.expiry();
+        Credentials::new(self.access_key_id, self.secret_access_key, self.session_token, expiry, provider)
+    }
+}
+
+/// What `azp-kube eks-token` needs besides its command line, handed over in
+/// a private file: never in an argument list (any process can read those)
+/// nor in helm's environment (its plugins and post-renderers read that).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Handover {
+    /// Base credentials that are not the agent's own (a service connection's
+    /// keys, or the agent's `AWS_ACCESS_KEY_ID`, which helm does not inherit).
+    base: Option<CachedCredentials>,
+    /// The external ID of the role to assume.
+    external_id: Option<String>,
+}
+
+/// The handover's file in the private folder.
+const HANDOVER: &str = "eks-token.json";
+
 impl Cache {
     pub fn new(dir: &Path) -> Self {
         Self { dir: dir.to_path_buf() }
@@ -279,32 +320,51 @@ impl Cache {
     pub fn get(&self, role: Option<&AssumeRole>, now: SystemTime, margin: Duration) -> Option<Credentials> {
         let text = std::fs::read_to_string(self.file(role)).ok()?;
         let cached: CachedCredentials = serde_json::from_str(&text).ok()?;
-        let expiry = cached.expires.map(|s| UNIX_EPOCH + Duration::from_secs(s));
-        if expiry.is_some_and(|e| e < now + margin) {
+        if cached.expiry().is_some_and(|e| e < now + margin) {
             return None;
         }
-        Some(Credentials::new(
-            cached.access_key_id,
-            cached.secret_access_key,
-            cached.session_token,
-            expiry,
-            "azp-kube-cache",
-        ))
+        Some(cached.into_credentials("azp-kube-cache"))
+    }
+
+    /// Hands `eks-token` its base credentials and the role's external ID (a
+    /// 0600 file in the private folder, gone with it).
+    pub fn hand_over(&self, base: Option<&Credentials>, external_id: Option<&str>) -> std::io::Result<()> {
+        let handover =
+            Handover { base: base.map(CachedCredentials::from), external_id: external_id.map(str::to_string) };
+        self.write_atomically(&self.dir.join(HANDOVER), &serde_json::to_string(&handover)?)
+    }
+
+    /// What the task handed over: (base credentials, external ID); nothing
+    /// when there is no handover (a terminal's `eks-token`).
+    pub fn handed_over(&self) -> (Option<Credentials>, Option<String>) {
+        let text = std::fs::read_to_string(self.dir.join(HANDOVER)).unwrap_or_default();
+        let handover: Handover = serde_json::from_str(&text).unwrap_or_default();
+        (handover.base.map(|b| b.into_credentials("azp-kube-handover")), handover.external_id)
     }
 
     /// Stores credentials in a new 0600 file, renamed into place.
     pub fn put(&self, role: Option<&AssumeRole>, credentials: &Credentials) -> std::io::Result<()> {
-        let cached = CachedCredentials {
-            access_key_id: credentials.access_key_id().to_string(),
-            secret_access_key: credentials.secret_access_key().to_string(),
-            session_token: credentials.session_token().map(str::to_string),
-            expires: credentials.expiry().and_then(|e| e.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
-        };
-        let file = self.file(role);
-        let temp = file.with_extension(format!("{}.tmp", std::process::id()));
-        write_private(&temp, serde_json::to_string(&cached)?.as_bytes())?;
-        std::fs::rename(&temp, &file)
+        self.write_atomically(&self.file(role), &serde_json::to_string(&CachedCredentials::from(credentials))?)
     }
+
+    /// A new 0600 file, renamed into place.
+    fn write_atomically(&self, file: &Path, text: &str) -> std::io::Result<()> {
+        let temp = file.with_extension(format!("{}.tmp", std::process::id()));
+        write_private(&temp, text.as_bytes())?;
+        std::fs::rename(&temp, file)
+    }
+}
+
+/// The variables that hold base credentials (the default chain's first link).
+pub const KEY_VARIABLES: &[&str] =
+    &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"];
+
+/// Keys in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (and the session
+/// token), which the default chain picks first.
+pub fn environment_keys(env: &Env) -> Option<Credentials> {
+    let (id, secret) = (env.var("AWS_ACCESS_KEY_ID")?, env.var("AWS_SECRET_ACCESS_KEY")?);
+    let token = env.var("AWS_SESSION_TOKEN").map(str::to_string);
+    Some(Credentials::new(id, secret, token, None, "environment"))
 }
 
 /// Writes a file that only its owner can read (0600 from creation on).
@@ -369,5 +429,21 @@ mod tests {
         assert!(cache.get(Some(&role()), now, Duration::from_secs(900)).is_none(), "expires too soon");
         let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap();
         assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn the_handover_is_a_private_file_read_back_whole() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        assert!(matches!(cache.handed_over(), (None, None)), "no handover, nothing");
+        let base = Credentials::new("AKIA1", "secret", None, None, "t");
+        cache.hand_over(Some(&base), Some("ext-1")).unwrap();
+        let (got, external_id) = cache.handed_over();
+        let got = got.unwrap();
+        assert_eq!((got.access_key_id(), got.secret_access_key()), ("AKIA1", "secret"));
+        assert_eq!(external_id.as_deref(), Some("ext-1"));
+        let mode = std::fs::metadata(dir.path().join(HANDOVER)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -204,16 +204,22 @@ pub fn token_role(args: &EksTokenArgs) -> Result<Option<AssumeRole>, arn::Error>
 }
 
 /// `azp-kube eks-token`: the ExecCredential JSON for the cluster. Credentials
-/// come from `--cache-dir` while they last, else from the default chain (and
-/// AssumeRole), and are cached there for the next call.
+/// come from `--cache-dir` while they last, else from the base credentials
+/// the task handed over there (or the default chain) and AssumeRole, and are
+/// cached there for the next call. The role's external ID is handed over
+/// there too, so that it is in no argument list.
 pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
     arn::check_region(&args.region)?;
-    let role = token_role(args)?;
+    let mut role = token_role(args)?;
     let now = clock(env)?;
     let cache = args.cache_dir.as_deref().map(Cache::new);
+    let (base, external_id) = cache.as_ref().map(Cache::handed_over).unwrap_or_default();
+    if let Some(role) = role.as_mut().filter(|r| r.external_id.is_none()) {
+        role.external_id = external_id;
+    }
     let cached = match &role {
         // The default chain's first link, without loading the SDK.
-        None => environment_keys(env),
+        None => base.clone().or_else(|| credentials::environment_keys(env)),
         Some(_) => None,
     };
     let cached = cached.or_else(|| cache.as_ref().and_then(|c| c.get(role.as_ref(), now, CACHE_MARGIN)));
@@ -222,7 +228,8 @@ pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
         None => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let target = AwsTarget { region: Some(args.region.clone()), endpoint_url: None };
-            let resolved = runtime.block_on(credentials::resolve(env, &target, &Base::DefaultChain, role.as_ref()))?;
+            let base = base.map_or(Base::DefaultChain, Base::Given);
+            let resolved = runtime.block_on(credentials::resolve(env, &target, &base, role.as_ref()))?;
             if let (Some(cache), Some(_)) = (&cache, resolved.credentials.expiry()) {
                 // A cache that cannot be written only costs speed.
                 let _ = cache.put(role.as_ref(), &resolved.credentials);
@@ -236,14 +243,6 @@ pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
         .and_then(|s| s.parse::<u64>().ok())
         .map_or(TOKEN_LIFETIME, |s| Duration::from_secs(s.max(1)));
     Ok(exec_credential(&token, token_expiry(&credentials, now, lifetime)))
-}
-
-/// Keys in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (and the session
-/// token), which the default chain would pick first anyway.
-fn environment_keys(env: &Env) -> Option<Credentials> {
-    let (id, secret) = (env.var("AWS_ACCESS_KEY_ID")?, env.var("AWS_SECRET_ACCESS_KEY")?);
-    let token = env.var("AWS_SESSION_TOKEN").map(str::to_string);
-    Some(Credentials::new(id, secret, token, None, "environment"))
 }
 
 #[cfg(test)]

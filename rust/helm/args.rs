@@ -82,6 +82,10 @@ pub enum ChartRef {
 impl ChartRef {
     pub fn as_arg(&self) -> String {
         match self {
+            // A relative path that starts with `-` would read as a flag.
+            Self::Path(path) if path.to_string_lossy().starts_with('-') => {
+                format!("./{}", path.display())
+            }
             Self::Path(path) => path.display().to_string(),
             Self::Repo(name) | Self::Oci(name) => name.clone(),
         }
@@ -270,6 +274,12 @@ mod tests {
             registry_login_args(oci_host("oci://r.example.com:5000/charts/web"), "AWS").join(" "),
             "registry login r.example.com:5000 --username AWS --password-stdin"
         );
+    }
+
+    #[test]
+    fn a_chart_path_is_never_a_flag() {
+        assert_eq!(ChartRef::Path("--kube-context=prod".into()).as_arg(), "./--kube-context=prod");
+        assert_eq!(ChartRef::Path("/charts/web".into()).as_arg(), "/charts/web");
     }
 
     #[test]

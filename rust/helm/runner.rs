@@ -1,7 +1,9 @@
 //! Runs helm: with `KUBECONFIG` set to the step's private file, helm's cache,
 //! config and data homes in the step's private directory, and nothing of the
-//! agent's that could point it elsewhere (`HELM_KUBE*`, `HELM_NAMESPACE`) or
-//! that it has no business seeing (`INPUT_*`, `ENDPOINT_*`, `SECRET_*`).
+//! agent's that could point it elsewhere (`HELM_*` but a few tuning knobs:
+//! `HELM_KUBE*`, `HELM_NAMESPACE`, `HELM_REPOSITORY_CONFIG`, `HELM_PLUGINS`,
+//! `HELM_DEBUG`, `HELM_DRIVER`, …) or that it has no business seeing (what
+//! the caller names: the task's inputs, service connections, AWS keys).
 //!
 //! Output is streamed live through the untrusted-output filter: stdout as
 //! plain lines, stderr as `##[warning]` lines (helm warns there; a warning
@@ -38,6 +40,14 @@ const REDIRECTS: &[&str] = &[
     "HELM_NAMESPACE",
     "SYSTEM_ACCESSTOKEN",
 ];
+
+/// The agent's `HELM_*` variables helm keeps: tuning only. Every other one
+/// (helm/pkg/cli/environment.go and cmd: HELM_*_HOME, HELM_PLUGINS,
+/// HELM_REPOSITORY_CONFIG, HELM_REGISTRY_CONFIG, HELM_REPOSITORY_CACHE,
+/// HELM_CONTENT_CACHE, HELM_DEBUG, HELM_DRIVER, HELM_DRIVER_SQL_CONNECTION_STRING,
+/// HELM_KUBE*, …) would move helm's configuration, credentials or releases
+/// out of the step, or print values.
+const KEPT_HELM_VARS: &[&str] = &["HELM_MAX_HISTORY", "HELM_BURST_LIMIT", "HELM_QPS"];
 
 /// A run of helm that failed to start, or ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -149,12 +159,6 @@ impl Helm {
         self
     }
 
-    /// Adds a variable for helm and its plugins (the exec credential plugin).
-    pub fn with_env(mut self, name: &str, value: &str) -> Self {
-        self.env.push((name.into(), value.into()));
-        self
-    }
-
     /// The variables set for helm (tests).
     pub fn environment(&self) -> impl Iterator<Item = (&str, &str)> {
         self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
@@ -171,10 +175,16 @@ impl Helm {
         cancel: &Cancellation,
     ) -> Result<Finished, Error> {
         let command = args.iter().take_while(|a| !a.starts_with('-')).take(2).cloned().collect::<Vec<_>>().join(" ");
-        agent.shell_command(&format!("helm {}", args.join(" ")));
+        agent.shell_command(&format!("helm {}", super::words::shown(args)));
         let mut process = tokio::process::Command::new(&self.program);
         for name in &self.removed {
             process.env_remove(name);
+        }
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("HELM_") && !KEPT_HELM_VARS.contains(&name.as_ref()) {
+                process.env_remove(name.as_ref());
+            }
         }
         let mut child = process
             .args(args)
@@ -318,17 +328,22 @@ mod tests {
         // SAFETY: test-only variables, set before helm starts; no other test reads them.
         unsafe {
             std::env::set_var("HELM_KUBECONTEXT", "prod");
+            std::env::set_var("HELM_REPOSITORY_CONFIG", "/shared/repositories.yaml");
+            std::env::set_var("HELM_PLUGINS", "/shared/plugins");
+            std::env::set_var("HELM_MAX_HISTORY", "7");
             std::env::set_var("INPUT_AZPKUBETESTSECRET", "pw");
         }
-        let helm = helm(&program).without(["INPUT_AZPKUBETESTSECRET".to_string()]).with_env("AWS_REGION", "eu-west-1");
+        let helm = helm(&program).without(["INPUT_AZPKUBETESTSECRET".to_string()]);
         helm.run(&agent, &["env".into()], None, Stdout::Show, &Cancellation::never()).await.unwrap();
         let log = capture.text();
         for line in ["KUBECONFIG=/p/kubeconfig", "HELM_CACHE_HOME=/p/helm/cache", "HELM_CONFIG_HOME=/p/helm/config"] {
             assert!(log.contains(line), "{line}: {log}");
         }
-        assert!(log.contains("HELM_DATA_HOME=/p/helm/data") && log.contains("AWS_REGION=eu-west-1"), "{log}");
+        assert!(log.contains("HELM_DATA_HOME=/p/helm/data"), "{log}");
         assert!(log.contains("PATH="), "inherits the rest");
         assert!(!log.contains("HELM_KUBECONTEXT") && !log.contains("INPUT_AZPKUBETESTSECRET"), "{log}");
+        assert!(!log.contains("/shared/"), "{log}");
+        assert!(log.contains("HELM_MAX_HISTORY=7"), "tuning is kept: {log}");
     }
 
     #[tokio::test]

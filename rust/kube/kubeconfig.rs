@@ -55,9 +55,91 @@ pub struct PrivateDir {
     path: PathBuf,
 }
 
+/// The file in a private directory that says which process owns it.
+const OWNER_FILE: &str = "owner.json";
+/// What [`OWNER_FILE`] says; `kind` tells this task's directories from anything else.
+const OWNER_KIND: &str = "azp-kube MulticlusterHelm private directory";
+
+/// The process that created a private directory. A process is named by its
+/// pid and start time (pids are reused), within one boot and pid namespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Owner {
+    kind: String,
+    pid: u32,
+    start_time: u64,
+    boot_id: String,
+    pid_namespace: String,
+}
+
+impl Owner {
+    fn of(pid: u32) -> Option<Self> {
+        let read = |path: &str| std::fs::read_to_string(path).ok().map(|s| s.trim().to_string());
+        let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?.display().to_string();
+        Some(Self {
+            kind: OWNER_KIND.into(),
+            pid,
+            start_time: start_time(pid)?,
+            boot_id: read("/proc/sys/kernel/random/boot_id")?,
+            pid_namespace: namespace,
+        })
+    }
+
+    /// Whether the owner is certainly gone: another boot, or in this pid
+    /// namespace no process with its pid and start time. An owner in another
+    /// pid namespace (a container job) cannot be seen, so it is never gone.
+    fn is_gone(&self, now: &Owner) -> bool {
+        if self.boot_id != now.boot_id {
+            return true;
+        }
+        self.pid_namespace == now.pid_namespace && start_time(self.pid) != Some(self.start_time)
+    }
+}
+
+/// A process's start time in clock ticks after boot (`/proc/<pid>/stat`, field 22).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
 impl PrivateDir {
-    /// Creates `<parent>/azp-kube-<pid>-<n>` with mode 0700.
+    /// Creates `<parent>/azp-kube-<pid>-<n>` with mode 0700, and writes
+    /// down its owner so a later step can tell it left behind.
     pub fn create(parent: &Path) -> Result<Self, Error> {
+        let dir = Self::create_dir(parent)?;
+        let owner = Owner::of(std::process::id()).and_then(|o| serde_json::to_vec(&o).ok()).unwrap_or_default();
+        dir.write(OWNER_FILE, &owner)?;
+        Ok(dir)
+    }
+
+    /// Removes the private directories under `parent` that steps killed
+    /// before their cleanup left (SIGKILL, out of memory): this user's, made
+    /// by this task, whose process is certainly gone. Returns how many.
+    pub fn remove_stale(parent: &Path) -> usize {
+        use std::os::unix::fs::MetadataExt as _;
+        let Some(now) = Owner::of(std::process::id()) else { return 0 };
+        // SAFETY: geteuid cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        let mut removed = 0;
+        for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let ours = entry.file_name().to_string_lossy().starts_with("azp-kube-")
+                && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+            if !ours {
+                continue;
+            }
+            let owner =
+                std::fs::read(path.join(OWNER_FILE)).ok().and_then(|b| serde_json::from_slice::<Owner>(&b).ok());
+            if owner.is_some_and(|o| o.kind == OWNER_KIND && o.is_gone(&now)) && std::fs::remove_dir_all(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    fn create_dir(parent: &Path) -> Result<Self, Error> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut last = None;
         for attempt in 0..16u32 {
@@ -196,10 +278,14 @@ pub enum PreflightError {
 }
 
 /// One request to `/version` with the kubeconfig's identity (for EKS this
-/// runs the exec entry, so it checks the token as helm will get it).
-pub async fn check_access(path: &Path) -> Result<Access, PreflightError> {
+/// runs the exec entry, so it checks the token as helm will get it). The
+/// exec entry runs without the variables named in `hidden`, as under helm.
+pub async fn check_access(path: &Path, hidden: &[String]) -> Result<Access, PreflightError> {
     use ::kube::config::KubeConfigOptions;
-    let kubeconfig = Kubeconfig::read_from(path).map_err(PreflightError::Config)?;
+    let mut kubeconfig = Kubeconfig::read_from(path).map_err(PreflightError::Config)?;
+    for exec in kubeconfig.auth_infos.iter_mut().filter_map(|a| a.auth_info.as_mut()?.exec.as_mut()) {
+        exec.drop_env = Some(hidden.to_vec());
+    }
     let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(PreflightError::Config)?;
@@ -224,10 +310,9 @@ pub fn eks_token_args(cluster: &eks::Cluster, role: Option<&AssumeRole>, cache_d
     let mut args = vec!["eks-token".into(), "--cluster".into(), cluster.name.clone(), "--region".into()];
     args.push(cluster.region.clone());
     if let Some(role) = role {
+        // The external ID is handed over in the private folder, not here:
+        // any process on the agent can read an argument list.
         args.extend(["--role-arn".into(), role.arn.to_string()]);
-        if let Some(id) = &role.external_id {
-            args.extend(["--external-id".into(), id.clone()]);
-        }
         args.extend(["--session-name".into(), role.session_name.clone()]);
     }
     args.extend(["--cache-dir".into(), cache_dir.display().to_string()]);
@@ -390,6 +475,31 @@ mod tests {
     }
 
     #[test]
+    fn only_dirs_whose_owner_is_gone_are_stale() {
+        let parent = tempfile::tempdir().unwrap();
+        let live = PrivateDir::create(parent.path()).unwrap();
+        // A directory left by a process that is gone: the same owner file
+        // with the start time of no process.
+        let left = parent.path().join("azp-kube-1-left");
+        std::fs::create_dir(&left).unwrap();
+        let mut owner = Owner::of(std::process::id()).unwrap();
+        owner.start_time += 1;
+        std::fs::write(left.join(OWNER_FILE), serde_json::to_vec(&owner).unwrap()).unwrap();
+        // Someone else's: no owner file, another kind, another pid namespace.
+        let unknown = parent.path().join("azp-kube-2-unknown");
+        std::fs::create_dir(&unknown).unwrap();
+        let foreign = parent.path().join("azp-kube-3-foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        let other_namespace = Owner { pid_namespace: "pid:[1]".into(), ..owner.clone() };
+        std::fs::write(foreign.join(OWNER_FILE), serde_json::to_vec(&other_namespace).unwrap()).unwrap();
+        assert_eq!(PrivateDir::remove_stale(parent.path()), 1);
+        assert!(!left.exists() && live.path().exists() && unknown.exists() && foreign.exists());
+        let rebooted = Owner { boot_id: "another-boot".into(), ..other_namespace };
+        std::fs::write(foreign.join(OWNER_FILE), serde_json::to_vec(&rebooted).unwrap()).unwrap();
+        assert_eq!(PrivateDir::remove_stale(parent.path()), 1, "a directory from before a reboot is stale");
+    }
+
+    #[test]
     fn the_private_dir_goes_when_a_step_panics_or_fails() {
         let parent = tempfile::tempdir().unwrap();
         let run = || -> Result<(), Error> {
@@ -407,7 +517,7 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "eks-token --cluster dev --region eu-west-1 --role-arn arn:aws:iam::222222222222:role/deployer \
-             --external-id ext-1 --session-name azp-kube-7 --cache-dir /tmp/p"
+             --session-name azp-kube-7 --cache-dir /tmp/p"
         );
         let exec = EksExec { program: "/opt/azp-kube".into(), role: Some(role()) };
         let yaml = to_yaml(&eks_kubeconfig(&cluster(), &exec, Path::new("/tmp/p")));

@@ -2,6 +2,7 @@
 //! named cases. Each runs a task through run.js as the agent does.
 
 mod bad_input;
+mod helm_isolation;
 mod hostile;
 mod secrets;
 mod support;

@@ -2,7 +2,9 @@
 //! a session token), a chart repository password and EKS tokens. Every
 //! secret the run handles is registered with the agent, and none appears in
 //! the log, in an error, in the argument list of any process started during
-//! the run, or in the private kubeconfig helm is given.
+//! the run, in the environment of helm and of the kubeconfig's exec entry,
+//! in the private kubeconfig helm is given, or in a file left in the agent's
+//! temp folder. The role's external ID is in no argument list either.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 
-use crate::support::task;
+use crate::support::{AwsKeys, task, with_aws_connection};
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/secrets-deployer";
 const CONNECTION: &str = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
@@ -21,20 +23,51 @@ const ACCESS_KEY: &str = "AKIAZPKUBESECRETTEST";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENsecret";
 const PASSWORD: &str = "chart-repo-pa55word-secret";
+const EXTERNAL_ID: &str = "tenant-external-id-4d2c";
 
-/// Every process command line seen while the flag is up.
-fn watch_command_lines(running: Arc<AtomicBool>, seen: Arc<Mutex<BTreeSet<String>>>) -> std::thread::JoinHandle<()> {
+/// What the watcher saw of the processes on the machine.
+#[derive(Default)]
+struct Seen {
+    command_lines: BTreeSet<String>,
+    /// The environments of helm and of `azp-kube eks-token`.
+    helm_environments: BTreeSet<String>,
+}
+
+/// Every process command line seen while the flag is up, and the
+/// environment of every process that is helm (`helm_path`) or the exec entry.
+fn watch_processes(running: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>, helm_path: String) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while running.load(Ordering::Relaxed) {
             for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
                 if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
                     let line = String::from_utf8_lossy(&bytes).replace('\0', " ");
-                    seen.lock().unwrap().insert(line);
+                    if (line.contains(&helm_path) || line.contains("eks-token"))
+                        && let Ok(environ) = std::fs::read(entry.path().join("environ"))
+                    {
+                        let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
+                        seen.lock().unwrap().helm_environments.insert(environ);
+                    }
+                    seen.lock().unwrap().command_lines.insert(line);
                 }
             }
             std::thread::sleep(Duration::from_millis(5));
         }
     })
+}
+
+/// The text of every file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+            files.push((path, text));
+        }
+    }
+    files
 }
 
 /// The cluster `world` in the role's account, and an access entry for the role.
@@ -66,6 +99,10 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let listening = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && std::time::Instant::now() < listening {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // helm, through a wrapper that also keeps the kubeconfig it is given.
     let kubeconfigs = dir.path().join("kubeconfigs.log");
     let wrapper = dir.path().join("helm");
@@ -80,29 +117,23 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     .unwrap();
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
-    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let watching = Arc::new(AtomicBool::new(true));
-    let watcher = watch_command_lines(watching.clone(), seen.clone());
+    let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
     let task = task("MulticlusterHelmV1");
     let home = tempfile::tempdir().unwrap();
-    let mut run =
-        TaskRun::new(task.path()).timeout(Duration::from_secs(180)).env("HOME", &home.path().display().to_string());
-    for (name, value) in world.env() {
-        if name.starts_with("AWS_") && !name.starts_with("AWS_ACCESS_KEY") && !name.starts_with("AWS_SECRET") {
-            run = run.env(&name, &value);
-        }
-    }
-    let outcome = run
-        .env(
-            &format!("ENDPOINT_AUTH_{CONNECTION}"),
-            &format!(
-                r#"{{"parameters":{{"username":"{ACCESS_KEY}","password":"{SECRET_KEY}","sessionToken":"{SESSION_TOKEN}"}},"scheme":"UsernamePassword"}}"#
-            ),
-        )
-        .input("awsCredentials", CONNECTION)
+    let agent_temp = dir.path().join("agent-temp");
+    std::fs::create_dir_all(&agent_temp).unwrap();
+    let run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.path().display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string());
+    let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
+    let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
         .input("clusterName", world.cluster_name())
         .input("regionName", world.region())
         .input("assumeRoleArn", ROLE)
+        .input("externalId", EXTERNAL_ID)
         .input("chartType", "Name")
         .input("chartName", "world-app")
         .input("helmRepoName", "local")
@@ -125,8 +156,12 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     }
     // The assumed role's keys were registered too.
     assert!(outcome.secrets.len() > 4, "{} secrets registered", outcome.secrets.len());
-    let command_lines = seen.lock().unwrap();
+    let seen = seen.lock().unwrap();
+    let command_lines = &seen.command_lines;
     assert!(command_lines.iter().any(|l| l.contains("eks-token")) || kubeconfig_runs_eks_token(&kubeconfigs));
+    assert!(!seen.helm_environments.is_empty(), "helm's environment was read");
+    let left = files_under(&agent_temp);
+    assert!(left.iter().any(|(p, _)| p.extension().is_some_and(|e| e == "md")), "the summary is there: {left:?}");
     let kubeconfig_text = std::fs::read_to_string(&kubeconfigs).unwrap_or_default();
     assert!(kubeconfig_text.contains("eks-token"), "helm gets the exec kubeconfig");
     for secret in outcome.secrets.iter().filter(|s| s.len() >= 8) {
@@ -135,7 +170,13 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
         assert!(outcome.errors().iter().all(|e| !e.message.contains(secret.as_str())), "in an error: {short}…");
         assert!(command_lines.iter().all(|l| !l.contains(secret.as_str())), "in an argument list: {short}…");
         assert!(!kubeconfig_text.contains(secret.as_str()), "in the kubeconfig: {short}…");
+        assert!(seen.helm_environments.iter().all(|e| !e.contains(secret.as_str())), "in helm's environment: {short}…");
+        for (path, text) in &left {
+            assert!(!text.contains(secret.as_str()), "in {} left in the agent's temp folder: {short}…", path.display());
+        }
     }
+    assert!(command_lines.iter().all(|l| !l.contains(EXTERNAL_ID)), "the external ID in an argument list");
+    assert!(!kubeconfig_text.contains(EXTERNAL_ID), "the external ID in the kubeconfig");
     // No EKS token in any argument list either.
     assert!(command_lines.iter().all(|l| !l.contains("k8s-aws-v1.")), "an EKS token in an argument list");
     assert!(!kubeconfig_text.contains("k8s-aws-v1."), "an EKS token written into the kubeconfig");

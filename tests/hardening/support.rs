@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use azp_harness::StagedTask;
+use azp_harness::{StagedTask, TaskRun};
+use azp_kube_world::World;
 
 /// A TCP port on loopback that accepts and counts connections.
 pub struct Tripwire {
@@ -51,4 +52,26 @@ impl Tripwire {
 
 pub fn task(folder: &str) -> StagedTask {
     StagedTask::new(folder, Path::new(env!("CARGO_BIN_EXE_azp-kube")))
+}
+
+/// The AWS keys of a service connection: access key, secret key, session token.
+pub struct AwsKeys<'a> {
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
+    pub session_token: &'a str,
+}
+
+/// A run with the world's AWS endpoints and region, but not its keys: the
+/// base credentials come from the AWS service connection `id`.
+pub fn with_aws_connection(mut run: TaskRun, world: &World, id: &str, keys: &AwsKeys) -> TaskRun {
+    for (name, value) in world.env() {
+        if name.starts_with("AWS_") && !name.starts_with("AWS_ACCESS_KEY") && !name.starts_with("AWS_SECRET") {
+            run = run.env(&name, &value);
+        }
+    }
+    let AwsKeys { access_key, secret_key, session_token } = keys;
+    let auth = format!(
+        r#"{{"parameters":{{"username":"{access_key}","password":"{secret_key}","sessionToken":"{session_token}"}},"scheme":"UsernamePassword"}}"#
+    );
+    run.env(&format!("ENDPOINT_AUTH_{id}"), &auth).input("awsCredentials", id)
 }

@@ -13,6 +13,7 @@ use base64::Engine as _;
 
 mod aws_faults;
 mod interrupted;
+mod isolation;
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/deployer";
 const AT: &str = "1700000000";
@@ -433,6 +434,21 @@ impl ChartRepository {
     }
 }
 
+impl ChartRepository {
+    /// The world's test chart from this repository (logging in as `ci`),
+    /// onto the world's cluster through the admin kubeconfig.
+    fn inputs(&self, run: TaskRun, password: &str) -> TaskRun {
+        run.input("connectionType", "Kubeconfig file")
+            .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+            .input("chartType", "Name")
+            .input("chartName", "world-app")
+            .input("helmRepoName", "local")
+            .input("helmRepoUrl", &self.url)
+            .input("helmRepoUsername", "ci")
+            .input("helmRepoPassword", password)
+    }
+}
+
 impl Drop for ChartRepository {
     fn drop(&mut self) {
         let _ = self.server.kill();
@@ -459,15 +475,8 @@ fn no_secret_reaches_a_process_argument_list() {
             world().tools().helm4.display()
         ),
     );
-    let outcome = run(&task, home.path())
-        .input("connectionType", "Kubeconfig file")
-        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
-        .input("chartType", "Name")
-        .input("chartName", "world-app")
-        .input("helmRepoName", "local")
-        .input("helmRepoUrl", &repository.url)
-        .input("helmRepoUsername", "ci")
-        .input("helmRepoPassword", PASSWORD)
+    let outcome = repository
+        .inputs(run(&task, home.path()), PASSWORD)
         .input("releaseName", "web")
         .input("namespace", &namespace)
         .input("overrideValues", "hook=false")

@@ -32,6 +32,10 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let cancel = Cancellation::on_signals()?;
+        let stale = PrivateDir::remove_stale(&env.temp_dir());
+        if stale > 0 {
+            agent.line(&format!("Removed {stale} private folder(s) that killed steps left in the agent's temp folder"));
+        }
         let private = PrivateDir::create(&env.temp_dir())?;
         let result = deploy(env, agent, &params, &private, &cancel).await;
         drop(private);
@@ -47,20 +51,11 @@ async fn deploy(
     private: &PrivateDir,
     cancel: &Cancellation,
 ) -> anyhow::Result<Outcome> {
-    let (source, identity, helm_env) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let (source, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
     let kubeconfig = kubeconfig::write(private, &source)?;
-    cancelable(cancel, preflight(agent, &kubeconfig, &identity, &params.target)).await?;
-    let mut helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?)
-        // Inputs, service connections and secret variables are the task's, not helm's.
-        .without(
-            env.names()
-                .filter(|n| ["INPUT_", "ENDPOINT_", "SECRET_"].iter().any(|p| n.starts_with(p)))
-                .map(str::to_string)
-                .collect::<Vec<_>>(),
-        );
-    for (name, value) in &helm_env {
-        helm = helm.with_env(name, value);
-    }
+    let hidden = hidden_from_helm(env, &params.target);
+    cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
+    let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
     let major = helm_version(agent, &helm, cancel).await?;
     log_in(agent, &helm, params, cancel).await?;
     let upgraded = upgrade(agent, &helm, major, params, cancel).await;
@@ -71,7 +66,7 @@ async fn deploy(
         if cancel.is_cancelled() {
             return Err(error);
         }
-        return Err(match refused_now(&kubeconfig, &identity, &params.target).await {
+        return Err(match refused_now(&kubeconfig, &hidden, &identity, &params.target).await {
             Some(refused) => error.context(refused),
             None => error,
         });
@@ -81,6 +76,16 @@ async fn deploy(
     let summary = Summary { release: &release, params, cluster: &target_name(&params.target), identity: &identity };
     summary.upload(agent, &env.temp_dir());
     Ok(Outcome::Succeeded)
+}
+
+/// Variables of the task that helm and the kubeconfig's exec entry do not
+/// get: inputs, service connections, secret variables; for EKS also the
+/// agent's AWS keys, which `eks-token` reads from the private directory. (A
+/// user's own kubeconfig may run `aws eks get-token` with them: it keeps them.)
+fn hidden_from_helm(env: &Env, target: &Target) -> Vec<String> {
+    let task_only = ["INPUT_", "ENDPOINT_", "SECRET_"];
+    let keys = if matches!(target, Target::Eks { .. }) { credentials::KEY_VARIABLES } else { &[] };
+    env.names().filter(|n| task_only.iter().any(|p| n.starts_with(p)) || keys.contains(n)).map(str::to_string).collect()
 }
 
 /// Runs a step unless the step is canceled first.
@@ -95,14 +100,14 @@ fn output() -> crate::azp::agent::VariableOptions {
     crate::azp::agent::VariableOptions { is_output: true, is_secret: false }
 }
 
-type Reached = (Source, String, Vec<(String, String)>);
+type Reached = (Source, String);
 
 /// Credentials and cluster description (EKS), or the connection as given.
-/// Returns the kubeconfig source, who we are, and variables helm's token
-/// plugin needs.
+/// Returns the kubeconfig source and who we are. What the kubeconfig's exec
+/// entry needs (base credentials, external ID) is handed over in `private`.
 async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
     let Target::Eks { name, region, base, role } = &params.target else {
-        return Ok((other_source(env, &params.target)?, "the connection's identity".into(), Vec::new()));
+        return Ok((other_source(env, &params.target)?, "the connection's identity".into()));
     };
     agent.group("AWS identity and cluster");
     let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
@@ -121,27 +126,17 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let cluster = eks::describe_cluster(&resolved.config, name, &identity).await?;
     agent.line(&format!("Cluster: {} ({}), Kubernetes {}", cluster.name, cluster.endpoint, shown(&cluster.version)));
     agent.end_group();
+    let cache = Cache::new(private.path());
     if resolved.credentials.expiry().is_some() {
         // The first tokens need no new AssumeRole; a failure only costs speed.
-        let _ = Cache::new(private.path()).put(role.as_ref(), &resolved.credentials);
+        let _ = cache.put(role.as_ref(), &resolved.credentials);
     }
-    let helm_env = match &resolved.base_from_connection {
-        Some(base) => connection_env(base),
-        None => Vec::new(),
-    };
+    // helm does not inherit the agent's keys (nor gets the connection's).
+    let base = resolved.base_from_connection.clone().or_else(|| credentials::environment_keys(env));
+    let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
+    cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
     let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
-    Ok((Source::Eks { cluster, exec: EksExec { program, role: role.clone() } }, identity, helm_env))
-}
-
-/// Base credentials from a service connection, for `eks-token` to assume
-/// the role again once the cached session ends.
-fn connection_env(base: &aws_credential_types::Credentials) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("AWS_ACCESS_KEY_ID".to_string(), base.access_key_id().to_string()),
-        ("AWS_SECRET_ACCESS_KEY".to_string(), base.secret_access_key().to_string()),
-    ];
-    env.extend(base.session_token().map(|t| ("AWS_SESSION_TOKEN".to_string(), t.to_string())));
-    env
+    Ok((Source::Eks { cluster, exec: EksExec { program, role: role.clone() } }, identity))
 }
 
 fn other_source(env: &Env, target: &Target) -> anyhow::Result<Source> {
@@ -154,9 +149,18 @@ fn other_source(env: &Env, target: &Target) -> anyhow::Result<Source> {
 }
 
 /// One request to `/version`: a refusal becomes the access-entry message.
-async fn preflight(agent: &Agent, kubeconfig: &Path, identity: &str, target: &Target) -> anyhow::Result<()> {
+async fn preflight(
+    agent: &Agent,
+    kubeconfig: &Path,
+    hidden: &[String],
+    identity: &str,
+    target: &Target,
+) -> anyhow::Result<()> {
     let cluster = target_name(target);
-    match kubeconfig::check_access(kubeconfig).await.with_context(|| format!("preflight of cluster {cluster}"))? {
+    match kubeconfig::check_access(kubeconfig, hidden)
+        .await
+        .with_context(|| format!("preflight of cluster {cluster}"))?
+    {
         Access::Allowed(version) => {
             agent.line(&format!("Cluster {cluster} lets {identity} in (server {version})"));
             Ok(())
@@ -172,8 +176,8 @@ async fn preflight(agent: &Agent, kubeconfig: &Path, identity: &str, target: &Ta
 /// access entry is removed during the deploy. helm's own error hides it or
 /// only hints at it: "Unauthorized" at best, and waiting for a Deployment,
 /// helm 4 waits out its timeout and reports the Deployment "not ready".
-async fn refused_now(kubeconfig: &Path, identity: &str, target: &Target) -> Option<String> {
-    let Ok(Access::Denied(code)) = kubeconfig::check_access(kubeconfig).await else { return None };
+async fn refused_now(kubeconfig: &Path, hidden: &[String], identity: &str, target: &Target) -> Option<String> {
+    let Ok(Access::Denied(code)) = kubeconfig::check_access(kubeconfig, hidden).await else { return None };
     let cluster = target_name(target);
     let why = if matches!(target, Target::Eks { .. }) {
         "its access entry (or aws-auth mapping) was removed or changed during the deploy"
@@ -285,6 +289,15 @@ fn unlock_hint(release: &str, namespace: &str, pending: Option<&str>, locked: bo
     format!("; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again")
 }
 
+/// The `arguments` input with `--set` values reduced to their keys.
+fn extra_arguments(text: Option<&str>) -> String {
+    match text.map(helm::words::split) {
+        None => String::new(),
+        Some(Ok(args)) => helm::words::shown(&args),
+        Some(Err(_)) => "(cannot be read: see the error)".into(),
+    }
+}
+
 /// Shows every input (never a secret). The destructuring is exhaustive on
 /// purpose: a renamed or removed input in task.json breaks the build here.
 fn describe(agent: &Agent, inputs: &Inputs) {
@@ -359,7 +372,7 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Wait", wait_for_execution.to_string()),
             ("Timeout", shown(timeout)),
             ("Roll back on failure", atomic.to_string()),
-            ("Extra arguments", shown(arguments)),
+            ("Extra arguments", extra_arguments(arguments.as_deref())),
             ("Helm", shown(helm_path)),
         ],
     );

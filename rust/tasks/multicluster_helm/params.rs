@@ -221,6 +221,9 @@ fn chart(inputs: &Inputs) -> Result<ChartRef, InputError> {
         }
         ChartType::Name => {
             let chart = name()?;
+            if chart.starts_with('-') {
+                return Err(bad("chartName", "a chart name never starts with '-' (helm would read it as a flag)"));
+            }
             let qualified = match (&inputs.helm_repo_name, chart.contains('/')) {
                 (Some(repo), false) => format!("{repo}/{chart}"),
                 _ => chart,
@@ -242,7 +245,11 @@ fn chart(inputs: &Inputs) -> Result<ChartRef, InputError> {
                 ));
             }
             let reference = if chart.starts_with("oci://") { chart } else { format!("oci://{chart}") };
-            if oci_host(&reference).is_empty() || !reference["oci://".len()..].contains('/') {
+            let host = oci_host(&reference);
+            if host.starts_with('-') {
+                return Err(bad("chartName", "a registry name never starts with '-' (helm would read it as a flag)"));
+            }
+            if host.is_empty() || !reference["oci://".len()..].contains('/') {
                 return Err(bad("chartName", format!("{reference} is not oci://registry/path/chart")));
             }
             Ok(ChartRef::Oci(reference))
@@ -363,6 +370,9 @@ mod tests {
             (&[("overrideValues", "a=1\nnot a pair")], "input overrideValues: line 2"),
             (&[("overrideValuesString", "=x")], "input overrideValuesString: line 1"),
             (&[("arguments", "--kube-context prod")], "input arguments: --kube-context is not allowed"),
+            (&[("arguments", "-in kube-system")], "input arguments: --namespace is not allowed"),
+            (&[("chartType", "Name"), ("chartName", "--kube-context=prod")], "input chartName: a chart name never"),
+            (&[("chartName", "--kubeconfig=/x/y")], "input chartName:"),
             (&[("arguments", "--description 'open")], "input arguments: unterminated"),
             (&[("valueFile", "/nonexistent/values.yaml")], "input valueFile:"),
             (&[("chartName", "oci://registry-only")], "input chartName:"),
