@@ -58,6 +58,12 @@ pub(crate) fn content_key(plan: &ContextPlan, stop: &AtomicBool) -> Result<Strin
     }
     let mut key = Sha256::new();
     key.update(FORMAT);
+    if let Some(folder) = plan.folder() {
+        let folder = folder.as_os_str().as_bytes();
+        key.update(b"under");
+        key.update((folder.len() as u64).to_le_bytes());
+        key.update(folder);
+    }
     for (entry, digest) in entries.iter().zip(&digests) {
         let path = entry.path.as_os_str().as_bytes();
         key.update((path.len() as u64).to_le_bytes());
