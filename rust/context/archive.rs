@@ -299,8 +299,14 @@ fn write_tar(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let mut blocks = Blocks { buf: vec![0; BLOCK], filled: 0, total: 0, waited: Duration::ZERO, sink, spares };
+    let mut prefix = Vec::new();
+    if let Some(folder) = plan.folder() {
+        let top = Entry { path: folder.to_path_buf(), kind: EntryKind::Dir, size: 0, mode: 0o755 };
+        write_entry(&mut blocks, plan.root(), &top, &[])?;
+        prefix = [folder.as_os_str().as_bytes(), b"/"].concat();
+    }
     for entry in plan.entries() {
-        write_entry(&mut blocks, plan.root(), entry)?;
+        write_entry(&mut blocks, plan.root(), entry, &prefix)?;
     }
     blocks.put(&[0; 2 * TAR_BLOCK as usize])?;
     blocks.flush()?;
@@ -309,8 +315,9 @@ fn write_tar(
     Ok(())
 }
 
-fn write_entry(blocks: &mut Blocks<'_>, root: &Path, entry: &Entry) -> Result<(), Error> {
-    let name = entry.tar_name();
+/// Writes one entry, its name after `prefix` (empty, or a folder and `/`).
+fn write_entry(blocks: &mut Blocks<'_>, root: &Path, entry: &Entry, prefix: &[u8]) -> Result<(), Error> {
+    let name = [prefix, &entry.tar_name()].concat();
     let mut header = Header::new_gnu();
     if name.len() >= 100 {
         long_field(blocks, EntryType::GNULongName, &name)?;
@@ -488,6 +495,31 @@ mod tests {
     fn packing_is_deterministic() {
         let dir = awkward_context();
         assert_eq!(pack_bytes(dir.path()).0, pack_bytes(dir.path()).0);
+    }
+
+    #[test]
+    fn a_plan_packed_under_a_folder_holds_the_same_entries_below_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "Dockerfile", b"FROM scratch\n");
+        write(dir.path(), "app/run.sh", b"echo hi\n");
+        let flat = plan(&opts(dir.path())).expect("plan");
+        let under = plan(&opts(dir.path())).expect("plan").packed_under("context");
+        assert_ne!(flat.content_key().expect("key"), under.content_key().expect("key"), "the key names the layout");
+        let mut gz = Vec::new();
+        under.pack(1).write_to(&mut gz).expect("pack");
+        let tar_bytes = run("gzip", &["-dc"], &gz).expect("gzip is needed for this test");
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let entries: Vec<(String, u32)> = archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                (String::from_utf8_lossy(&e.path_bytes()).into_owned(), e.header().mode().expect("mode"))
+            })
+            .collect();
+        let names: Vec<&str> = entries.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["context/", "context/Dockerfile", "context/app/", "context/app/run.sh"]);
+        assert_eq!(entries[0].1, 0o755, "the folder itself");
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct ContextPlan {
     ignore_file: Option<PathBuf>,
     entries: Vec<Entry>,
     summary: Summary,
+    /// The folder the archive holds the entries in (none: at its top).
+    folder: Option<PathBuf>,
 }
 
 /// Validates the context and Dockerfile, reads the .dockerignore in use and walks the
@@ -132,6 +134,18 @@ impl ContextPlan {
     /// The Dockerfile, relative to the context and cleaned (what kaniko's `--dockerfile` needs).
     pub fn dockerfile(&self) -> &Path {
         &self.dockerfile
+    }
+
+    /// Packs the entries inside `folder` (a relative path of normal components) instead of at
+    /// the archive's top, for a reader that unpacks next to other files of its own.
+    pub fn packed_under(mut self, folder: &str) -> Self {
+        self.folder = Some(PathBuf::from(folder));
+        self
+    }
+
+    /// The folder the archive holds the entries in, if any.
+    pub fn folder(&self) -> Option<&Path> {
+        self.folder.as_deref()
     }
 
     /// The ignore file that was applied, relative to the context.

@@ -48,7 +48,7 @@ pub(crate) fn plan(opts: &PackOptions) -> Result<ContextPlan, Error> {
     dirs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     dirs.truncate(LARGEST_DIRS);
     summary.largest_dirs = dirs;
-    Ok(ContextPlan { root, dockerfile, ignore_file: ignore_files.into_iter().next(), entries, summary })
+    Ok(ContextPlan { root, dockerfile, ignore_file: ignore_files.into_iter().next(), entries, summary, folder: None })
 }
 
 /// The context directory, resolved (a symlinked checkout is fine), and a directory.

@@ -48,12 +48,189 @@ pub struct Build {
 /// task reads from the pod status (no race with a registry lookup).
 pub const DIGEST_FILE: &str = "/dev/termination-log";
 
-/// Flags the task sets itself; `extraArgs` may not override them.
-pub const RESERVED_FLAGS: &[&str] = &["--context", "-c", "--dockerfile", "-f", "--destination", "-d", "--digest-file"];
+/// The folder the packed context sits in inside its archive, given to kaniko as
+/// `--context-sub-path`. kaniko's s3 fetcher downloads the archive as `context.tar.gz`
+/// into the folder it unpacks it in and never deletes it (pkg/buildcontext/s3.go,
+/// v1.28.3): with the context one folder down, `COPY . /app` cannot pick it up.
+pub const CONTEXT_SUB_PATH: &str = "context";
+
+/// Whether an executor flag takes a value or is a switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagKind {
+    /// `--flag=value`, `--flag value`, `-xvalue`, `-x value`.
+    Value,
+    /// `--flag` or `--flag=true|false`; never takes the next argument.
+    Bool,
+}
+
+/// The executor's flags as kaniko v1.28.3 declares them (cmd/executor/cmd/root.go,
+/// `init`, `AddKanikoOptionsFlags`, `AddRegistryOptionsFlags`), with cobra's `help`:
+/// (name, shorthand, kind). Checked against that version's source; update with the image.
+pub const EXECUTOR_FLAGS: &[(&str, Option<char>, FlagKind)] = {
+    use FlagKind::{Bool, Value};
+    &[
+        ("verbosity", Some('v'), Value),
+        ("log-format", None, Value),
+        ("log-timestamp", None, Bool),
+        ("force", None, Bool),
+        ("dockerfile", Some('f'), Value),
+        ("context", Some('c'), Value),
+        ("context-sub-path", None, Value),
+        ("bucket", Some('b'), Value),
+        ("destination", Some('d'), Value),
+        ("snapshot-mode", None, Value),
+        ("custom-platform", None, Value),
+        ("build-arg", None, Value),
+        ("image-fs-extract-retry", None, Value),
+        ("kaniko-dir", None, Value),
+        ("tar-path", None, Value),
+        ("single-snapshot", None, Bool),
+        ("reproducible", None, Bool),
+        ("target", None, Value),
+        ("no-push", None, Bool),
+        ("no-push-cache", None, Bool),
+        ("cache-repo", None, Value),
+        ("cache-dir", None, Value),
+        ("digest-file", None, Value),
+        ("image-name-with-digest-file", None, Value),
+        ("image-name-tag-with-digest-file", None, Value),
+        ("oci-layout-path", None, Value),
+        ("compression", None, Value),
+        ("image-format", None, Value),
+        ("compression-level", None, Value),
+        ("cache", None, Bool),
+        ("compressed-caching", None, Bool),
+        ("pre-cleanup", None, Bool),
+        ("cleanup", None, Bool),
+        ("cache-ttl", None, Value),
+        ("ignore-var-run", None, Bool),
+        ("label", None, Value),
+        ("use-new-run", None, Bool),
+        ("git", None, Value),
+        ("cache-copy-layers", None, Bool),
+        ("cache-run-layers", None, Bool),
+        ("ignore-path", None, Value),
+        ("skip-push-permission-check", None, Bool),
+        ("annotation", None, Value),
+        ("preserve-context", None, Bool),
+        ("materialize", None, Bool),
+        ("secret", None, Value),
+        ("dryrun", None, Bool),
+        ("insecure", None, Bool),
+        ("skip-tls-verify", None, Bool),
+        ("insecure-pull", None, Bool),
+        ("skip-tls-verify-pull", None, Bool),
+        ("push-retry", None, Value),
+        ("push-ignore-immutable-tag-errors", None, Bool),
+        ("image-download-retry", None, Value),
+        ("insecure-registry", None, Value),
+        ("skip-tls-verify-registry", None, Value),
+        ("registry-certificate", None, Value),
+        ("registry-client-cert", None, Value),
+        ("registry-map", None, Value),
+        ("registry-mirror", None, Value),
+        ("skip-default-registry-fallback", None, Bool),
+        ("credential-helpers", None, Value),
+        ("snapshotMode", None, Value),
+        ("customPlatform", None, Value),
+        ("tarPath", None, Value),
+        ("force-build-metadata", None, Bool),
+        ("skip-unused-stages", None, Bool),
+        ("whitelist-var-run", None, Bool),
+        ("help", Some('h'), Bool),
+    ]
+};
+
+/// Flags `extraArgs` may not set, with what owns them: the task sets them from its
+/// inputs, reads what they write, or needs the build they would skip.
+const RESERVED_FLAGS: &[(&[&str], &str)] = &[
+    (&["context", "bucket", "context-sub-path"], "the task ships the build context itself"),
+    (&["dockerfile"], "use the dockerfile input"),
+    (&["destination", "no-push"], "use the destinations and pushImage inputs"),
+    (&["build-arg", "label", "target"], "use the buildArgs, labels and target inputs"),
+    (&["cache", "cache-repo", "cache-ttl"], "use the cache, cacheRepo and cacheTTL inputs"),
+    (
+        &["digest-file", "image-name-with-digest-file", "image-name-tag-with-digest-file"],
+        "the task reads the digest from the container's termination message",
+    ),
+    (&["verbosity", "log-format"], "use the verbosity input; the task reads kaniko's log as text"),
+    (&["help", "dryrun"], "the task needs a built image and its digest"),
+];
+
+/// Checks `extraArgs` as cobra/pflag will parse them after the task's own flags: each
+/// line is one argument; a value flag without `=` takes the next line as its value (even
+/// one starting with `-`); `-xVALUE`, `-x=VALUE` and `-x VALUE` are shorthands. Refuses a
+/// reserved flag in any spelling, flags the executor does not have, positional arguments
+/// (the executor would take the first for a subcommand, or fail) and `--`.
+pub fn check_extra_args(args: &[String]) -> Result<(), String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let (name, inline) = if let Some(long) = arg.strip_prefix("--") {
+            if long.is_empty() || long.starts_with(['-', '=']) {
+                return Err(format!(
+                    "{arg:?} is not a flag: write one executor flag per line, such as --snapshot-mode=redo"
+                ));
+            }
+            let (name, value) = long.split_once('=').map_or((long, None), |(n, v)| (n, Some(v)));
+            let known = EXECUTOR_FLAGS.iter().any(|(flag, _, _)| *flag == name);
+            if !known {
+                return Err(format!("--{name} is not a flag of the kaniko executor v1.28.3"));
+            }
+            (name.to_string(), value.map(str::to_string))
+        } else if let Some(letters) = arg.strip_prefix('-').filter(|l| !l.is_empty()) {
+            let letter = letters.chars().next().unwrap_or_default();
+            let Some((name, _, kind)) = EXECUTOR_FLAGS.iter().find(|(_, short, _)| *short == Some(letter)) else {
+                return Err(format!("-{letter} (in {arg:?}) is not a flag of the kaniko executor v1.28.3"));
+            };
+            check_reserved(name, arg)?;
+            // Every executor shorthand but -h takes a value: the rest of the word is it.
+            let tail = &letters[letter.len_utf8()..];
+            let value = tail.strip_prefix('=').unwrap_or(tail);
+            if *kind == FlagKind::Value && value.is_empty() && rest.next().is_none() {
+                return Err(format!("{arg} needs a value"));
+            }
+            continue;
+        } else {
+            return Err(format!(
+                "{arg:?} is not a flag: write one executor flag per line, such as --snapshot-mode=redo"
+            ));
+        };
+        check_reserved(&name, arg)?;
+        let kind = EXECUTOR_FLAGS.iter().find(|(flag, _, _)| *flag == name).map(|(_, _, kind)| *kind);
+        match (kind, inline.as_deref()) {
+            (Some(FlagKind::Bool), Some(value)) if parse_go_bool(value).is_none() => {
+                return Err(format!("--{name} is true or false, not {value:?}"));
+            }
+            (Some(FlagKind::Value), None) if rest.next().is_none() => return Err(format!("--{name} needs a value")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_reserved(name: &str, arg: &str) -> Result<(), String> {
+    match RESERVED_FLAGS.iter().find(|(names, _)| names.contains(&name)) {
+        Some((_, why)) => Err(format!("{arg:?} sets --{name}, which the task sets itself ({why})")),
+        None => Ok(()),
+    }
+}
+
+/// Go's `strconv.ParseBool`, which pflag's bool flags use.
+fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
 
 /// The executor's argv (without the program).
 pub fn executor_args(build: &Build) -> Vec<String> {
-    let mut args = vec![format!("--context={}", build.context.url()), format!("--dockerfile={}", build.dockerfile)];
+    let mut args = vec![
+        format!("--context={}", build.context.url()),
+        format!("--context-sub-path={CONTEXT_SUB_PATH}"),
+        format!("--dockerfile={}", build.dockerfile),
+    ];
     args.extend(build.destinations.iter().map(|d| format!("--destination={d}")));
     args.extend(build.build_args.iter().map(|a| format!("--build-arg={a}")));
     if let Some(target) = &build.target {
@@ -108,6 +285,7 @@ pub(crate) mod tests {
             executor_args(&sample()),
             [
                 "--context=s3://contexts/kaniko-contexts/abc.tar.gz",
+                "--context-sub-path=context",
                 "--dockerfile=docker/Dockerfile",
                 "--destination=registry.local/app:1",
                 "--destination=registry.local/app:latest",
@@ -133,6 +311,47 @@ pub(crate) mod tests {
         assert_eq!(args[0], "--context=tar://stdin");
         assert!(args.contains(&"--no-push".to_string()));
         assert!(!args.iter().any(|a| a.starts_with("--cache")));
+    }
+
+    #[test]
+    fn extra_args_are_read_as_pflag_reads_them() {
+        let check = |lines: &[&str]| check_extra_args(&lines.iter().map(|l| l.to_string()).collect::<Vec<_>>());
+        for ok in [
+            &["--snapshot-mode=redo"][..],
+            &["--snapshot-mode", "redo"],
+            &["--compressed-caching=false", "--single-snapshot"],
+            // The value of a value flag may start with '-': it is not a flag then.
+            &["--ignore-path", "--destination=x"],
+            &["--registry-mirror", "mirror.local"],
+        ] {
+            assert_eq!(check(ok), Ok(()), "{ok:?}");
+        }
+        for (bad, why) in [
+            (&["-cs3://evil/ctx.tar.gz"][..], "sets --context"),
+            (&["-devil.example/x:1"], "sets --destination"),
+            (&["-fDockerfile.evil"], "sets --dockerfile"),
+            (&["-f=x"], "sets --dockerfile"),
+            (&["-d", "evil.example/x:1"], "sets --destination"),
+            (&["--bucket=gs://evil"], "sets --bucket"),
+            (&["-bevil"], "sets --bucket"),
+            (&["--image-name-with-digest-file=/dev/termination-log"], "termination message"),
+            (&["--image-name-tag-with-digest-file", "/dev/termination-log"], "termination message"),
+            (&["--context-sub-path=.."], "sets --context-sub-path"),
+            (&["--no-push"], "sets --no-push"),
+            (&["-vtrace"], "sets --verbosity"),
+            (&["-h"], "sets --help"),
+            (&["--dryrun"], "sets --dryrun"),
+            (&["--image-format=oci", "version"], "not a flag"),
+            (&["--", "--destination=x"], "not a flag"),
+            (&["---destination=x"], "not a flag"),
+            (&["--snapshot-mode"], "needs a value"),
+            (&["--single-snapshot=yes"], "true or false"),
+            (&["--xyz=1"], "not a flag of the kaniko executor"),
+            (&["-x"], "not a flag of the kaniko executor"),
+        ] {
+            let err = check(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 
     #[test]

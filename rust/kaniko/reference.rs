@@ -85,6 +85,44 @@ pub fn parse(text: &str) -> Result<ImageReference, String> {
     })
 }
 
+/// Parses a reference kaniko pushes to (a destination or the cache repository). kaniko reads
+/// these with go-containerregistry's `name.NewTag` (pkg/name, v0.21.9), which is stricter
+/// than the distribution grammar [`parse`] follows: the first component is a registry
+/// only when it is `localhost` or has a `.` or `:` (an upper-case `Registry/app` is a
+/// repository name, and upper case is not allowed in one), and the repository below the
+/// registry has at least 2 characters.
+pub fn parse_push_target(text: &str) -> Result<ImageReference, String> {
+    let parsed = parse(text)?;
+    if let Some(domain) = &parsed.domain
+        && !(domain == "localhost" || domain.contains(['.', ':']))
+    {
+        return Err(format!(
+            "image reference {text:?}: kaniko does not take {domain:?} for a registry (a registry host has a '.' or a \
+             port, or is localhost), and as part of the repository name it is not lower case"
+        ));
+    }
+    if parsed.path.len() < 2 {
+        return Err(format!(
+            "image reference {text:?}: the repository name {:?} is shorter than the 2 characters kaniko requires",
+            parsed.path
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The repository kaniko caches layers in when it is given none: `<repository>/cache` of
+/// the first destination, named as go-containerregistry names its repository (Docker
+/// Hub's `index.docker.io`, with `library/` before a one-component name), as in
+/// pkg/cache/cache.go `Destination` (kaniko v1.28.3).
+pub fn default_cache_repository(destination: &ImageReference) -> String {
+    let registry = match destination.domain.as_deref() {
+        None | Some("docker.io") | Some("index.docker.io") => "index.docker.io",
+        Some(domain) => domain,
+    };
+    let library = if registry == "index.docker.io" && !destination.path.contains('/') { "library/" } else { "" };
+    format!("{registry}/{library}{}/cache", destination.path)
+}
+
 /// The first component is a registry when it looks like a host: it has a
 /// dot or a port, or is `localhost` (as Docker decides).
 fn split_domain(name: &str) -> (Option<&str>, &str) {
@@ -239,6 +277,31 @@ mod tests {
         }
         assert!(parse(&format!("r.io/{}", "a".repeat(260))).unwrap_err().contains("255"));
         assert!(parse(&format!("r.io/a:{}", "t".repeat(129))).is_err());
+    }
+
+    #[test]
+    fn push_targets_follow_go_containerregistry() {
+        for ok in ["registry.local/app:1", "localhost/ab", "127.0.0.1:5000/a/b", "Registry.Example.com/app", "busybox"]
+        {
+            assert!(parse_push_target(ok).is_ok(), "{ok}");
+        }
+        let upper = parse_push_target("MyRegistry/app:1").unwrap_err();
+        assert!(upper.contains("\"MyRegistry\"") && upper.contains("registry"), "{upper}");
+        for short in ["registry.local/a:1", "a", "localhost/b"] {
+            let err = parse_push_target(short).unwrap_err();
+            assert!(err.contains("2 characters"), "{short}: {err}");
+        }
+        // The distribution grammar alone accepts both (a pod's image may be named so).
+        assert!(parse("MyRegistry/app:1").is_ok() && parse("registry.local/a").is_ok());
+    }
+
+    #[test]
+    fn default_cache_repositories_as_kaniko_derives_them() {
+        let cache = |text: &str| default_cache_repository(&parse(text).unwrap());
+        assert_eq!(cache("registry.local/team/app:1"), "registry.local/team/app/cache");
+        assert_eq!(cache("127.0.0.1:5000/app"), "127.0.0.1:5000/app/cache");
+        assert_eq!(cache("app:1"), "index.docker.io/library/app/cache");
+        assert_eq!(cache("docker.io/team/app"), "index.docker.io/team/app/cache");
     }
 
     #[test]

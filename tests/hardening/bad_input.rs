@@ -126,6 +126,31 @@ cases! { kaniko:
     kaniko_absolute_key_prefix: [("keyPrefix", "/contexts/")] => "keyPrefix";
     kaniko_transport_unknown: [("contextTransport", "FTP")] => "contextTransport";
     kaniko_kubeconfig_missing: [("kubeconfig", "{repo}/no-such-kubeconfig")] => "kubeconfig";
+    // extraArgs as cobra/pflag read them: every spelling of a flag the task owns.
+    kaniko_extra_arg_bundled_context: [("extraArgs", "-cs3://evil/ctx.tar.gz")] => "extraArgs";
+    kaniko_extra_arg_bundled_destination: [("extraArgs", "-devil.example/x:1")] => "extraArgs";
+    kaniko_extra_arg_bundled_dockerfile: [("extraArgs", "-fDockerfile.evil")] => "extraArgs";
+    kaniko_extra_arg_short_destination_then_value: [("extraArgs", "-d\nevil.example/x:1")] => "extraArgs";
+    kaniko_extra_arg_bucket: [("extraArgs", "--bucket=s3://evil/ctx.tar.gz")] => "extraArgs";
+    kaniko_extra_arg_bucket_shorthand: [("extraArgs", "-bevil")] => "extraArgs";
+    kaniko_extra_arg_digest_to_termination_log: [("extraArgs", "--image-name-with-digest-file=/dev/termination-log")] => "extraArgs";
+    kaniko_extra_arg_context_sub_path: [("extraArgs", "--context-sub-path=..")] => "extraArgs";
+    kaniko_extra_arg_dry_run: [("extraArgs", "--dryrun")] => "extraArgs";
+    kaniko_extra_arg_help: [("extraArgs", "-h")] => "extraArgs";
+    kaniko_extra_arg_unknown_flag: [("extraArgs", "--image-formats=oci")] => "extraArgs";
+    kaniko_extra_arg_subcommand: [("extraArgs", "--image-format=oci\nversion")] => "extraArgs";
+    kaniko_extra_arg_end_of_flags: [("extraArgs", "--\n--destination=evil.example/x:1")] => "extraArgs";
+    // s3:// is a URL to kaniko: '?', '#' and '%' would change the key it reads.
+    kaniko_key_prefix_with_question_mark: [("keyPrefix", "team?a/")] => "keyPrefix";
+    kaniko_key_prefix_with_hash: [("keyPrefix", "team#a/")] => "keyPrefix";
+    kaniko_key_prefix_with_percent: [("keyPrefix", "team%41/")] => "keyPrefix";
+    // What kaniko (go-containerregistry, Go's time.ParseDuration) rejects in the pod.
+    kaniko_destination_upper_case_registry_without_dot: [("destinations", "MyRegistry/app:1")] => "destinations";
+    kaniko_destination_one_character_repository: [("destinations", "registry.local/a:1")] => "destinations";
+    kaniko_cache_repo_one_character: [("cacheRepo", "registry.local/c")] => "cacheRepo";
+    kaniko_cache_ttl_dot_unit: [("cacheTTL", ".h")] => "cacheTTL";
+    kaniko_cache_ttl_two_dots: [("cacheTTL", "1..5h")] => "cacheTTL";
+    kaniko_cache_ttl_two_fractions: [("cacheTTL", "1.2.3h")] => "cacheTTL";
 }
 
 cases! { helm:
@@ -150,6 +175,7 @@ cases! { helm:
     helm_arguments_trying_kubeconfig: [("arguments", "--kubeconfig /tmp/other")] => "arguments";
     helm_arguments_trying_kube_context: [("arguments", "--kube-context=prod")] => "arguments";
     helm_timeout_not_a_duration: [("timeout", "ten minutes")] => "timeout";
+    helm_timeout_with_two_dots: [("timeout", "1..5m")] => "timeout";
     helm_cluster_name_invalid: [("clusterName", "dev cluster")] => "clusterName";
 }
 

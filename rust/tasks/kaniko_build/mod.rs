@@ -24,7 +24,7 @@ use crate::azp::report::Outcome;
 use crate::azp::untrusted::LineSplitter;
 use crate::azp::{Agent, Env};
 use crate::context::{self, ContextPlan};
-use crate::kaniko::args::ContextSource;
+use crate::kaniko::args::{CONTEXT_SUB_PATH, ContextSource};
 use crate::kaniko::pod::{CONTAINER, pod_spec};
 use crate::kaniko::reference::is_sha256_digest;
 use crate::kube::client;
@@ -40,7 +40,7 @@ const LOG_TAIL: usize = 20;
 pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
     let plan = params::resolve(&inputs, env)?;
-    let context = context::plan(&plan.pack).map_err(context_input_error)?;
+    let context = context::plan(&plan.pack).map_err(context_input_error)?.packed_under(CONTEXT_SUB_PATH);
     show_context(agent, &context);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Toleration;
 use crate::azp::Env;
 use crate::azp::inputs::InputError;
 use crate::context::PackOptions;
-use crate::kaniko::args::{Build, ContextSource, RESERVED_FLAGS};
+use crate::kaniko::args::{Build, ContextSource, check_extra_args};
 use crate::kaniko::pod::PodOptions;
 use crate::kaniko::reference::{self, ImageReference};
 use crate::kube::client::Connection;
@@ -135,9 +135,7 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
                 check_url(endpoint).map_err(|e| invalid("s3Endpoint", e))?;
             }
             let key_prefix = key_prefix.clone().unwrap_or_default();
-            if key_prefix.starts_with('/') || key_prefix.contains("..") || key_prefix.chars().any(char::is_control) {
-                return Err(invalid("keyPrefix", format!("{key_prefix:?} must be a relative key prefix")));
-            }
+            check_key_prefix(&key_prefix).map_err(|e| invalid("keyPrefix", e))?;
             Transport::S3 {
                 bucket,
                 key_prefix,
@@ -163,11 +161,12 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
         check_image_label(label).map_err(|e| invalid("labels", e))?;
     }
     if let Some(repo) = cache_repo {
-        let parsed = reference::parse(repo).map_err(|e| invalid("cacheRepo", e))?;
+        let parsed = reference::parse_push_target(repo).map_err(|e| invalid("cacheRepo", e))?;
         if parsed.tag.is_some() || parsed.digest.is_some() {
             return Err(invalid("cacheRepo", format!("{repo:?} must be a repository, without tag or digest")));
         }
     }
+    let (cache, cache_repo) = resolve_cache(*cache, cache_repo, *push_image, &destinations);
     if let Some(ttl) = cache_ttl {
         check_go_duration(ttl).map_err(|e| invalid("cacheTTL", e))?;
     }
@@ -203,9 +202,7 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
     let timeout_minutes: u32 = timeout_minutes.parse().ok().filter(|m| (1..=1440).contains(m)).ok_or_else(|| {
         invalid("timeoutMinutes", format!("{timeout_minutes:?} must be a whole number of minutes from 1 to 1440"))
     })?;
-    for arg in extra_args {
-        check_extra_arg(arg).map_err(|e| invalid("extraArgs", e))?;
-    }
+    check_extra_args(extra_args).map_err(|e| invalid("extraArgs", e))?;
 
     let mut pod_labels = build_labels(env);
     pod_labels.extend(user_labels);
@@ -227,8 +224,8 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
             build_args: build_args.clone(),
             target: target.clone(),
             labels: labels.clone(),
-            cache: *cache,
-            cache_repo: cache_repo.clone(),
+            cache,
+            cache_repo,
             cache_ttl: cache_ttl.clone(),
             push: *push_image,
             verbosity: verbosity.as_str().to_string(),
@@ -286,7 +283,7 @@ fn resolve_context(given: Option<&Path>, env: &Env) -> Result<PathBuf, InputErro
 }
 
 fn parse_destination(text: &str) -> Result<ImageReference, String> {
-    let parsed = reference::parse(text)?;
+    let parsed = reference::parse_push_target(text)?;
     if parsed.digest.is_some() {
         return Err(format!("{text:?}: a destination names a tag to push, not a digest"));
     }
@@ -371,13 +368,43 @@ fn parse_toleration(text: &str) -> Result<Toleration, String> {
     })
 }
 
-fn check_extra_arg(arg: &str) -> Result<(), String> {
-    if !arg.starts_with('-') {
-        return Err(format!("{arg:?} is not a flag: write one executor flag per line, such as --snapshot-mode=redo"));
+/// The cache as kaniko can run it. kaniko refuses `--cache` with `--no-push` unless a
+/// cache repository is named (`cacheFlagsValid`, cmd/executor/cmd/root.go v1.28.3), as it
+/// cannot infer one then: name the one task.json promises (`<first destination's
+/// repository>/cache`), or turn the cache off when there is no destination to derive it.
+fn resolve_cache(
+    cache: bool,
+    cache_repo: &Option<String>,
+    push: bool,
+    destinations: &[ImageReference],
+) -> (bool, Option<String>) {
+    if !cache || push || cache_repo.is_some() {
+        return (cache, cache_repo.clone());
     }
-    let flag = arg.split_once('=').map_or(arg, |(flag, _)| flag);
-    if RESERVED_FLAGS.contains(&flag) {
-        return Err(format!("{flag} is set by the task from its own inputs and cannot be overridden"));
+    match destinations.first() {
+        Some(first) => {
+            let repo = reference::default_cache_repository(first);
+            tracing::info!("pushImage is false: cached layers go to {repo} (set cacheRepo to choose another)");
+            (true, Some(repo))
+        }
+        None => {
+            tracing::warn!("The layer cache is off: without destinations or cacheRepo kaniko has nowhere to keep it");
+            (false, None)
+        }
+    }
+}
+
+/// A key prefix kaniko reads back intact: it parses `s3://bucket/key` as a URL (Go's
+/// `url.Parse` in pkg/util/bucket), so `?` and `#` would end the key and `%` would be
+/// decoded or refused.
+fn check_key_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.starts_with('/') || prefix.contains("..") || prefix.chars().any(char::is_control) {
+        return Err(format!("{prefix:?} must be a relative key prefix"));
+    }
+    if let Some(c) = prefix.chars().find(|c| matches!(c, '?' | '#' | '%')) {
+        return Err(format!(
+            "{prefix:?} contains {c:?}, which kaniko would read as part of a URL (s3://bucket/key), not of the key"
+        ));
     }
     Ok(())
 }
@@ -453,9 +480,29 @@ mod tests {
         assert!(check_image_label("=b").is_err());
         assert!(check_image_label("nokey").is_err());
         assert!(check_image_label(&format!("k={}", "v".repeat(5000))).is_err());
-        assert!(check_extra_arg("--snapshot-mode=redo").is_ok());
-        assert!(check_extra_arg("--destination=evil/x:1").is_err());
-        assert!(check_extra_arg("snapshot").is_err());
+    }
+
+    #[test]
+    fn key_prefixes_kaniko_reads_intact() {
+        assert!(check_key_prefix("kaniko-contexts/team a/").is_ok());
+        assert!(check_key_prefix("").is_ok());
+        for bad in ["a?b/", "a#b/", "a%41/", "/abs/", "a/../b/"] {
+            assert!(check_key_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cache_without_push_gets_a_repository_or_is_turned_off() {
+        let destinations = [reference::parse("registry.local/team/app:1").unwrap()];
+        let repo = Some("registry.local/cache".to_string());
+        assert_eq!(resolve_cache(true, &None, true, &destinations), (true, None), "kaniko derives it when pushing");
+        assert_eq!(resolve_cache(true, &repo, false, &destinations), (true, repo.clone()));
+        assert_eq!(
+            resolve_cache(true, &None, false, &destinations),
+            (true, Some("registry.local/team/app/cache".to_string()))
+        );
+        assert_eq!(resolve_cache(true, &None, false, &[]), (false, None));
+        assert_eq!(resolve_cache(false, &None, false, &destinations), (false, None));
     }
 
     #[test]

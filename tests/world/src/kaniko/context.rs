@@ -34,9 +34,9 @@ pub struct PodAws<'a> {
 
 /// Fetches the context's bytes.
 pub async fn fetch(context: &str, pod: &PodAws<'_>, stdin: Option<mpsc::Receiver<Bytes>>) -> Result<Vec<u8>, String> {
-    if let Some(rest) = context.strip_prefix("s3://") {
-        let (bucket, key) = rest.split_once('/').ok_or_else(|| format!("invalid S3 context {context}"))?;
-        return s3(bucket, key, pod).await;
+    if context.starts_with("s3://") {
+        let (bucket, key) = s3_location(context)?;
+        return s3(&bucket, &key, pod).await;
     }
     if context.starts_with("http://") || context.starts_with("https://") {
         return http_get(context).await;
@@ -198,9 +198,10 @@ where
     sender.send_request(request).await.map_err(|e| e.to_string())
 }
 
-/// Unpacks a gzip'd tar (concatenated gzip members included) into `dir`.
-pub async fn unpack(bytes: &[u8], dir: &Path) -> Result<(), String> {
-    let file = dir.with_extension("tar.gz");
+/// Unpacks a gzip'd tar (concatenated gzip members included) into `dir`; with
+/// `leave_archive`, from `dir/context.tar.gz`, which stays (as kaniko's s3 fetcher leaves it).
+pub async fn unpack(bytes: &[u8], dir: &Path, leave_archive: bool) -> Result<(), String> {
+    let file = if leave_archive { dir.join("context.tar.gz") } else { dir.with_extension("tar.gz") };
     tokio::fs::create_dir_all(dir).await.map_err(|e| e.to_string())?;
     tokio::fs::write(&file, bytes).await.map_err(|e| e.to_string())?;
     let out = tokio::process::Command::new("tar")
@@ -211,9 +212,105 @@ pub async fn unpack(bytes: &[u8], dir: &Path) -> Result<(), String> {
         .output()
         .await
         .map_err(|e| format!("failed to run tar: {e}"))?;
-    let _ = tokio::fs::remove_file(&file).await;
+    if !leave_archive {
+        let _ = tokio::fs::remove_file(&file).await;
+    }
     if !out.status.success() {
         return Err(format!("unpacking the build context: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(())
+}
+
+/// kaniko's `bucket.GetNameAndFilepathFromURI` (pkg/util/bucket, v1.28.3): Go's `url.Parse`
+/// of the context, the bucket is the host, the key the path without its first `/` (or
+/// `context.tar.gz` when empty). So `#` starts a fragment and `?` a query, both cut off,
+/// and `%XX` is decoded in the key (a bad escape is url.Parse's error).
+pub fn s3_location(context: &str) -> Result<(String, String), String> {
+    let parse_error = |why: String| format!("getting bucketname and filepath from context: parse {context:?}: {why}");
+    if context.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(parse_error("net/url: invalid control character in URL".into()));
+    }
+    let (url, fragment) = context.split_once('#').map_or((context, None), |(u, f)| (u, Some(f)));
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let rest = rest.split_once('?').map_or(rest, |(before, _)| before);
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let bucket = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let key = percent_decode(path).map_err(parse_error)?;
+    if let Some(fragment) = fragment {
+        percent_decode(fragment).map_err(parse_error)?;
+    }
+    let key = key.strip_prefix('/').unwrap_or(&key);
+    let key = if key.is_empty() { "context.tar.gz" } else { key };
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+/// Go's `url.unescape` of a path: `%XX` becomes its byte; `+` stays.
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok().filter(|_| h.bytes().all(|b| b.is_ascii_hexdigit()))) {
+            Some(byte) => out.push(byte),
+            None => {
+                let bad: String = text[i..].chars().take(3).collect();
+                return Err(format!("invalid URL escape {bad:?}"));
+            }
+        }
+        i += 3;
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Whether kaniko leaves the downloaded archive in the context folder: its s3 fetcher
+/// writes `context.tar.gz` there and never deletes it (pkg/buildcontext/s3.go); the https
+/// fetcher deletes it after unpacking, and stdin is unpacked as a stream.
+pub fn archive_left_behind(context: &str) -> bool {
+    context.starts_with("s3://")
+}
+
+/// kaniko's context after `--context-sub-path`: `filepath.Join(BuildContextDir, sub)`,
+/// which must exist (`os.Stat`).
+pub fn sub_path(context_dir: &Path, sub: &str) -> Result<std::path::PathBuf, String> {
+    let mut root = context_dir.to_path_buf();
+    for part in sub.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if root != context_dir => {
+                root.pop();
+            }
+            ".." => return Err(format!("the world does not simulate a context sub path above the context ({sub})")),
+            part => root.push(part),
+        }
+    }
+    if !root.exists() {
+        let shown = std::path::Path::new("/kaniko/buildcontext").join(root.strip_prefix(context_dir).unwrap_or(&root));
+        return Err(format!("stat {}: no such file or directory", shown.display()));
+    }
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_contexts_are_urls_as_go_parses_them() {
+        let at = |c: &str| s3_location(c).map(|(b, k)| format!("{b} {k}"));
+        assert_eq!(at("s3://b/k/ctx.tar.gz"), Ok("b k/ctx.tar.gz".into()));
+        assert_eq!(at("s3://b/a?b/ctx.tar.gz"), Ok("b a".into()), "a query ends the key");
+        assert_eq!(at("s3://b/a#b/ctx.tar.gz"), Ok("b a".into()), "a fragment ends the key");
+        assert_eq!(at("s3://b/a%41b+c/x"), Ok("b aAb+c/x".into()), "escapes are decoded, + stays");
+        assert_eq!(at("s3://b"), Ok("b context.tar.gz".into()));
+        assert_eq!(at("s3://b/"), Ok("b context.tar.gz".into()));
+        let bad = at("s3://b/a%zz/x").unwrap_err();
+        assert!(bad.ends_with("parse \"s3://b/a%zz/x\": invalid URL escape \"%zz\""), "{bad}");
+        assert!(at("s3://b/a%4").unwrap_err().contains("invalid URL escape \"%4\""));
+    }
 }

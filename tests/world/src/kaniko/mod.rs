@@ -71,18 +71,28 @@ impl Inner {
         }
         argv.extend(strings(&container["args"]));
         let args = match args::parse(&argv) {
-            Ok(a) => a,
-            Err(e) => {
-                logger.raw(&format!("Error: {e}"));
-                logger.raw("Usage:\n  executor [flags]\n  executor [command]\n\nRun 'executor --help' for usage.");
-                return ContainerExit::code(1);
+            args::Command::Run(a) => a,
+            args::Command::Help => {
+                logger.raw(USAGE);
+                return ContainerExit::code(0);
             }
+            args::Command::Fail { message, usage } => return cobra_error(&logger, &message, usage),
         };
         logger.set_format(&args.log_format);
+        // The checks of the root command's PersistentPreRunE, in its order (root.go v1.28.3).
         if args.destinations.is_empty() && !args.no_push {
-            logger.raw("Error: you must provide --destination, or use --no-push");
-            return ContainerExit::code(1);
+            return cobra_error(&logger, "you must provide --destination, or use --no-push", true);
         }
+        if args.cache && !args.no_push_cache && args.cache_repo.is_none() && args.no_push {
+            let message = "cache flags invalid: if using cache with --no-push, specify cache repo with --cache-repo";
+            return cobra_error(&logger, message, true);
+        }
+        // --bucket replaces the context; without a scheme it names a GCS bucket.
+        let source = match args.bucket.as_str() {
+            "" => args.context.clone(),
+            bucket if bucket.contains("://") => bucket.to_string(),
+            bucket => format!("gs://{bucket}"),
+        };
         let env: HashMap<String, String> = container["env"]
             .as_array()
             .into_iter()
@@ -93,26 +103,40 @@ impl Inner {
             .collect();
         let pod_aws =
             context::PodAws { env: &env, role_arn: self.role_arn(&run.pod), sts_endpoint: self.sts_endpoint.clone() };
-        let fail = |logger: &Logger, message: &str| {
-            logger.raw(&format!("error building image: {message}"));
-            ContainerExit::code(1)
+        let source_error = |logger: &Logger, message: &str| {
+            cobra_error(logger, &format!("error resolving source context: {message}"), true)
         };
-        logger.line("INFO", &format!("Retrieving build context from {}", redact(&args.context)));
+        logger.line("INFO", &format!("Retrieving build context from {}", redact(&source)));
         let bytes = tokio::select! {
-            b = context::fetch(&args.context, &pod_aws, run.stdin.take()) => b,
+            b = context::fetch(&source, &pod_aws, run.stdin.take()) => b,
             _ = run.cancel.cancelled() => return ContainerExit::killed(),
         };
         let bytes = match bytes {
             Ok(b) => b,
-            Err(e) => return fail(&logger, &format!("getting build context: {e}")),
+            Err(e) => return source_error(&logger, &e),
         };
         let work = self.buildah.dir.join("builds").join(crate::auth::random_token());
-        let context_dir = work.join("context");
-        if let Err(e) = context::unpack(&bytes, &context_dir).await {
-            return fail(&logger, &e);
+        // kaniko's BuildContextDir (/kaniko/buildcontext/).
+        let context_dir = work.join("buildcontext");
+        let unpacked = context::unpack(&bytes, &context_dir, context::archive_left_behind(&source)).await;
+        if let Err(e) = unpacked {
+            let _ = tokio::fs::remove_dir_all(&work).await;
+            return source_error(&logger, &e);
         }
         logger.line("INFO", &format!("Unpacked build context ({} bytes)", bytes.len()));
-        let exit = self.build_and_push(&run, &args, &env, &context_dir, &logger).await;
+        let root = match context::sub_path(&context_dir, &args.context_sub_path) {
+            Ok(root) => root,
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&work).await;
+                return source_error(&logger, &e);
+            }
+        };
+        let exit = if args.dryrun {
+            logger.line("INFO", "Dry run: the build plan is not simulated; nothing is built or pushed");
+            ContainerExit::code(0)
+        } else {
+            self.build_and_push(&run, &args, &env, &root, &logger).await
+        };
         let _ = tokio::fs::remove_dir_all(&work).await;
         exit
     }
@@ -122,17 +146,12 @@ impl Inner {
         run: &ContainerRun,
         args: &args::Args,
         env: &HashMap<String, String>,
-        context_dir: &std::path::Path,
+        root: &std::path::Path,
         logger: &Logger,
     ) -> ContainerExit {
         let fail = |message: &str| {
             logger.raw(&format!("error building image: {message}"));
             ContainerExit::code(1)
-        };
-        let root = if args.context_sub_path.is_empty() {
-            context_dir.to_path_buf()
-        } else {
-            context_dir.join(args.context_sub_path.trim_start_matches('/'))
         };
         let dockerfile = root.join(args.dockerfile.trim_start_matches("./"));
         if !dockerfile.is_file() {
@@ -153,7 +172,8 @@ impl Inner {
         for label in &args.labels {
             extra.extend(["--label".to_string(), label.clone()]);
         }
-        if let Some(target) = &args.target {
+        // kaniko builds every listed stage and pushes the first; buildah builds that one.
+        if let Some(target) = args.targets.first() {
             extra.extend(["--target".to_string(), target.clone()]);
         }
         let mut base_ready = self.lock.lock().await;
@@ -167,7 +187,7 @@ impl Inner {
         let tag = format!("localhost/kaniko-{}:latest", crate::auth::random_token());
         let info = |l: &str| logger.line("INFO", l);
         logger.line("INFO", &format!("Using dockerfile: {}", args.dockerfile));
-        match self.buildah.build(&root, &dockerfile, &extra, &tag, &info, &run.cancel).await {
+        match self.buildah.build(root, &dockerfile, &extra, &tag, &info, &run.cancel).await {
             Outcome::Done => {}
             Outcome::Cancelled => return ContainerExit::killed(),
             Outcome::Failed(e) => return fail(&e),
@@ -232,6 +252,21 @@ impl Inner {
         self.buildah.remove(&tag).await;
         exit
     }
+}
+
+/// cobra's usage text for the executor (abridged).
+const USAGE: &str = "Usage:\n  executor [flags]\n  executor [command]\n\nRun 'executor --help' for usage.";
+
+/// How cobra ends on an error: `Error: …`, the usage unless the error came from the
+/// command lookup, exit 1.
+fn cobra_error(logger: &Logger, message: &str, usage: bool) -> ContainerExit {
+    logger.raw(&format!("Error: {message}"));
+    if usage {
+        logger.raw(USAGE);
+    } else {
+        logger.raw("Run 'executor --help' for usage.");
+    }
+    ContainerExit::code(1)
 }
 
 /// A context URL without its query (presigned signatures stay out of logs).

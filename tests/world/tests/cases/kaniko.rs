@@ -284,6 +284,8 @@ async fn kubectl_attach_streams_a_context_and_no_push_still_reports_the_digest()
     let mut args = base_args("tar://stdin", &format!("{ns}/unused"));
     args.retain(|a| !a.starts_with("--destination") && !a.contains(&w.registry()));
     args.push("--no-push".into());
+    // The cache repository went with the registry's arguments: kaniko refuses --cache then.
+    args.push("--cache=false".into());
     pods.create(&PostParams::default(), &kaniko_pod("kubectl-stdin", &args, json!([]), true)).await.expect("create");
     running(&pods, "kubectl-stdin").await;
     let file = tempfile::NamedTempFile::new().expect("temp file");
@@ -302,4 +304,37 @@ async fn kubectl_attach_streams_a_context_and_no_push_still_reports_the_digest()
     assert!(text.contains("greeting=bonjour") && text.contains("--no-push"), "{text}");
     let digest = terminated(&pod)["message"].as_str().expect("digest");
     assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+}
+
+/// The root command's checks of kaniko v1.28.3 (cmd/executor/cmd/root.go) end the pod
+/// before any context is fetched, with cobra's `Error:` line.
+#[tokio::test]
+async fn kaniko_refuses_what_the_executor_refuses_before_fetching_the_context() {
+    let (_ns, pods) = namespace("kaniko-refuse").await;
+    let registry = world().registry();
+    let cases: [(&str, Vec<String>, &str); 3] = [
+        (
+            "cache-no-push",
+            vec!["--context=s3://nowhere/ctx.tar.gz".into(), "--no-push".into(), "--cache".into()],
+            "Error: cache flags invalid: if using cache with --no-push, specify cache repo with --cache-repo\n",
+        ),
+        (
+            "positional",
+            vec!["--context=s3://nowhere/ctx.tar.gz".into(), format!("--destination={registry}/x/y:1"), "build".into()],
+            "Error: unknown command \"build\" for \"executor\"\n",
+        ),
+        (
+            "bad-ttl",
+            vec!["--context=s3://nowhere/ctx.tar.gz".into(), "--no-push".into(), "--cache-ttl=1..5h".into()],
+            "Error: invalid argument \"1..5h\" for \"--cache-ttl\" flag: time: missing unit in duration \"1..5h\"\n",
+        ),
+    ];
+    for (name, args, first_line) in cases {
+        pods.create(&PostParams::default(), &kaniko_pod(name, &args, json!([]), false)).await.expect("create");
+        let pod = finished(&pods, name).await;
+        let text = log(&pods, name).await;
+        assert_eq!(terminated(&pod)["exitCode"], 1, "{name}: {text}");
+        assert!(text.starts_with(first_line), "{name}: {text}");
+        assert!(!text.contains("Retrieving build context"), "{name}: nothing fetched: {text}");
+    }
 }
