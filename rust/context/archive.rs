@@ -502,12 +502,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "Dockerfile", b"FROM scratch\n");
         write(dir.path(), "app/run.sh", b"echo hi\n");
-        let flat = plan(&opts(dir.path())).expect("plan");
         let under = plan(&opts(dir.path())).expect("plan").packed_under("context");
-        assert_ne!(flat.content_key().expect("key"), under.content_key().expect("key"), "the key names the layout");
         let mut gz = Vec::new();
         under.pack(1).write_to(&mut gz).expect("pack");
-        let tar_bytes = run("gzip", &["-dc"], &gz).expect("gzip is needed for this test");
+        let tar_bytes = run("gzip", &["-dc"], &gz);
         let mut archive = tar::Archive::new(tar_bytes.as_slice());
         let entries: Vec<(String, u32)> = archive
             .entries()
