@@ -164,6 +164,13 @@ fn schema_and_checks_reject_bad_values_with_clear_messages() {
             ["the PAT is missing: set azp.existingSecret", "the PAT is missing: set azp.existingSecret"],
         ),
         (
+            &["--set-string", "keda.version=2.11"],
+            [
+                "mode ScaledJob needs KEDA 2.12 or later (keda.version is 2.11)",
+                "mode ScaledJob needs KEDA 2.12 or later (keda.version is 2.11)",
+            ],
+        ),
+        (
             &["--set", "rbac.buildNamespace=default"],
             [
                 "rbac.buildNamespace must not be the release namespace default: job steps could then delete",

@@ -96,6 +96,9 @@ only registers. No shareProcessNamespace: the agent must not see the others.
 {{- define "azure-agent.podSpec" -}}
 {{- $root := .root -}}
 {{- $v := $root.Values -}}
+{{- if and (eq $v.mode "ScaledJob") (semverCompare "<2.12.0-0" (printf "%v" $v.keda.version)) }}
+{{- fail (printf "azure-agent: mode ScaledJob needs KEDA 2.12 or later (keda.version is %v): older ScaledJob CRDs drop the deregister sidecar's restartPolicy, and the agent would never start" $v.keda.version) }}
+{{- end }}
 {{- $image := printf "%s:%s" $v.image.repository (default $root.Chart.AppVersion $v.image.tag) -}}
 serviceAccountName: {{ $v.serviceAccount.agent.name }}
 automountServiceAccountToken: true
