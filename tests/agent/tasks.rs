@@ -31,6 +31,7 @@ fn kaniko_build_bucket_is_required_only_when_visible() {
 fn kaniko_build_without_a_dockerfile_names_the_input() {
     let task = staged("KanikoBuildV1");
     let outcome = run_of(&task)
+        .env("AZP_BUILD_NAMESPACE", "azure-agent-build")
         .input("destinations", "registry.local/app:1\nregistry.local/app:latest")
         .input("bucket", "contexts")
         .input("buildArgs", "VERSION=1.2.3")
@@ -49,6 +50,7 @@ fn kaniko_build_in_cluster_outside_a_pod_says_so() {
     std::fs::write(sources.path().join("Dockerfile"), "FROM scratch\n").unwrap();
     let outcome = run_of(&task)
         .sources(sources.path())
+        .env("AZP_BUILD_NAMESPACE", "azure-agent-build")
         .input("destinations", "registry.local/app:1")
         .input("contextTransport", "Stream")
         .run();

@@ -44,14 +44,27 @@ fn check_scenario(scenario: &str, objects: &[Value]) {
             assert_eq!(job["spec"]["scalingStrategy"]["strategy"], "accurate", "KEDA 2.20 by default");
             assert_eq!(job["spec"]["jobTargetRef"]["activeDeadlineSeconds"], 4200);
             let spec = &job["spec"]["jobTargetRef"]["template"]["spec"];
-            assert_eq!(spec["containers"][0]["args"], serde_json::json!(["--once"]));
+            assert_eq!(spec["containers"][0]["args"], serde_json::json!(["run", "--once"]));
             assert_eq!(spec["terminationGracePeriodSeconds"], 3600);
             assert_eq!(secrets.len(), 1, "the chart creates the PAT Secret");
             assert!(of_kind(objects, "Deployment").is_empty() && of_kind(objects, "ScaledObject").is_empty());
             let template = of_kind(objects, "Job");
             assert_eq!(template.len(), 1, "the template agent's Job");
-            let env = &template[0]["spec"]["template"]["spec"]["containers"][0]["env"];
-            assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "AZP_TEMPLATE_AGENT" && e["value"] == "true"));
+            let container = &template[0]["spec"]["template"]["spec"]["containers"][0];
+            assert_eq!(container["args"], serde_json::json!(["register"]), "the template agent is only registered");
+            let env = container["env"].as_array().unwrap();
+            assert!(env.iter().any(|e| e["name"] == "AZP_TEMPLATE_AGENT" && e["value"] == "true"));
+            let namespaces = of_kind(objects, "Namespace");
+            assert_eq!(namespaces.len(), 1, "the build namespace");
+            assert_eq!(namespaces[0]["metadata"]["name"], "agents-build");
+            assert_eq!(
+                namespaces[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "baseline",
+                "kaniko runs as root"
+            );
+            let agent_env = spec["containers"][0]["env"].as_array().unwrap();
+            let build_namespace =
+                agent_env.iter().find(|e| e["name"] == "AZP_BUILD_NAMESPACE").expect("AZP_BUILD_NAMESPACE");
+            assert_eq!(build_namespace["value"], "agents-build", "KanikoBuild@1's default namespace");
         }
         "scaledjob-with-demands" => {
             let trigger = trigger(objects, "ScaledJob");
@@ -68,7 +81,8 @@ fn check_scenario(scenario: &str, objects: &[Value]) {
             assert!(of_kind(objects, "ScaledJob").is_empty());
             let deployment = of_kind(objects, "Deployment");
             assert_eq!(deployment.len(), 1);
-            assert!(deployment[0]["spec"]["template"]["spec"]["containers"][0]["args"].is_null(), "warm agents");
+            let args = &deployment[0]["spec"]["template"]["spec"]["containers"][0]["args"];
+            assert_eq!(args, &serde_json::json!(["run"]), "warm agents");
             assert!(deployment[0]["spec"]["replicas"].is_null(), "KEDA owns the replica count, not each upgrade");
             let scaled = of_kind(objects, "ScaledObject");
             assert_eq!(scaled[0]["spec"]["scaleTargetRef"]["name"], "pool-azure-agent");
@@ -111,7 +125,7 @@ fn check_scenario(scenario: &str, objects: &[Value]) {
                 .iter()
                 .map(|r| r["metadata"]["namespace"].as_str().unwrap().to_string())
                 .collect();
-            assert_eq!(namespaces, ["agents", "web", "api"], "the build role, then one per Helm namespace");
+            assert_eq!(namespaces, ["agents-build", "web", "api"], "the build role, then one per Helm namespace");
         }
         other => panic!("unknown scenario {other}"),
     }
@@ -186,6 +200,27 @@ fn schema_and_checks_reject_bad_values_with_clear_messages() {
             &["--set", "azp.token="],
             ["the PAT is missing: set azp.existingSecret", "the PAT is missing: set azp.existingSecret"],
         ),
+        (
+            &["--set-string", "keda.version=2.11"],
+            [
+                "mode ScaledJob needs KEDA 2.12 or later (keda.version is 2.11)",
+                "mode ScaledJob needs KEDA 2.12 or later (keda.version is 2.11)",
+            ],
+        ),
+        (
+            &["--set", "rbac.buildNamespace=default"],
+            [
+                "rbac.buildNamespace must not be the release namespace default: job steps could then delete",
+                "rbac.buildNamespace must not be the release namespace default: job steps could then delete",
+            ],
+        ),
+        (
+            &["--set", "rbac.helmNamespaces={web,default}"],
+            [
+                "rbac.helmNamespaces must not list the release namespace default",
+                "rbac.helmNamespaces must not list the release namespace default",
+            ],
+        ),
     ];
     for (index, (helm_name, helm)) in helms().into_iter().enumerate() {
         for (values, messages) in cases {
@@ -236,4 +271,31 @@ fn scaling_strategy_and_in_flight_counting_follow_the_keda_version() {
     );
     // A ScaledObject has no strategy: it must count busy agents or it scales them down.
     assert_eq!(rendered(&["keda.version=2.21", "mode=Deployment"]), pair(None, Some("true")));
+}
+
+#[test]
+fn the_build_namespace_is_a_separate_one_the_chart_creates_or_one_given() {
+    let helm = world().tools().helm4.as_path();
+    let render_with = |values: &[&str]| {
+        let mut extra: Vec<String> = vec!["--set".into(), "azp.token=x".into()];
+        extra.extend(values.iter().flat_map(|v| ["--set".to_string(), v.to_string()]));
+        render(helm, &extra)
+    };
+    let objects = render_with(&["rbac.buildNamespace=builds", "rbac.createBuildNamespace=false"]);
+    assert!(of_kind(&objects, "Namespace").is_empty(), "a namespace created beforehand");
+    let role = of_kind(&objects, "Role")[0];
+    assert_eq!(role["metadata"]["namespace"], "builds");
+    for kind in ["ServiceAccount", "ConfigMap"] {
+        let kaniko: Vec<_> = of_kind(&objects, kind)
+            .into_iter()
+            .filter(|o| matches!(o["metadata"]["name"].as_str(), Some("azure-agent-kaniko" | "docker-config")))
+            .collect();
+        assert_eq!(kaniko.len(), 1, "{kind}");
+        assert_eq!(kaniko[0]["metadata"]["namespace"], "builds", "{kind} where kaniko pods run");
+    }
+    // No Role of the chart gives the agents pods in their own namespace.
+    for role in of_kind(&render_with(&["rbac.helmNamespaces={web}"]), "Role") {
+        assert_ne!(role["metadata"]["namespace"], "agents", "{role}");
+        assert!(role["metadata"]["namespace"].is_string(), "every Role names its namespace: {role}");
+    }
 }

@@ -59,8 +59,13 @@ pub fn install(helm: &Path, prefix: &str, extra: &[&str]) -> (String, String) {
     (namespace, deploy_namespace)
 }
 
+/// Whether the object exists; `namespace` is empty for cluster-scoped kinds.
 fn exists(namespace: &str, kind: &str, name: &str) -> bool {
-    let out = tool(&world().tools().kubectl, &["get", kind, name, "-n", namespace, "-o", "name"]);
+    let mut args = vec!["get", kind, name, "-o", "name"];
+    if !namespace.is_empty() {
+        args.extend(["-n", namespace]);
+    }
+    let out = tool(&world().tools().kubectl, &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() || stderr.contains("NotFound"), "kubectl get {kind} {name}: {stderr}");
     out.status.success()
@@ -73,13 +78,15 @@ fn names(namespace: &str, kind: &str) -> Vec<String> {
 
 fn install_check_uninstall(helm: &Path, prefix: &str, extra: &[&str], workload: &[(&str, &str)]) {
     let (ns, web) = install(helm, prefix, extra);
+    let build = format!("{ns}-build");
     let mut expected: Vec<(String, &str, &str)> = vec![
+        (String::new(), "namespace", build.as_str()),
         (ns.clone(), "serviceaccount", "azure-agent"),
-        (ns.clone(), "serviceaccount", "azure-agent-kaniko"),
+        (build.clone(), "serviceaccount", "azure-agent-kaniko"),
         (ns.clone(), "secret", "pool-azure-agent-token"),
-        (ns.clone(), "configmap", "docker-config"),
-        (ns.clone(), "role", "pool-azure-agent-build"),
-        (ns.clone(), "rolebinding", "pool-azure-agent-build"),
+        (build.clone(), "configmap", "docker-config"),
+        (build.clone(), "role", "pool-azure-agent-build"),
+        (build.clone(), "rolebinding", "pool-azure-agent-build"),
         (ns.clone(), "triggerauthentication", "pool-azure-agent"),
         (web.clone(), "role", "pool-azure-agent-deploy"),
         (web.clone(), "rolebinding", "pool-azure-agent-deploy"),

@@ -92,3 +92,78 @@ fn check_pat_only_in_its_secret(context: &str, objects: &[Value]) {
         }
     }
 }
+
+/// Names of the pod's volumes that carry the PAT Secret (directly or projected).
+fn pat_volumes(spec: &Value, secret: &str) -> Vec<String> {
+    let carries = |volume: &Value| {
+        volume["secret"]["secretName"] == secret
+            || volume["projected"]["sources"]
+                .as_array()
+                .is_some_and(|sources| sources.iter().any(|s| s["secret"]["name"] == secret))
+    };
+    spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| carries(v))
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn mounts(container: &Value) -> Vec<String> {
+    container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_container_that_runs_job_steps_gets_no_pat_while_register_and_its_sidecar_do() {
+    let helm = world().tools().helm4.as_path();
+    for (scenario, extra) in scenarios() {
+        let secret = if extra.iter().any(|v| v.starts_with("azp.existingSecret=")) {
+            "azp-pat"
+        } else {
+            "pool-azure-agent-token"
+        };
+        let objects = render(helm, &extra);
+        let agents: Vec<&Value> =
+            objects.iter().filter(|o| matches!(o["kind"].as_str(), Some("ScaledJob" | "Deployment"))).collect();
+        assert_eq!(agents.len(), 1, "{scenario}: one agent workload");
+        let spec = pod_specs(agents[0])[0];
+        let pat = pat_volumes(spec, secret);
+        assert_eq!(pat.len(), 1, "{scenario}: the PAT is one volume: {spec}");
+        assert_ne!(spec["shareProcessNamespace"], true, "{scenario}: the agent would see the sidecar's files in /proc");
+
+        let agent = &spec["containers"];
+        assert_eq!(agent.as_array().unwrap().len(), 1, "{scenario}: one container runs jobs");
+        let agent = &agent[0];
+        assert_eq!(agent["name"], "agent");
+        assert!(!mounts(agent).iter().any(|m| pat.contains(m)), "{scenario}: the agent mounts the PAT: {agent}");
+        assert_eq!(agent["args"][0], "run", "{scenario}");
+        assert!(
+            !mounts(agent).contains(&"registration".to_string()),
+            "{scenario}: deregister's record is not the agent's"
+        );
+        let env = agent["env"].as_array().unwrap();
+        assert!(!env.iter().any(|e| e["name"] == "AZP_TOKEN_FILE" || e["name"] == "AZP_TOKEN"), "{scenario}: {env:?}");
+        assert!(!env.iter().any(|e| !e["valueFrom"].is_null()), "{scenario}: {env:?}");
+        assert!(agent["envFrom"].is_null(), "{scenario}");
+
+        // register configures the agent, then a native sidecar holds the PAT
+        // until the agent has stopped, to remove the registration.
+        let inits = spec["initContainers"].as_array().expect("init containers");
+        let names: Vec<_> = inits.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["register", "deregister"], "{scenario}");
+        for init in inits {
+            assert_eq!(init["args"][0], init["name"], "{scenario}");
+            assert!(mounts(init).iter().any(|m| pat.contains(m)), "{scenario}: {init}");
+        }
+        assert!(inits[0]["restartPolicy"].is_null(), "{scenario}: register runs to completion first");
+        assert_eq!(inits[1]["restartPolicy"], "Always", "{scenario}: deregister is a native sidecar");
+        let handover = |c: &Value| mounts(c).contains(&"handover".to_string());
+        assert!(handover(agent) && handover(&inits[0]) && handover(&inits[1]), "{scenario}");
+    }
+}

@@ -1,5 +1,7 @@
 //! The agent's service account, as RBAC sees it: KanikoBuild@1 runs end to end
-//! in the build namespace with the agent's token; secrets, other namespaces and
+//! in the build namespace with the agent's token, its default namespace taken
+//! from the agent pod's environment; in the agents' own namespace a job step can
+//! do nothing to pods (other pipelines' agents); secrets, other namespaces and
 //! cluster-scoped writes are refused.
 
 use std::path::Path;
@@ -25,14 +27,80 @@ fn assert_forbidden(kubeconfig: &Path, args: &[&str]) {
     assert!(!success && output.contains("forbidden"), "the agent may {args:?}: {output}");
 }
 
+/// `kubectl auth can-i VERB RESOURCE -n NAMESPACE` as the agent.
+fn can(kubeconfig: &Path, verb: &str, resource: &str, namespace: &str) -> bool {
+    // `pods/log` would be the pod named "log": a subresource is a flag.
+    let mut args = vec!["auth", "can-i", verb, "-n", namespace];
+    let subresource;
+    match resource.split_once('/') {
+        Some((resource, sub)) => {
+            subresource = format!("--subresource={sub}");
+            args.extend([resource, subresource.as_str()]);
+        }
+        None => args.push(resource),
+    }
+    let (allowed, output) = kubectl_as(kubeconfig, &args);
+    assert!(matches!(output.trim(), "yes" | "no"), "can-i {verb} {resource}: {output}");
+    allowed
+}
+
+/// Which of these the agent may do in a namespace, as `resource verb`.
+fn allowed(kubeconfig: &Path, namespace: &str) -> Vec<String> {
+    const RESOURCES: &[&str] = &[
+        "pods",
+        "pods/log",
+        "pods/attach",
+        "pods/exec",
+        "pods/portforward",
+        "pods/ephemeralcontainers",
+        "events",
+        "secrets",
+        "configmaps",
+        "serviceaccounts",
+        "serviceaccounts/token",
+        "roles",
+        "rolebindings",
+    ];
+    const VERBS: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+    // One thread per resource: 100 kubectl runs one after the other take half a minute.
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = RESOURCES
+            .iter()
+            .map(|resource| {
+                scope.spawn(move || {
+                    VERBS
+                        .iter()
+                        .filter(|verb| can(kubeconfig, verb, resource, namespace))
+                        .map(|verb| format!("{resource} {verb}"))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    })
+}
+
+/// The agent pod's AZP_BUILD_NAMESPACE, as the installed ScaledJob gives it.
+fn build_namespace_of_the_agents(namespace: &str) -> String {
+    let path = "jsonpath={.spec.jobTargetRef.template.spec.containers[?(@.name=='agent')].env[?(@.name=='AZP_BUILD_NAMESPACE')].value}";
+    tool_ok(&["get", "scaledjob", "pool-azure-agent", "-n", namespace, "-o", path])
+}
+
+fn tool_ok(args: &[&str]) -> String {
+    ok(&world().tools().kubectl, args).trim().to_string()
+}
+
 #[test]
-fn the_agent_builds_in_its_namespace_and_is_denied_everything_else() {
+fn the_agent_builds_in_the_build_namespace_and_cannot_touch_pods_in_its_own() {
     let (ns, web) = install(&world().tools().helm4, "rbac", &[]);
+    let build = build_namespace_of_the_agents(&ns);
+    assert_eq!(build, format!("{ns}-build"), "a namespace of its own, created by the chart");
     let token = world().service_account_token(&ns, "azure-agent").unwrap();
     let kubeconfig = world().kubeconfig_for(&format!("agent-{ns}"), &token).unwrap();
 
-    // KanikoBuild@1 end to end with the agent's identity (task defaults:
-    // service account azure-agent-kaniko, config map docker-config).
+    // KanikoBuild@1 end to end with the agent's identity and the agent pod's
+    // environment, all defaults: namespace from AZP_BUILD_NAMESPACE, service
+    // account azure-agent-kaniko, config map docker-config.
     let image = format!("kaniko.test/{ns}:1");
     world().set_behaviour(
         &image,
@@ -59,21 +127,55 @@ fn the_agent_builds_in_its_namespace_and_is_denied_everything_else() {
         .timeout(Duration::from_secs(90))
         .input("connectionType", "Kubeconfig file")
         .input("kubeconfig", kubeconfig.to_str().unwrap())
-        .input("namespace", &ns)
         .input("kanikoImage", &image)
         .input("contextTransport", "S3 presigned URL")
         .input("bucket", &bucket)
         .input("destinations", "registry.local/app:1");
     run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
+    run = run.env("AZP_BUILD_NAMESPACE", &build);
     let outcome = run.run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
+    assert!(outcome.log_text().contains(&format!("{build}/kaniko-")), "{}", outcome.log_text());
 
-    // What it needs, it has.
-    assert!(kubectl_as(&kubeconfig, &["get", "pods", "-n", &ns]).0);
+    // In the build namespace: exactly KanikoBuild@1's calls (a WebSocket
+    // attach is authorized as get, and from Kubernetes 1.35 also as create;
+    // per-build Secrets hold secret build arguments).
+    let expected = [
+        "pods get",
+        "pods list",
+        "pods watch",
+        "pods create",
+        "pods delete",
+        "pods/log get",
+        "pods/attach get",
+        "pods/attach create",
+        "events list",
+        "secrets get",
+        "secrets create",
+        "secrets delete",
+    ];
+    assert_eq!(allowed(&kubeconfig, &build), expected);
+
+    // In its own namespace a step can do nothing to the pods of other
+    // pipelines' agents: not list, read, follow, attach to or delete them.
+    let other_agent = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: other-agent\n  namespace: {ns}\nspec:\n  containers:\n    - name: agent\n      image: agent.test/azure-agent:1\n"
+    );
+    let manifest = repo.path().join("other-agent.yaml");
+    std::fs::write(&manifest, other_agent).unwrap();
+    tool_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert_eq!(allowed(&kubeconfig, &ns), Vec::<String>::new(), "the agents' own namespace");
+    assert_forbidden(&kubeconfig, &["get", "pods", "-n", &ns]);
+    assert_forbidden(&kubeconfig, &["get", "pod", "other-agent", "-n", &ns]);
+    assert_forbidden(&kubeconfig, &["logs", "other-agent", "-n", &ns]);
+    assert_forbidden(&kubeconfig, &["delete", "pod", "other-agent", "-n", &ns, "--wait=false"]);
+    assert!(tool_ok(&["get", "pod", "other-agent", "-n", &ns, "-o", "name"]).ends_with("other-agent"));
+
     // Nothing else.
     assert_forbidden(&kubeconfig, &["get", "secrets", "-n", &ns]);
     assert_forbidden(&kubeconfig, &["get", "secret", "pool-azure-agent-token", "-n", &ns]);
+    assert_forbidden(&kubeconfig, &["get", "secrets", "-n", &build]);
     assert_forbidden(&kubeconfig, &["get", "configmaps", "-n", &ns]);
     assert_forbidden(&kubeconfig, &["get", "pods", "-n", "default"]);
     assert_forbidden(&kubeconfig, &["get", "pods", "--all-namespaces"]);
@@ -94,7 +196,7 @@ fn the_agent_builds_in_its_namespace_and_is_denied_everything_else() {
     );
     assert_forbidden(
         &kubeconfig,
-        &["create", "rolebinding", "evil", "--role=pool-azure-agent-build", "--user=x", "-n", &ns],
+        &["create", "rolebinding", "evil", "--role=pool-azure-agent-build", "--user=x", "-n", &build],
     );
     // In-cluster Helm deploys may write in the listed namespace only.
     assert!(kubectl_as(&kubeconfig, &["create", "configmap", "deployed", "-n", &web]).0);

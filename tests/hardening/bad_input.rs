@@ -49,8 +49,12 @@ fn refused(folder: &str, base: &[(&str, &str)], inputs: &[(&str, &str)], input: 
     message
 }
 
-const KANIKO: &[(&str, &str)] =
-    &[("connectionType", "Kubeconfig file"), ("bucket", "contexts"), ("destinations", "registry.local/app:1")];
+const KANIKO: &[(&str, &str)] = &[
+    ("connectionType", "Kubeconfig file"),
+    ("namespace", "builds"),
+    ("bucket", "contexts"),
+    ("destinations", "registry.local/app:1"),
+];
 
 fn kaniko(inputs: &[(&str, &str)], input: &str) -> String {
     refused("KanikoBuildV1", KANIKO, inputs, input)
@@ -112,6 +116,7 @@ cases! { kaniko:
     kaniko_node_selector_bad_key: [("nodeSelector", "bad key=x")] => "nodeSelector";
     kaniko_pod_label_bad_value: [("podLabels", "team=Not A Label")] => "podLabels";
     kaniko_namespace_not_dns1123: [("namespace", "Azure_Agent")] => "namespace";
+    kaniko_namespace_empty_on_an_agent_without_build_namespace: [("namespace", "")] => "namespace";
     kaniko_service_account_not_dns1123: [("serviceAccount", "Kaniko_SA")] => "serviceAccount";
     kaniko_bucket_name_invalid: [("bucket", "My_Bucket")] => "bucket";
     kaniko_region_invalid: [("region", "eu-west")] => "region";

@@ -57,6 +57,20 @@ fn invalid(name: &str, reason: impl Into<String>) -> InputError {
     InputError::invalid(SPEC.input(name), reason)
 }
 
+/// The `namespace` input, else the build namespace the azure-agent chart gives
+/// its agents (never their own namespace, where steps must not manage pods).
+fn build_namespace(input: Option<&str>, env: &Env) -> Result<String, InputError> {
+    let (namespace, source) = match (input, env.var("AZP_BUILD_NAMESPACE")) {
+        (Some(namespace), _) => (namespace, ""),
+        (None, Some(namespace)) => (namespace, " (from AZP_BUILD_NAMESPACE)"),
+        (None, None) => {
+            return Err(invalid("namespace", "is required: this agent names no build namespace (AZP_BUILD_NAMESPACE)"));
+        }
+    };
+    names::check_dns1123_label(namespace, 63).map_err(|e| invalid("namespace", format!("{e}{source}")))?;
+    Ok(namespace.to_string())
+}
+
 /// Checks every input and resolves the plan.
 pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
     let Inputs {
@@ -112,7 +126,7 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
             Connection::KubeconfigFile(path)
         }
     };
-    names::check_dns1123_label(namespace, 63).map_err(|e| invalid("namespace", e))?;
+    let namespace = build_namespace(namespace.as_deref(), env)?;
     if let Some(account) = service_account {
         names::check_dns1123_subdomain(account).map_err(|e| invalid("serviceAccount", e))?;
     }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use azp_harness::StepResult;
 use azp_kube_demo::render::{Renderer, stdout_is_tty};
 use azp_kube_demo::runner::{Runner, ServiceConnection, check_tasks};
-use azp_kube_demo::world::{LocalWorld, MANAGEMENT_CONNECTION};
+use azp_kube_demo::world::{KANIKO_NAMESPACE, LocalWorld, MANAGEMENT_CONNECTION};
 use azp_kube_demo::yaml;
 
 const USAGE: &str =
@@ -175,9 +175,13 @@ fn main() -> ExitCode {
     let (world, mut env, mut variables, connections) = if args.real {
         out.note("--real: no local world; the tasks use your KUBECONFIG and AWS environment as they are");
         out.note(&format!("service connection {MANAGEMENT_CONNECTION}: the current context of your kubeconfig"));
-        let env: Vec<(String, String)> = std::env::vars()
+        let mut env: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| !["INPUT_", "ENDPOINT_", "SECRET_", "VSTS_"].iter().any(|p| k.starts_with(p)))
             .collect();
+        // What the azure-agent chart's agents have: their build namespace.
+        if !env.iter().any(|(k, _)| k == "AZP_BUILD_NAMESPACE") {
+            env.push(("AZP_BUILD_NAMESPACE".to_string(), KANIKO_NAMESPACE.to_string()));
+        }
         (None, env, Vec::new(), real_connections)
     } else {
         out.note("starting the local world (Kubernetes API simulator, moto, registry)…");

@@ -10,8 +10,10 @@ use azp_kube_world::World;
 use crate::runner::ServiceConnection;
 use serde_json::json;
 
-/// The namespace and service account of the kaniko pods (the task's defaults).
-pub const KANIKO_NAMESPACE: &str = "azure-agent";
+/// The build namespace, which the azure-agent chart gives its agents as
+/// `AZP_BUILD_NAMESPACE` (the task's default namespace), and the kaniko pods'
+/// service account (the task's default).
+pub const KANIKO_NAMESPACE: &str = "azure-agent-build";
 pub const KANIKO_SERVICE_ACCOUNT: &str = "azure-agent-kaniko";
 /// The Kubernetes service connection to the cluster that runs kaniko pods.
 pub const MANAGEMENT_CONNECTION: &str = "management-cluster";
@@ -110,6 +112,7 @@ impl LocalWorld {
         }
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
         env.push(("PATH".to_string(), path));
+        env.push(("AZP_BUILD_NAMESPACE".to_string(), KANIKO_NAMESPACE.to_string()));
         notes.push("helm on PATH is helm 4 (from scripts/setup.sh)".to_string());
         let registry = world.registry();
         notes.push(format!("the registry {registry} is a local docker-registry; kaniko pods build with buildah"));
