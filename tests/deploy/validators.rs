@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// The chart's kubeVersion floor and the release the project builds against (k8s-openapi v1_34).
-const KUBERNETES: [&str; 2] = ["1.25.0", "1.34.0"];
+const KUBERNETES: [&str; 2] = ["1.29.0", "1.34.0"];
 
 /// KEDA releases (keys of keda_facts.RELEASES) the chart's default keda.version ("2.20") must satisfy.
 const KEDA_2_20: &[&str] = &["2.20.0", "2.20.1", "2.20.2"];
