@@ -97,6 +97,10 @@ impl Inner {
             logger.raw(&format!("error building image: {message}"));
             ContainerExit::code(1)
         };
+        if matches!(args.verbosity.as_str(), "debug" | "trace") {
+            // As kaniko's resolveSourceContext: the whole --context value, query included.
+            logger.line("DEBU", &format!("Getting source context from {}", args.context));
+        }
         logger.line("INFO", &format!("Retrieving build context from {}", redact(&args.context)));
         let bytes = tokio::select! {
             b = context::fetch(&args.context, &pod_aws, run.stdin.take()) => b,
