@@ -52,7 +52,7 @@ fn refused(folder: &str, base: &[(&str, &str)], inputs: &[(&str, &str)], input: 
 const KANIKO: &[(&str, &str)] =
     &[("connectionType", "Kubeconfig file"), ("bucket", "contexts"), ("destinations", "registry.local/app:1")];
 
-fn kaniko(inputs: &[(&str, &str)], input: &str) -> String {
+pub(crate) fn kaniko(inputs: &[(&str, &str)], input: &str) -> String {
     refused("KanikoBuildV1", KANIKO, inputs, input)
 }
 

@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod hostile;
+mod kaniko_secrets;
 mod secrets;
 mod support;

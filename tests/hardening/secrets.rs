@@ -23,7 +23,10 @@ const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENsecret";
 const PASSWORD: &str = "chart-repo-pa55word-secret";
 
 /// Every process command line seen while the flag is up.
-fn watch_command_lines(running: Arc<AtomicBool>, seen: Arc<Mutex<BTreeSet<String>>>) -> std::thread::JoinHandle<()> {
+pub(crate) fn watch_command_lines(
+    running: Arc<AtomicBool>,
+    seen: Arc<Mutex<BTreeSet<String>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while running.load(Ordering::Relaxed) {
             for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {

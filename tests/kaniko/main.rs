@@ -12,5 +12,6 @@ mod aws_faults;
 mod failures;
 mod faults;
 mod load;
+mod pod_secrets;
 mod real_builds;
 mod transports;
