@@ -161,6 +161,45 @@ fn a_secret_build_argument_is_removed_with_a_failed_build_even_when_the_pod_is_k
     assert!(!outcome.log_text().contains(TOKEN));
 }
 
+#[test]
+fn a_refused_pod_leaves_no_secret_behind() {
+    let namespace = world().unique_namespace("pod-secrets-refused").unwrap();
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("pod-secrets-refused", kaniko_success());
+    let pods = format!("/api/v1/namespaces/{namespace}/pods");
+    world().faults().fail_next(1, 403, azp_kube_world::faults::Scope::path(&pods).method("POST"));
+    let recorder = world().record(&namespace);
+    let outcome = run(&task, repo.path(), &namespace, &image)
+        .input("contextTransport", "Stream")
+        .input("buildArgs", &format!("NPM_TOKEN={TOKEN}"))
+        .env("SECRET_NPMTOKEN", TOKEN)
+        .run();
+    let events = recorder.finish();
+    assert_eq!(outcome.result, StepResult::Failed, "{}", outcome.log_text());
+    assert!(outcome.errors()[0].message.contains("cannot create the pod"), "{:?}", outcome.errors());
+    assert_eq!(secret_values(&events)["AZP_KUBE_BUILD_ARG_NPM_TOKEN"], TOKEN, "the Secret came first");
+    assert_nothing_left(&namespace, &outcome);
+}
+
+#[test]
+fn a_cancelled_build_leaves_no_secret_behind() {
+    let namespace = world().unique_namespace("pod-secrets-cancel").unwrap();
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("pod-secrets-cancel", azp_kube_world::Behaviour::serve(&["INFO building forever"]));
+    let mut running = run(&task, repo.path(), &namespace, &image)
+        .input("contextTransport", "Stream")
+        .input("buildArgs", &format!("NPM_TOKEN={TOKEN}"))
+        .env("SECRET_NPMTOKEN", TOKEN)
+        .spawn();
+    assert!(running.wait_for_line(|l| l.contains("INFO building forever"), Duration::from_secs(60)));
+    running.signal(libc::SIGINT);
+    let outcome = running.wait();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert_nothing_left(&namespace, &outcome);
+}
+
 /// An AWS profile whose credentials (from `credential_process`) expire in `secs`.
 fn expiring_profile(dir: &std::path::Path, secs: u64) -> String {
     let expiry = SystemTime::now() + Duration::from_secs(secs);
