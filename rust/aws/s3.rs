@@ -13,21 +13,22 @@
 //! clean-up through [`PendingUpload`] on cancellation).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
 use futures::{Stream, StreamExt as _};
 use tokio::task::JoinSet;
 
-use super::{error_chain, sdk_message};
+use super::sdk_message;
+
+mod presign;
+pub use presign::Presigned;
 
 /// Size of one part: the least S3 takes for all but the last, which keeps
 /// memory low (parts in flight and the one being filled).
@@ -126,6 +127,8 @@ fn version(id: &str) -> Option<String> {
 pub struct ContextStore {
     client: Client,
     pub bucket: String,
+    /// What signs presigned URLs (the client's config does not expose it).
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 /// An upload that has started and not completed yet, so that whoever cleans
@@ -152,7 +155,7 @@ impl ContextStore {
     /// (S3-compatible stores and emulators need it).
     pub fn new(config: &SdkConfig, bucket: &str, path_style: bool) -> Self {
         let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
-        Self { client: Client::from_conf(s3), bucket: bucket.to_string() }
+        Self { client: Client::from_conf(s3), bucket: bucket.to_string(), credentials: config.credentials_provider() }
     }
 
     fn error(&self, key: &str, action: &'static str, message: String) -> Error {
@@ -360,21 +363,6 @@ impl ContextStore {
         if let Some((key, upload_id)) = pending.take() {
             self.abort(&key, &upload_id).await;
         }
-    }
-
-    /// A GET URL that works without credentials until it expires.
-    pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, Error> {
-        let config =
-            PresigningConfig::expires_in(expires_in).map_err(|e| self.error(key, "presign", error_chain(&e)))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(config)
-            .await
-            .map_err(|e| self.error(key, "presign", sdk_message(&e)))?;
-        Ok(request.uri().to_string())
     }
 
     /// Deletes an object (missing is fine).

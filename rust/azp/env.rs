@@ -52,6 +52,15 @@ impl Env {
         self.var(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 
+    /// The values of the pipeline's secret variables: the agent passes each
+    /// to a Node handler's process as `SECRET_<NAME>`.
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.vars
+            .iter()
+            .filter(|(name, value)| name.starts_with("SECRET_") && !value.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Run by the agent (`TF_BUILD` is set), rather than from a terminal.
     pub fn under_agent(&self) -> bool {
         self.var("TF_BUILD").is_some()

@@ -1,15 +1,18 @@
 //! The kaniko pod for a build: one container running the executor, never
-//! restarted, with a deadline, the registry config and the build's identity.
+//! restarted, with a deadline, the registry config and the build's identity;
+//! and the build's Secret, which holds what the pod spec must not show.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EnvVar, Pod, PodSpec, ResourceRequirements, Toleration, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, Pod, PodSpec, ResourceRequirements, Secret,
+    SecretKeySelector, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 
-use super::args::{Build, ContextSource, executor_args};
+use super::args::{Build, ContextSource, executor_args, secret_env};
 
 /// The name of the executor's container.
 pub const CONTAINER: &str = "kaniko";
@@ -41,10 +44,47 @@ pub struct PodOptions {
     pub s3_endpoint: Option<String>,
 }
 
-/// The pod that runs `build`.
-pub fn pod_spec(build: &Build, options: &PodOptions) -> Pod {
+/// The build's Secret: every value of [`secret_env`], under its variable's
+/// name; `None` when the build has no such value.
+pub fn values_secret(build: &Build, options: &PodOptions) -> Option<Secret> {
+    let env = secret_env(build);
+    if env.is_empty() {
+        return None;
+    }
+    let data = env.into_iter().map(|(name, value)| (name, ByteString(value.expose().as_bytes().to_vec()))).collect();
+    Some(Secret {
+        metadata: ObjectMeta {
+            generate_name: Some(options.generate_name.clone()),
+            namespace: Some(options.namespace.clone()),
+            labels: Some(options.labels.clone()),
+            ..Default::default()
+        },
+        data: Some(data),
+        immutable: Some(true),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    })
+}
+
+/// The pod that runs `build`; `values_secret` names the Secret made from
+/// [`values_secret`], if the build has one.
+pub fn pod_spec(build: &Build, options: &PodOptions, values_secret: Option<&str>) -> Pod {
     let stdin = build.context == ContextSource::Stdin;
     let mut env = Vec::new();
+    if let Some(secret) = values_secret {
+        env.extend(secret_env(build).into_keys().map(|name| EnvVar {
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.into(),
+                    key: name.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+            name,
+            value: None,
+        }));
+    }
     if matches!(build.context, ContextSource::S3 { .. }) {
         let var = |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), value_from: None };
         if let Some(region) = &options.aws_region {
@@ -132,6 +172,8 @@ pub fn pod_spec(build: &Build, options: &PodOptions) -> Pod {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
     use crate::kaniko::args::tests::sample;
 
@@ -153,7 +195,7 @@ mod tests {
 
     #[test]
     fn golden_pod() {
-        let pod = serde_json::to_value(pod_spec(&sample(), &options())).unwrap();
+        let pod = serde_json::to_value(pod_spec(&sample(), &options(), Some("kaniko-42-x7k2p"))).unwrap();
         let expected = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Pod",
@@ -172,6 +214,9 @@ mod tests {
                     "image": "ghcr.io/osscontainertools/kaniko:v1.28.3",
                     "args": crate::kaniko::args::executor_args(&sample()),
                     "env": [
+                        {"name": "AZP_KUBE_BUILD_ARG_NPM_TOKEN", "valueFrom": {"secretKeyRef": {
+                            "name": "kaniko-42-x7k2p", "key": "AZP_KUBE_BUILD_ARG_NPM_TOKEN", "optional": false
+                        }}},
                         {"name": "AWS_REGION", "value": "eu-west-1"},
                         {"name": "S3_ENDPOINT", "value": "http://127.0.0.1:5000"},
                         {"name": "S3_FORCE_PATH_STYLE", "value": "true"}
@@ -187,9 +232,36 @@ mod tests {
     }
 
     #[test]
+    fn the_values_secret_holds_what_the_pod_spec_must_not_show() {
+        let url = "https://s3.example/c.tar.gz?X-Amz-Signature=f00d";
+        let build = Build { context: ContextSource::Url(crate::azp::Secret::new(url)), ..sample() };
+        let secret = serde_json::to_value(values_secret(&build, &options()).unwrap()).unwrap();
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        assert_eq!(
+            secret,
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "generateName": "kaniko-42-",
+                    "namespace": "azure-agent",
+                    "labels": {"azp-kube/build-id": "42"}
+                },
+                "immutable": true,
+                "type": "Opaque",
+                "data": {"AZP_KUBE_BUILD_ARG_NPM_TOKEN": b64("npm-s3cr3t"), "AZP_KUBE_CONTEXT_URL": b64(url)}
+            })
+        );
+        let pod = serde_json::to_string(&pod_spec(&build, &options(), Some("kaniko-42-x7k2p"))).unwrap();
+        assert!(!pod.contains("f00d") && !pod.contains("npm-s3cr3t"), "{pod}");
+        let plain = Build { build_args: vec![], ..sample() };
+        assert!(values_secret(&plain, &options()).is_none());
+    }
+
+    #[test]
     fn stdin_pods_keep_stdin_open_once_and_get_no_aws_env() {
-        let build = Build { context: ContextSource::Stdin, ..sample() };
-        let pod = pod_spec(&build, &PodOptions { registry_config_map: None, ..options() });
+        let build = Build { context: ContextSource::Stdin, build_args: vec![], ..sample() };
+        let pod = pod_spec(&build, &PodOptions { registry_config_map: None, ..options() }, None);
         let container = &pod.spec.as_ref().unwrap().containers[0];
         assert_eq!((container.stdin, container.stdin_once), (Some(true), Some(true)));
         assert!(container.env.is_none());

@@ -211,6 +211,8 @@ pub struct RunningPod {
     api: Api<Pod>,
     pub name: String,
     pub namespace: String,
+    /// Set by the server; what an ownerReference to the pod names.
+    pub uid: String,
 }
 
 impl RunningPod {
@@ -221,7 +223,8 @@ impl RunningPod {
             .await
             .map_err(|source| Error::Create { namespace: namespace.to_string(), source })?;
         let name = created.metadata.name.unwrap_or_default();
-        Ok(Self { api, name, namespace: namespace.to_string() })
+        let uid = created.metadata.uid.unwrap_or_default();
+        Ok(Self { api, name, namespace: namespace.to_string(), uid })
     }
 
     /// The pod's states as they change, from one watch on its name, resumed

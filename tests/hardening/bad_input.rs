@@ -56,7 +56,7 @@ const KANIKO: &[(&str, &str)] = &[
     ("destinations", "registry.local/app:1"),
 ];
 
-fn kaniko(inputs: &[(&str, &str)], input: &str) -> String {
+pub(crate) fn kaniko(inputs: &[(&str, &str)], input: &str) -> String {
     refused("KanikoBuildV1", KANIKO, inputs, input)
 }
 

@@ -4,5 +4,6 @@
 mod bad_input;
 mod helm_isolation;
 mod hostile;
+mod kaniko_secrets;
 mod secrets;
 mod support;

@@ -27,15 +27,19 @@ const EXTERNAL_ID: &str = "tenant-external-id-4d2c";
 
 /// What the watcher saw of the processes on the machine.
 #[derive(Default)]
-struct Seen {
-    command_lines: BTreeSet<String>,
+pub(crate) struct Seen {
+    pub(crate) command_lines: BTreeSet<String>,
     /// The environments of helm and of `azp-kube eks-token`.
-    helm_environments: BTreeSet<String>,
+    pub(crate) helm_environments: BTreeSet<String>,
 }
 
 /// Every process command line seen while the flag is up, and the
 /// environment of every process that is helm (`helm_path`) or the exec entry.
-fn watch_processes(running: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>, helm_path: String) -> std::thread::JoinHandle<()> {
+pub(crate) fn watch_processes(
+    running: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    helm_path: String,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while running.load(Ordering::Relaxed) {
             for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {

@@ -13,6 +13,7 @@ mod failures;
 mod faults;
 mod fidelity;
 mod load;
+mod pod_secrets;
 mod real_builds;
 mod tenant;
 mod transports;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use tracing::{info, warn};
 
@@ -24,11 +24,12 @@ use crate::azp::report::Outcome;
 use crate::azp::untrusted::LineSplitter;
 use crate::azp::{Agent, Env};
 use crate::context::{self, ContextPlan};
-use crate::kaniko::args::{CONTEXT_SUB_PATH, ContextSource};
-use crate::kaniko::pod::{CONTAINER, pod_spec};
+use crate::kaniko::args::{BuildArg, CONTEXT_SUB_PATH, ContextSource};
+use crate::kaniko::pod::{CONTAINER, pod_spec, values_secret};
 use crate::kaniko::reference::is_sha256_digest;
 use crate::kube::client;
 use crate::kube::pod::{Failure, RunningPod, State};
+use crate::kube::secret::PodSecret;
 use crate::tasks::inputs::kaniko_build::{Inputs, SPEC};
 
 /// How long clean-up may take after a cancel (the agent kills at 10 s).
@@ -37,9 +38,19 @@ const CLEANUP_DEADLINE: Duration = Duration::from_secs(4);
 /// Lines of the build log kept for the error message.
 const LOG_TAIL: usize = 20;
 
+/// How long a presigned context URL stays valid (at most timeoutMinutes):
+/// kaniko fetches the context as soon as its container starts, and a pod
+/// that has not started by then has failed for another reason.
+const CONTEXT_URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
 pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
     let plan = params::resolve(&inputs, env)?;
+    for arg in &plan.build.build_args {
+        if let BuildArg::Secret { value, .. } = arg {
+            agent.set_secret(value.expose());
+        }
+    }
     let context = context::plan(&plan.pack).map_err(context_input_error)?.packed_under(CONTEXT_SUB_PATH);
     show_context(agent, &context);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -81,9 +92,21 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     }
     report.timings.upload = started.elapsed();
 
-    let running = RunningPod::create(pods, &plan.pod.namespace, &pod_spec(&build, &plan.pod)).await?;
+    // What the pod spec must not show goes into a Secret the pod reads.
+    let secret = match values_secret(&build, &plan.pod) {
+        Some(secret) => Some(create_secret(&pods, &plan.pod.namespace, &secret, cleanup).await?),
+        None => None,
+    };
+    let spec = pod_spec(&build, &plan.pod, secret.as_ref().map(|s| s.name.as_str()));
+    let running = RunningPod::create(pods, &plan.pod.namespace, &spec).await?;
     cleanup.set_pod(running.clone());
     info!("Started pod {}/{}", running.namespace, running.name);
+    if let Some(secret) = &secret
+        && let Err(e) = secret.own_by(&running.name, &running.uid).await
+    {
+        // The clean-up still deletes it; only a killed task would leave it.
+        warn!("{e}");
+    }
     report.pod = running.name.clone();
 
     let queued = Instant::now();
@@ -207,11 +230,32 @@ async fn upload_context(
         );
     };
     let source = if *presigned {
-        ContextSource::Url(store.presign_get(&key, plan.timeout + Duration::from_secs(600)).await?)
+        let presigned = store.presign_get(&key, plan.timeout.min(CONTEXT_URL_LIFETIME)).await?;
+        presigned.secrets.iter().for_each(|secret| agent.set_secret(secret));
+        if presigned.shortened {
+            warn!(
+                "The presigned context URL is valid for only {} s: the AWS credentials that sign it expire soon after",
+                presigned.lifetime.as_secs()
+            );
+        }
+        ContextSource::Url(presigned.url)
     } else {
         ContextSource::S3 { bucket: bucket.clone(), key: key.clone() }
     };
     Ok((source, Shipped { store, key, object }))
+}
+
+/// Creates the build's Secret and registers it for clean-up.
+async fn create_secret(
+    pods: &Api<Pod>,
+    namespace: &str,
+    secret: &Secret,
+    cleanup: &Cleanup,
+) -> anyhow::Result<PodSecret> {
+    let api: Api<Secret> = Api::namespaced(pods.clone().into_client(), namespace);
+    let created = PodSecret::create(api, namespace, secret).await?;
+    *cleanup.secret.lock().unwrap_or_else(|p| p.into_inner()) = Some(created.clone());
+    Ok(created)
 }
 
 /// `azp-kube context --upload s3://bucket/prefix/`: a terminal command, so
@@ -374,11 +418,14 @@ fn show_context(agent: &Agent, context: &ContextPlan) {
     }
 }
 
-/// What to remove at the end: the pod, the context object, an unfinished
-/// upload. Registered as each comes to exist, run once whatever happened.
+/// What to remove at the end: the pod, its Secret, the context object, an
+/// unfinished upload. Registered as each comes to exist, run once whatever
+/// happened.
 #[derive(Default)]
 struct Cleanup {
     pod: Mutex<Option<RunningPod>>,
+    /// Deleted even when the failed pod is kept: a finished pod needs no values.
+    secret: Mutex<Option<PodSecret>>,
     store: Mutex<Option<ContextStore>>,
     object: Mutex<Option<String>>,
     pending: PendingUpload,
@@ -410,6 +457,7 @@ impl Cleanup {
     async fn run(&self, plan: &Plan, succeeded: bool) {
         let failed = !succeeded || self.failed.load(std::sync::atomic::Ordering::Relaxed);
         let pod = self.pod.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let secret = self.secret.lock().unwrap_or_else(|p| p.into_inner()).take();
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).take();
         let object = self.object.lock().unwrap_or_else(|p| p.into_inner()).take();
         let delete_pod = async {
@@ -434,6 +482,13 @@ impl Cleanup {
                 warn!("{e}");
             }
         };
-        tokio::join!(delete_pod, delete_object);
+        let delete_secret = async {
+            if let Some(secret) = secret
+                && let Err(e) = secret.delete().await
+            {
+                warn!("{e}");
+            }
+        };
+        tokio::join!(delete_pod, delete_secret, delete_object);
     }
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Toleration;
 
 use crate::azp::Env;
+use crate::azp::Secret;
 use crate::azp::inputs::InputError;
 use crate::context::PackOptions;
-use crate::kaniko::args::{Build, ContextSource, check_extra_args};
+use crate::kaniko::args::{Build, BuildArg, ContextSource, check_extra_args};
 use crate::kaniko::pod::PodOptions;
 use crate::kaniko::reference::{self, ImageReference};
 use crate::kube::client::Connection;
@@ -165,9 +166,12 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
         .iter()
         .map(|d| parse_destination(d).map_err(|e| invalid("destinations", e)))
         .collect::<Result<Vec<ImageReference>, _>>()?;
-    for arg in build_args {
-        check_build_arg(arg).map_err(|e| invalid("buildArgs", e))?;
-    }
+    let secret_values: Vec<&str> = env.secret_values().collect();
+    let build_args = build_args
+        .iter()
+        .enumerate()
+        .map(|(index, line)| parse_build_arg(index + 1, line, &secret_values).map_err(|e| invalid("buildArgs", e)))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(target) = target {
         check_stage(target).map_err(|e| invalid("target", e))?;
     }
@@ -235,7 +239,7 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
             context: ContextSource::Stdin,
             dockerfile: dockerfile.clone(),
             destinations,
-            build_args: build_args.clone(),
+            build_args,
             target: target.clone(),
             labels: labels.clone(),
             cache,
@@ -304,17 +308,42 @@ fn parse_destination(text: &str) -> Result<ImageReference, String> {
     Ok(parsed)
 }
 
-fn check_build_arg(arg: &str) -> Result<(), String> {
-    let name = arg.split_once('=').map_or(arg, |(name, _)| name);
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(format!("{arg:?} must be KEY=VALUE or KEY, with KEY of letters, digits and '_'"));
+/// One `buildArgs` line. A value that holds a secret variable's value goes
+/// to the pod through the build's Secret. Errors name the line and the key,
+/// never the value.
+fn parse_build_arg(number: usize, line: &str, secret_values: &[&str]) -> Result<BuildArg, String> {
+    let is_key = |key: &str| {
+        key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    // Where a secret variable's value starts in the line, if anywhere.
+    let secret_at = secret_values.iter().flat_map(|secret| line.match_indices(secret).map(|(at, _)| at)).min();
+    let Some((key, value)) = line.split_once('=') else {
+        if secret_at.is_some() || !is_key(line) {
+            return Err(format!("line {number} must be KEY=VALUE"));
+        }
+        // kaniko would fill a bare KEY from its own environment, where
+        // nothing sets it: KEY would be empty, not the Dockerfile's default.
+        return Err(format!(
+            "{line} has no value: kaniko would build with {line} set to an empty string, overriding the \
+             Dockerfile's ARG default (Docker leaves it unset); write {line}=VALUE, such as {line}=$(variable), \
+             or leave the line out"
+        ));
+    };
+    if secret_at.is_some_and(|at| at < key.len()) {
+        return Err(format!("line {number}: the key holds a secret variable's value; write KEY=$(variable)"));
     }
-    if arg.contains('\0') {
-        return Err(format!("the value of {name} contains a NUL character"));
+    if !is_key(key) {
+        return Err(format!("line {number}: the key must be letters, digits and '_', not starting with a digit"));
     }
-    Ok(())
+    if value.contains('\0') {
+        return Err(format!("the value of {key} contains a NUL character"));
+    }
+    let key = key.to_string();
+    Ok(match secret_at {
+        Some(_) => BuildArg::Secret { key, value: Secret::new(value) },
+        None => BuildArg::Plain { key, value: value.to_string() },
+    })
 }
 
 fn check_stage(target: &str) -> Result<(), String> {
@@ -465,13 +494,27 @@ mod tests {
 
     #[test]
     fn build_args() {
-        assert!(check_build_arg("VERSION=1.2=3").is_ok());
-        assert!(check_build_arg("HTTP_PROXY").is_ok());
-        assert!(check_build_arg("=x").is_err());
-        assert!(check_build_arg("=").is_err());
-        assert!(check_build_arg("1X=a").is_err());
-        assert!(check_build_arg("A B=c").is_err());
-        assert!(check_build_arg("A=b\0c").is_err());
+        let plain = |key: &str, value: &str| BuildArg::Plain { key: key.into(), value: value.into() };
+        assert_eq!(parse_build_arg(1, "VERSION=1.2=3", &[]), Ok(plain("VERSION", "1.2=3")));
+        assert_eq!(parse_build_arg(1, "EMPTY=", &[]), Ok(plain("EMPTY", "")));
+        for bad in ["=x", "=", "1X=a", "A B=c", "A=b\0c", "HTTP_PROXY", "not a key"] {
+            assert!(parse_build_arg(1, bad, &[]).is_err(), "{bad:?}");
+        }
+        let bare = parse_build_arg(1, "HTTP_PROXY", &[]).unwrap_err();
+        assert!(bare.contains("ARG default"), "{bare}");
+    }
+
+    #[test]
+    fn build_args_holding_a_secret_value_are_secret_and_never_echoed() {
+        let secrets = ["s3cr3t-t0ken", "dGVzdA=="];
+        let arg = parse_build_arg(1, "NPM_TOKEN=Bearer s3cr3t-t0ken", &secrets).unwrap();
+        assert_eq!(arg, BuildArg::Secret { key: "NPM_TOKEN".into(), value: Secret::new("Bearer s3cr3t-t0ken") });
+        for line in ["s3cr3t-t0ken", "dGVzdA==", "BAD KEY=s3cr3t-t0ken", "X=s3cr3t-t0ken\0"] {
+            let error = parse_build_arg(4, line, &secrets).unwrap_err();
+            assert!(!error.contains("s3cr3t") && !error.contains("dGVzdA"), "{error}");
+        }
+        let error = parse_build_arg(2, "1X=plain-value", &[]).unwrap_err();
+        assert!(error.contains("line 2") && !error.contains("plain-value"), "{error}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod patch;
 pub mod pods;
 pub mod protobuf;
 pub mod rbac;
+pub mod recorder;
 pub mod registry;
 pub mod resources;
 pub mod selectors;

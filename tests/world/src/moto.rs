@@ -167,6 +167,14 @@ pub fn reset(port: u16) -> Result<(), Error> {
     call(port, "reset", "POST", "/moto-api/reset", &[], "").map(|_| ())
 }
 
+/// Creates an S3 bucket (moto does not check the signature).
+pub fn create_bucket(port: u16, region: &str, name: &str) -> Result<(), Error> {
+    let credential = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20250101/{region}/s3/aws4_request, SignedHeaders=host, Signature=00"
+    );
+    call(port, "CreateBucket", "PUT", &format!("/{name}"), &[("Authorization", credential.as_str())], "").map(|_| ())
+}
+
 /// Creates an EKS cluster in moto's default account (it points at the simulator).
 pub fn create_cluster(port: u16, region: &str, name: &str) -> Result<(), Error> {
     let credential = format!(

@@ -211,6 +211,11 @@ impl World {
         drop(self.dir.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 
+    /// Starts recording every change in `namespace` (see [`crate::recorder`]).
+    pub fn record(&self, namespace: &str) -> crate::recorder::Recorder {
+        crate::recorder::Recorder::start(self.cluster(), namespace)
+    }
+
     /// How long [`World::start`] took.
     pub fn startup_time(&self) -> Duration {
         self.startup
@@ -422,6 +427,14 @@ impl World {
             moto::create_cluster(port, REGION, CLUSTER_NAME)?;
         }
         Ok(())
+    }
+
+    /// Creates an S3 bucket in moto (the world runs without moto: nothing to do).
+    pub fn create_bucket(&self, name: &str) -> Result<(), Error> {
+        match self.moto {
+            Some((port, _)) => Ok(moto::create_bucket(port, REGION, name)?),
+            None => Ok(()),
+        }
     }
 
     /// Creates a namespace (an existing one is fine).

@@ -44,6 +44,7 @@ impl Logger {
         let name = match level {
             "WARN" => "warning",
             "ERRO" => "error",
+            "DEBU" => "debug",
             _ => "info",
         };
         let now = || jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -54,6 +55,7 @@ impl Logger {
                 let color = match level {
                     "WARN" => 33,
                     "ERRO" => 31,
+                    "DEBU" => 37,
                     _ => 36,
                 };
                 let secs = self.start.elapsed().as_secs();

@@ -106,6 +106,10 @@ impl Inner {
         let source_error = |logger: &Logger, message: &str| {
             cobra_error(logger, &format!("error resolving source context: {message}"), true)
         };
+        if matches!(args.verbosity.as_str(), "debug" | "trace") {
+            // As kaniko's resolveSourceContext: the whole context value, query included.
+            logger.line("DEBU", &format!("Getting source context from {source}"));
+        }
         logger.line("INFO", &format!("Retrieving build context from {}", redact(&source)));
         let bytes = tokio::select! {
             b = context::fetch(&source, &pod_aws, run.stdin.take()) => b,

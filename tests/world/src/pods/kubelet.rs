@@ -365,6 +365,35 @@ impl PodRun {
         });
     }
 
+    /// The container as it starts (environment resolved, arguments expanded).
+    /// While that fails the container waits in `CreateContainerConfigError`
+    /// and the kubelet tries again; `None` once cancelled.
+    async fn config_of(
+        &self,
+        container: &Value,
+        list: &'static str,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Option<Value> {
+        loop {
+            match super::env::resolve(&self.kubelet.cluster, &self.ns, container) {
+                Ok(resolved) => return Some(resolved),
+                Err(message) => {
+                    self.status(|s| {
+                        if let Some(cs) = container_mut(s, list, name) {
+                            cs["state"] = waiting("CreateContainerConfigError", Some(&message));
+                        }
+                    });
+                    self.event("kubelet", Level::Warning, "Failed", &format!("Error: {message}"));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = cancel.cancelled() => return None,
+            }
+        }
+    }
+
     /// Runs one container, restarting it as `restart` says; writes its states on the way.
     async fn run_container(
         &self,
@@ -377,6 +406,11 @@ impl PodRun {
         let name = container["name"].as_str().unwrap_or_default().to_string();
         let mut restarts = 0u32;
         loop {
+            let container = match self.config_of(container, list, &name, &cancel).await {
+                Some(resolved) => resolved,
+                None => return ContainerExit::killed(),
+            };
+            let container = &container;
             let started = now();
             let container_id = format!("containerd://{}", crate::auth::random_token());
             let log = self.kubelet.cluster.logs.open(&self.uid, &name);

@@ -2,6 +2,7 @@
 //! container logs, and the kubelet that moves pods Pending → Running → Succeeded/Failed.
 
 mod behaviour;
+mod env;
 mod events;
 mod kubelet;
 mod logs;
@@ -9,6 +10,7 @@ mod runtime;
 mod status;
 
 pub use behaviour::{Behaviour, Behaviours, DefaultRule, repository};
+pub use env::expand;
 pub use kubelet::Kubelet;
 pub use logs::{ContainerLog, LogLine, LogStore, LogWriter, StdinMap};
 pub use runtime::{ContainerExit, ContainerRun, ContainerRuntime, RunFuture, ScriptRuntime};
