@@ -4,7 +4,6 @@
 //! who may read pods in the build namespace reads the spec); and a bad
 //! build argument's error names the line and key, never the value.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
