@@ -625,3 +625,51 @@ fn write_script(path: &Path, script: &str) {
     std::fs::write(path, script).unwrap();
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
+
+/// A repository that is itself the chart: `chartPath: .` (or empty) reaches
+/// the task as the repository folder, which is the chart.
+#[test]
+fn a_chart_at_the_repository_root_is_deployed() {
+    let namespace = world().unique_namespace("root-chart").unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let repository = tempfile::tempdir().unwrap();
+    copy_dir(&chart(), repository.path());
+    let outcome = run(&task, home.path())
+        .sources(repository.path())
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world().kubeconfig_path().display().to_string())
+        .input("chartType", "FilePath")
+        .input("chartPath", ".")
+        .input("releaseName", "root")
+        .input("namespace", &namespace)
+        .input("waitForExecution", "false")
+        .input("helmPath", &world().tools().helm4.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert_eq!(outcome.output("releaseRevision"), Some("1"));
+
+    let empty = tempfile::tempdir().unwrap();
+    let refused = run(&task, home.path())
+        .sources(empty.path())
+        .with_chart_from_world()
+        .input("chartPath", "")
+        .input("releaseName", "root")
+        .input("namespace", &namespace)
+        .run();
+    assert_eq!(refused.result, StepResult::Failed);
+    assert!(refused.errors()[0].message.contains("chartPath"), "{:?}", refused.errors());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -189,7 +189,7 @@ fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
     };
     Ok(Upgrade {
         release: inputs.release_name.clone(),
-        chart: chart(inputs)?,
+        chart: chart(inputs, env)?,
         version: inputs.chart_version.clone().filter(|_| inputs.chart_type != ChartType::FilePath),
         namespace: inputs.namespace.clone(),
         create_namespace: inputs.create_namespace,
@@ -204,11 +204,16 @@ fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
     })
 }
 
-fn chart(inputs: &Inputs) -> Result<ChartRef, InputError> {
+fn chart(inputs: &Inputs, env: &Env) -> Result<ChartRef, InputError> {
     let name = || inputs.chart_name.clone().ok_or_else(|| bad("chartName", "a chart name is required"));
     match inputs.chart_type {
         ChartType::FilePath => {
-            let path = inputs.chart_path.clone().ok_or_else(|| bad("chartPath", "a chart path is required"))?;
+            // The agent sends the repository folder for an empty path (and
+            // for `.`): that is the chart when the repository is one.
+            let root = || env.default_directories().map(PathBuf::from).find(|dir| dir.join("Chart.yaml").is_file());
+            let path = inputs.chart_path.clone().or_else(root).ok_or_else(|| {
+                bad("chartPath", "a chart path is required (the repository folder holds no Chart.yaml)")
+            })?;
             let is_chart =
                 path.join("Chart.yaml").is_file() || (path.is_file() && path.extension().is_some_and(|e| e == "tgz"));
             if !is_chart {
@@ -279,7 +284,7 @@ fn logins(inputs: &Inputs) -> Result<(Option<Repository>, Option<RegistryLogin>)
             Ok((Some(Repository { name, url: url.clone(), login }), None))
         }
         ChartType::Oci => {
-            let reference = chart(inputs)?.as_arg();
+            let reference = chart(inputs, &Env::default())?.as_arg();
             Ok((None, login.map(|(user, password)| (oci_host(&reference).to_string(), user, password))))
         }
         ChartType::FilePath => Ok((None, None)),
