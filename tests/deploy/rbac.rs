@@ -63,6 +63,9 @@ fn the_agent_builds_in_its_namespace_and_is_denied_everything_else() {
         .input("kanikoImage", &image)
         .input("contextTransport", "S3 presigned URL")
         .input("bucket", &bucket)
+        // kaniko fetches https:// only: moto behind TLS, whose CA the agent is given.
+        .input("s3Endpoint", &world().aws_https_endpoint().unwrap())
+        .env("SSL_CERT_FILE", &world().ca_file().display().to_string())
         .input("destinations", "registry.local/app:1");
     run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
     let outcome = run.run();

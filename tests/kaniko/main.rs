@@ -11,6 +11,7 @@ mod support;
 mod aws_faults;
 mod failures;
 mod faults;
+mod ground_truth;
 mod load;
 mod real_builds;
 mod transports;

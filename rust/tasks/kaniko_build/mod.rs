@@ -27,11 +27,14 @@ use crate::kaniko::args::ContextSource;
 use crate::kaniko::pod::{CONTAINER, pod_spec};
 use crate::kaniko::reference::is_sha256_digest;
 use crate::kube::client;
-use crate::kube::pod::{Failure, RunningPod, State};
+use crate::kube::pod::{Error as PodError, Failure, RunningPod, State};
 use crate::tasks::inputs::kaniko_build::{Inputs, SPEC};
 
 /// How long clean-up may take after a cancel (the agent kills at 10 s).
 const CLEANUP_DEADLINE: Duration = Duration::from_secs(4);
+
+/// How long a build whose stdin broke off waits for kaniko's own failure.
+const STDIN_FAILURE_GRACE: Duration = Duration::from_secs(10);
 
 /// Lines of the build log kept for the error message.
 const LOG_TAIL: usize = 20;
@@ -69,15 +72,21 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     let mut build = plan.build.clone();
     build.dockerfile = context.dockerfile().to_string_lossy().into_owned();
     let mut stdin_context = None;
+    let mut pod = plan.pod.clone();
     match &plan.transport {
-        Transport::S3 { .. } => {
-            build.context = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
+        Transport::S3 { presigned, .. } => {
+            let (source, region) = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
+            build.context = source;
+            // kaniko's S3 client does not follow a redirect to the bucket's region.
+            if !presigned && region.is_some() {
+                pod.aws_region = region;
+            }
         }
         Transport::Stream => stdin_context = Some(context),
     }
     report.timings.upload = started.elapsed();
 
-    let running = RunningPod::create(pods, &plan.pod.namespace, &pod_spec(&build, &plan.pod)).await?;
+    let running = RunningPod::create(pods, &plan.pod.namespace, &pod_spec(&build, &pod)).await?;
     cleanup.set_pod(running.clone());
     info!("Started pod {}/{}", running.namespace, running.name);
     report.pod = running.name.clone();
@@ -89,19 +98,42 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
 
     let building = Instant::now();
     let tail = Arc::new(Mutex::new(Tail::default()));
-    let log = follow_log(agent, &running, tail.clone());
-    let stdin = async {
-        // A failed transfer also shows up as the build's own failure (kaniko
-        // reports an unexpected EOF); log it so the cause is not lost.
-        if let Some(context) = stdin_context
-            && let Err(e) = send_context(&running, context, &mut report).await
-        {
-            warn!("{:#}", e.context("sending the build context into the pod failed"));
+    let finished = async {
+        let mut watching = std::pin::pin!(wait_until_finished(first, &mut states));
+        let Some(context) = stdin_context else { return watching.await };
+        let sent = tokio::select! {
+            sent = send_context(&running, context, &mut report) => sent,
+            // The container ended before it read everything: its own failure says why.
+            state = &mut watching => return state,
+        };
+        match sent {
+            Ok(()) => watching.await,
+            // Nothing reached kaniko, which would wait on its stdin until the deadline.
+            Err(error @ (PodError::AttachRefused { .. } | PodError::Attach { .. })) => {
+                Err(stream_error(error, &running.namespace))
+            }
+            // Broken off midway: kaniko's own end, if it comes soon, says more.
+            Err(error) => match tokio::time::timeout(STDIN_FAILURE_GRACE, &mut watching).await {
+                Ok(state) => state,
+                Err(_) => Err(stream_error(error, &running.namespace)),
+            },
         }
     };
-    let finished = async { tokio::join!(stdin, wait_until_finished(first, &mut states)).1 };
     agent.group("kaniko build log");
-    let (state, ()) = tokio::join!(finished, log);
+    let log = follow_log(agent, &running, tail.clone());
+    let state = {
+        let (mut finished, mut log) = (std::pin::pin!(finished), std::pin::pin!(log));
+        tokio::select! {
+            state = &mut finished => {
+                // The log ends with the pod; after a failure of our own the pod is deleted.
+                if state.is_ok() {
+                    log.await;
+                }
+                state
+            }
+            () = &mut log => finished.await,
+        }
+    };
     agent.end_group();
     report.timings.build = building.elapsed();
 
@@ -124,7 +156,7 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
 }
 
 /// Uploads the context (unless an identical one is there) and says where
-/// the pod finds it.
+/// the pod finds it, and in which region the bucket is.
 async fn upload_context(
     env: &Env,
     agent: &Agent,
@@ -132,12 +164,27 @@ async fn upload_context(
     context: ContextPlan,
     cleanup: &Cleanup,
     report: &mut Report,
-) -> anyhow::Result<ContextSource> {
+) -> anyhow::Result<(ContextSource, Option<String>)> {
     let Transport::S3 { bucket, key_prefix, region, endpoint, presigned, delete_after_build } = &plan.transport else {
         unreachable!("only S3 transports upload")
     };
-    let target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone() };
-    let store = ContextStore::new(&sdk_config(env, &target, None).await, bucket, endpoint.is_some());
+    let mut target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone() };
+    let mut config = sdk_config(env, &target, None).await;
+    let mut store = ContextStore::new(&config, bucket, endpoint.is_some());
+    if region.is_none() {
+        // S3 answers a client of another region with a redirect the SDKs do not follow.
+        match store.region().await {
+            Some(home) if config.region().is_none_or(|r| r.as_ref() != home) => {
+                info!("The bucket {bucket} is in {home}: the upload and the pod use that region");
+                target.region = Some(home);
+                config = sdk_config(env, &target, None).await;
+                store = ContextStore::new(&config, bucket, endpoint.is_some());
+            }
+            Some(_) => {}
+            None => info!("S3 did not say which region the bucket {bucket} is in: the agent's region is used"),
+        }
+    }
+    let region = config.region().map(|r| r.to_string());
     cleanup.set_store(store.clone());
     let included = context.summary().included_bytes.max(1);
     let uploaded = transfer::pack_and_upload(&store, key_prefix, context, &cleanup.pending, |sent| {
@@ -158,11 +205,12 @@ async fn upload_context(
     report.context_bytes = uploaded.bytes;
     report.upload_skipped = uploaded.skipped;
     report.pack = uploaded.stats;
-    Ok(if *presigned {
+    let source = if *presigned {
         ContextSource::Url(store.presign_get(&key, plan.timeout + Duration::from_secs(600)).await?)
     } else {
         ContextSource::S3 { bucket: bucket.clone(), key }
-    })
+    };
+    Ok((source, region))
 }
 
 /// `azp-kube context --upload s3://bucket/prefix/`: a terminal command, so
@@ -194,12 +242,26 @@ pub fn upload_context_cli(env: &Env, args: &crate::cli::ContextArgs) -> anyhow::
 }
 
 /// Streams the packed context into the pod's stdin.
-async fn send_context(running: &RunningPod, context: ContextPlan, report: &mut Report) -> anyhow::Result<()> {
+async fn send_context(running: &RunningPod, context: ContextPlan, report: &mut Report) -> Result<(), PodError> {
     let (chunks, stats) = transfer::pack(context);
     let sent = running.send_stdin(CONTAINER, chunks).await?;
     report.context_bytes = sent;
     report.pack = stats.await.ok();
     Ok(())
+}
+
+/// The error for a context that did not reach the pod's stdin; a refusal names the
+/// permission (the WebSocket attach is a GET: Kubernetes authorizes it as `get`, and
+/// from 1.35 also as `create`).
+fn stream_error(error: PodError, namespace: &str) -> anyhow::Error {
+    let hint = match &error {
+        PodError::AttachRefused { code: 403, .. } => format!(
+            " The agent's Kubernetes identity needs the verbs get and create on pods/attach in namespace \
+             {namespace} (the chart in deploy/ grants both), or use another contextTransport."
+        ),
+        _ => String::new(),
+    };
+    anyhow::anyhow!("contextTransport Stream: the build context did not reach the kaniko pod: {error}.{hint}")
 }
 
 /// Waits until the container runs (or ends). Problems that waiting will not
