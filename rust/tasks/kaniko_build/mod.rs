@@ -33,8 +33,8 @@ use crate::tasks::inputs::kaniko_build::{Inputs, SPEC};
 /// How long clean-up may take after a cancel (the agent kills at 10 s).
 const CLEANUP_DEADLINE: Duration = Duration::from_secs(4);
 
-/// How long a build whose stdin broke off waits for kaniko's own failure.
-const STDIN_FAILURE_GRACE: Duration = Duration::from_secs(10);
+/// How long a build whose context did not reach the pod waits for the pod's own end.
+const STDIN_FAILURE_GRACE: Duration = Duration::from_secs(5);
 
 /// Lines of the build log kept for the error message.
 const LOG_TAIL: usize = 20;
@@ -108,11 +108,8 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
         };
         match sent {
             Ok(()) => watching.await,
-            // Nothing reached kaniko, which would wait on its stdin until the deadline.
-            Err(error @ (PodError::AttachRefused { .. } | PodError::Attach { .. })) => {
-                Err(stream_error(error, &running.namespace))
-            }
-            // Broken off midway: kaniko's own end, if it comes soon, says more.
+            // A pod that ends now (it may have ended before the attach) says more; one that
+            // does not would wait on its stdin until the deadline.
             Err(error) => match tokio::time::timeout(STDIN_FAILURE_GRACE, &mut watching).await {
                 Ok(state) => state,
                 Err(_) => Err(stream_error(error, &running.namespace)),
