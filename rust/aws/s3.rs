@@ -189,6 +189,16 @@ impl ContextStore {
         self.error(key, "s3:GetObject", sdk_message(&error))
     }
 
+    /// The bucket's region as S3 reports it (HeadBucket's `x-amz-bucket-region`, which S3
+    /// also sends with the redirect or refusal a client of another region gets); None
+    /// when S3 does not say.
+    pub async fn region(&self) -> Option<String> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(head) => head.bucket_region().map(str::to_string),
+            Err(e) => e.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")).map(str::to_string),
+        }
+    }
+
     /// The object at `key` as S3 describes it now; `None` when there is none.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectVersion>, Error> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {

@@ -197,6 +197,8 @@ pub enum Error {
     Unreachable { name: String, source: watcher::Error },
     #[error("the watch on pod {name} ended")]
     WatchEnded { name: String },
+    #[error("the API server refused to attach to pod {name} ({code} {reason}: {})", message.trim_end_matches([':', ' ']))]
+    AttachRefused { name: String, code: u16, reason: String, message: String },
     #[error("cannot attach to pod {name}: {source}")]
     Attach { name: String, source: kube::Error },
     #[error("cannot send the input of pod {name}: {source}")]
@@ -319,11 +321,15 @@ impl RunningPod {
         S: Stream<Item = std::io::Result<Vec<u8>>>,
     {
         let params = AttachParams::default().container(container).stdin(true).stdout(false).stderr(false);
-        let mut attached = self
-            .api
-            .attach(&self.name, &params)
-            .await
-            .map_err(|source| Error::Attach { name: self.name.clone(), source })?;
+        let mut attached = self.api.attach(&self.name, &params).await.map_err(|source| match source {
+            kube::Error::Api(status) => Error::AttachRefused {
+                name: self.name.clone(),
+                code: status.code,
+                reason: status.reason,
+                message: status.message,
+            },
+            source => Error::Attach { name: self.name.clone(), source },
+        })?;
         let mut stdin = attached.stdin().expect("attached with stdin");
         let io = |source| Error::Stdin { name: self.name.clone(), source };
         let mut sent = 0u64;

@@ -130,6 +130,9 @@ fn the_agent_builds_in_the_build_namespace_and_cannot_touch_pods_in_its_own() {
         .input("kanikoImage", &image)
         .input("contextTransport", "S3 presigned URL")
         .input("bucket", &bucket)
+        // kaniko fetches https:// only: moto behind TLS, whose CA the agent is given.
+        .input("s3Endpoint", &world().aws_https_endpoint().unwrap())
+        .env("SSL_CERT_FILE", &world().ca_file().display().to_string())
         .input("destinations", "registry.local/app:1");
     run = run.envs(world().env().into_iter().filter(|(k, _)| k != "KUBECONFIG"));
     run = run.env("AZP_BUILD_NAMESPACE", &build);

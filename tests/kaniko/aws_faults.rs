@@ -66,11 +66,12 @@ fn a_connection_reset_during_a_part_upload_is_retried_and_the_real_build_succeed
     proxy.faults().reset_next(1, part_uploads(&bucket), 1 << 20);
     let repository = format!("{}/{name}", world().registry());
     let task = task();
+    // The pod reads the context through the proxy too, with its service account's role.
+    crate::real_builds::kaniko_service_account(&namespace, "arn:aws:iam::123456789012:role/kaniko");
     let outcome = run(&task, repo.path(), &namespace, KANIKO)
         .input("bucket", &bucket)
         .input("s3Endpoint", &proxy.url())
-        // The pod reads the context through the proxy too, with no AWS identity.
-        .input("contextTransport", "S3 presigned URL")
+        .input("contextTransport", "S3")
         .input("destinations", &format!("{repository}:1"))
         .input("cache", "false")
         .run();

@@ -103,7 +103,8 @@ fn bursts_of_503_429_and_500_and_a_dropped_log_stream_mid_build_do_not_fail_the_
 /// disturb the other tests of this binary in the shared world.
 #[test]
 fn the_api_unreachable_for_20_seconds_mid_build_does_not_fail_the_task() {
-    let world = azp_kube_world::World::start_with(azp_kube_world::Options { aws: false }).unwrap();
+    let world =
+        azp_kube_world::World::start_with(azp_kube_world::Options { aws: false, ..Default::default() }).unwrap();
     let namespace = world.unique_namespace("outage").unwrap();
     let repo = repository();
     let task = task();

@@ -12,6 +12,7 @@ mod aws_faults;
 mod failures;
 mod faults;
 mod fidelity;
+mod ground_truth;
 mod load;
 mod pod_secrets;
 mod real_builds;

@@ -42,8 +42,15 @@ fn build(name: &str, transport: &str) -> (Outcome, String) {
         // The pod reads s3:// with its own identity: IRSA on its service account.
         kaniko_service_account(&namespace, "arn:aws:iam::123456789012:role/kaniko");
     }
-    if transport != "Stream" {
+    if transport == "S3" {
         run = run.input("bucket", &bucket(name)).input("s3Endpoint", &world().aws_endpoint().unwrap());
+    }
+    if transport == "S3 presigned URL" {
+        // kaniko fetches https:// only: moto behind TLS, whose CA the agent is given.
+        run = run
+            .input("bucket", &bucket(name))
+            .input("s3Endpoint", &world().aws_https_endpoint().unwrap())
+            .env("SSL_CERT_FILE", &world().ca_file().display().to_string());
     }
     let outcome = run.run();
     assert!(pods_in(&namespace).is_empty(), "no pod remains");

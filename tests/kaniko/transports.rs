@@ -89,9 +89,12 @@ fn presigned_url_build_succeeds_without_aws_rights_in_the_pod() {
     let repo = repository();
     let task = task();
     let image = kaniko_image("presigned", kaniko_success());
+    // kaniko fetches https:// only: moto behind TLS, whose CA the agent is given.
     let outcome = run(&task, repo.path(), &namespace, &image)
         .input("contextTransport", "S3 presigned URL")
         .input("bucket", &bucket)
+        .input("s3Endpoint", &world().aws_https_endpoint().unwrap())
+        .env("SSL_CERT_FILE", &world().ca_file().display().to_string())
         .run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{}", outcome.log_text());
     assert_eq!(outcome.output("imageDigest"), Some(DIGEST));

@@ -28,12 +28,15 @@ use crate::kaniko::args::{BuildArg, CONTEXT_SUB_PATH, ContextSource};
 use crate::kaniko::pod::{CONTAINER, pod_spec, values_secret};
 use crate::kaniko::reference::is_sha256_digest;
 use crate::kube::client;
-use crate::kube::pod::{Failure, RunningPod, State};
+use crate::kube::pod::{Error as PodError, Failure, RunningPod, State};
 use crate::kube::secret::PodSecret;
 use crate::tasks::inputs::kaniko_build::{Inputs, SPEC};
 
 /// How long clean-up may take after a cancel (the agent kills at 10 s).
 const CLEANUP_DEADLINE: Duration = Duration::from_secs(4);
+
+/// How long a build whose context did not reach the pod waits for the pod's own end.
+const STDIN_FAILURE_GRACE: Duration = Duration::from_secs(5);
 
 /// Lines of the build log kept for the error message.
 const LOG_TAIL: usize = 20;
@@ -82,22 +85,27 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     build.dockerfile = context.dockerfile().to_string_lossy().into_owned();
     let mut stdin_context = None;
     let mut shipped = None;
+    let mut pod = plan.pod.clone();
     match &plan.transport {
-        Transport::S3 { .. } => {
-            let (source, uploaded) = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
+        Transport::S3 { presigned, .. } => {
+            let (source, uploaded, region) = upload_context(env, agent, plan, context, cleanup, &mut report).await?;
             build.context = source;
             shipped = Some(uploaded);
+            // kaniko's S3 client does not follow a redirect to the bucket's region.
+            if !presigned && region.is_some() {
+                pod.aws_region = region;
+            }
         }
         Transport::Stream => stdin_context = Some(context),
     }
     report.timings.upload = started.elapsed();
 
     // What the pod spec must not show goes into a Secret the pod reads.
-    let secret = match values_secret(&build, &plan.pod) {
-        Some(secret) => Some(create_secret(&pods, &plan.pod.namespace, &secret, cleanup).await?),
+    let secret = match values_secret(&build, &pod) {
+        Some(secret) => Some(create_secret(&pods, &pod.namespace, &secret, cleanup).await?),
         None => None,
     };
-    let spec = pod_spec(&build, &plan.pod, secret.as_ref().map(|s| s.name.as_str()));
+    let spec = pod_spec(&build, &pod, secret.as_ref().map(|s| s.name.as_str()));
     let running = RunningPod::create(pods, &plan.pod.namespace, &spec).await?;
     cleanup.set_pod(running.clone());
     info!("Started pod {}/{}", running.namespace, running.name);
@@ -116,19 +124,39 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
 
     let building = Instant::now();
     let tail = Arc::new(Mutex::new(Tail::default()));
-    let log = follow_log(agent, &running, tail.clone());
-    let stdin = async {
-        // A failed transfer also shows up as the build's own failure (kaniko
-        // reports an unexpected EOF); log it so the cause is not lost.
-        if let Some(context) = stdin_context
-            && let Err(e) = send_context(&running, context, &mut report).await
-        {
-            warn!("{:#}", e.context("sending the build context into the pod failed"));
+    let finished = async {
+        let mut watching = std::pin::pin!(wait_until_finished(first, &mut states));
+        let Some(context) = stdin_context else { return watching.await };
+        let sent = tokio::select! {
+            sent = send_context(&running, context, &mut report) => sent,
+            // The container ended before it read everything: its own failure says why.
+            state = &mut watching => return state,
+        };
+        match sent {
+            Ok(()) => watching.await,
+            // A pod that ends now (it may have ended before the attach) says more; one that
+            // does not would wait on its stdin until the deadline.
+            Err(error) => match tokio::time::timeout(STDIN_FAILURE_GRACE, &mut watching).await {
+                Ok(state) => state,
+                Err(_) => Err(stream_error(error, &running.namespace)),
+            },
         }
     };
-    let finished = async { tokio::join!(stdin, wait_until_finished(first, &mut states)).1 };
     agent.group("kaniko build log");
-    let (state, ()) = tokio::join!(finished, log);
+    let log = follow_log(agent, &running, tail.clone());
+    let state = {
+        let (mut finished, mut log) = (std::pin::pin!(finished), std::pin::pin!(log));
+        tokio::select! {
+            state = &mut finished => {
+                // The log ends with the pod; after a failure of our own the pod is deleted.
+                if state.is_ok() {
+                    log.await;
+                }
+                state
+            }
+            () = &mut log => finished.await,
+        }
+    };
     agent.end_group();
     report.timings.build = building.elapsed();
 
@@ -193,7 +221,8 @@ fn tampered(shipped: &Shipped, tampering: Tampering, cleanup: &Cleanup) -> anyho
     )
 }
 
-/// Uploads the context under a key of its own and says where the pod finds it.
+/// Uploads the context under a key of its own and says where the pod finds
+/// it, and in which region the bucket is.
 async fn upload_context(
     env: &Env,
     agent: &Agent,
@@ -201,12 +230,27 @@ async fn upload_context(
     context: ContextPlan,
     cleanup: &Cleanup,
     report: &mut Report,
-) -> anyhow::Result<(ContextSource, Shipped)> {
+) -> anyhow::Result<(ContextSource, Shipped, Option<String>)> {
     let Transport::S3 { bucket, key_prefix, region, endpoint, presigned, delete_after_build } = &plan.transport else {
         unreachable!("only S3 transports upload")
     };
-    let target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone() };
-    let store = ContextStore::new(&sdk_config(env, &target, None).await, bucket, endpoint.is_some());
+    let mut target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone() };
+    let mut config = sdk_config(env, &target, None).await;
+    let mut store = ContextStore::new(&config, bucket, endpoint.is_some());
+    if region.is_none() {
+        // S3 answers a client of another region with a redirect the SDKs do not follow.
+        match store.region().await {
+            Some(home) if config.region().is_none_or(|r| r.as_ref() != home) => {
+                info!("The bucket {bucket} is in {home}: the upload and the pod use that region");
+                target.region = Some(home);
+                config = sdk_config(env, &target, None).await;
+                store = ContextStore::new(&config, bucket, endpoint.is_some());
+            }
+            Some(_) => {}
+            None => info!("S3 did not say which region the bucket {bucket} is in: the agent's region is used"),
+        }
+    }
+    let region = config.region().map(|r| r.to_string());
     cleanup.set_store(store.clone());
     let included = context.summary().included_bytes.max(1);
     let uploaded = transfer::pack_and_upload(&store, key_prefix, context, &cleanup.pending, |sent| {
@@ -242,7 +286,7 @@ async fn upload_context(
     } else {
         ContextSource::S3 { bucket: bucket.clone(), key: key.clone() }
     };
-    Ok((source, Shipped { store, key, object }))
+    Ok((source, Shipped { store, key, object }, region))
 }
 
 /// Creates the build's Secret and registers it for clean-up.
@@ -286,12 +330,26 @@ pub fn upload_context_cli(env: &Env, args: &crate::cli::ContextArgs) -> anyhow::
 }
 
 /// Streams the packed context into the pod's stdin.
-async fn send_context(running: &RunningPod, context: ContextPlan, report: &mut Report) -> anyhow::Result<()> {
+async fn send_context(running: &RunningPod, context: ContextPlan, report: &mut Report) -> Result<(), PodError> {
     let (chunks, stats) = transfer::pack(context);
     let sent = running.send_stdin(CONTAINER, chunks).await?;
     report.context_bytes = sent;
     report.pack = stats.await.ok();
     Ok(())
+}
+
+/// The error for a context that did not reach the pod's stdin; a refusal names the
+/// permission (the WebSocket attach is a GET: Kubernetes authorizes it as `get`, and
+/// from 1.35 also as `create`).
+fn stream_error(error: PodError, namespace: &str) -> anyhow::Error {
+    let hint = match &error {
+        PodError::AttachRefused { code: 403, .. } => format!(
+            " The agent's Kubernetes identity needs the verbs get and create on pods/attach in namespace \
+             {namespace} (the chart in deploy/ grants both), or use another contextTransport."
+        ),
+        _ => String::new(),
+    };
+    anyhow::anyhow!("contextTransport Stream: the build context did not reach the kaniko pod: {error}.{hint}")
 }
 
 /// Waits until the container runs (or ends). Problems that waiting will not

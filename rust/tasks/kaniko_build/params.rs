@@ -149,6 +149,9 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
             if let Some(endpoint) = s3_endpoint {
                 check_url(endpoint).map_err(|e| invalid("s3Endpoint", e))?;
             }
+            if *context_transport == ContextTransport::S3PresignedUrl {
+                check_presigned_endpoint(s3_endpoint.as_deref(), env)?;
+            }
             let key_prefix = key_prefix.clone().unwrap_or_default();
             check_key_prefix(&key_prefix).map_err(|e| invalid("keyPrefix", e))?;
             Transport::S3 {
@@ -273,6 +276,26 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
             .and_then(|s| s.parse().ok())
             .map_or(UNSCHEDULABLE_GRACE, Duration::from_secs),
     })
+}
+
+/// kaniko fetches a URL context only over https:// (its build contexts are gs://, s3://,
+/// dir://, git://, https:// and tar://), so a presigned URL must come from an https://
+/// endpoint: the `s3Endpoint` input, else the agent's own endpoint setting.
+fn check_presigned_endpoint(given: Option<&str>, env: &Env) -> Result<(), InputError> {
+    let configured = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find_map(|name| env.var(name).filter(|v| !v.is_empty()).map(|v| (v, format!(" (from {name})"))));
+    let Some((endpoint, source)) = given.map(|e| (e, String::new())).or(configured) else { return Ok(()) };
+    if endpoint.starts_with("https://") {
+        return Ok(());
+    }
+    Err(invalid(
+        "s3Endpoint",
+        format!(
+            "{endpoint}{source} is not an https:// URL, and kaniko fetches a presigned URL only over https:// \
+             (it refuses http:// build contexts); give an https:// s3Endpoint, or use contextTransport S3 or Stream"
+        ),
+    ))
 }
 
 /// The context folder: inside the repository, even through symlinks.

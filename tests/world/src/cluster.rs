@@ -52,14 +52,23 @@ pub struct Cluster {
     pub faults: crate::faults::Faults,
     /// Stdin of running containers (for attach).
     pub stdin: crate::pods::StdinMap,
+    /// The Kubernetes version this cluster reports and behaves as.
+    pub version: crate::version::ServerVersion,
     watch_epoch: watch::Sender<u64>,
     throttled: AtomicU32,
 }
 
 impl Cluster {
-    /// A cluster with the default namespaces, accepting `admin_token` for the admin.
+    /// A cluster of the default version with the default namespaces, accepting
+    /// `admin_token` for the admin.
     pub fn new(admin_token: &str) -> Arc<Self> {
+        Self::of_version(admin_token, crate::version::ServerVersion::default())
+    }
+
+    /// A cluster that reports and behaves as Kubernetes `version`.
+    pub fn of_version(admin_token: &str, version: crate::version::ServerVersion) -> Arc<Self> {
         let cluster = Arc::new(Self {
+            version,
             registry: Registry::builtin(),
             store: Store::new(),
             auth: Auth::new(admin_token),
@@ -117,6 +126,7 @@ impl Cluster {
     /// Creates an object after admission (a dry run stores nothing).
     pub fn create(&self, rt: &ResourceType, ns: &str, mut obj: Value, dry_run: bool) -> ApiResult<Value> {
         check_namespace_field(rt, ns, &obj)?;
+        crate::schema::known_fields_only(rt, &mut obj)?;
         admission::admit(rt, &mut obj, None)?;
         if dry_run {
             if let Some(name) = obj["metadata"]["name"].as_str()
@@ -175,14 +185,7 @@ impl Cluster {
             }
         }
         let compute = |current: &Value| {
-            let patched = match patch.kind {
-                PatchType::Json => patch::json_patch(current, &patch.body)?,
-                PatchType::Merge => patch::merge_patch(current, &patch.body),
-                PatchType::Strategic => patch::strategic_merge(current, &patch.body),
-                PatchType::Apply => {
-                    patch::server_side_apply(Some(current), &patch.body, &patch.manager, &rt.api_version())
-                }
-            };
+            let patched = patched(rt, current, patch)?;
             let wanted = patched["metadata"]["resourceVersion"].as_str();
             if wanted.is_some_and(|rv| Some(rv) != current["metadata"]["resourceVersion"].as_str()) {
                 return Err(ApiError::conflict(rt.target(), name));
@@ -223,12 +226,24 @@ impl Cluster {
     }
 }
 
-/// The object a write stores: the main resource keeps the current status (and vice versa).
+/// `current` with `patch` applied, before anything checks or completes it.
+pub fn patched(rt: &ResourceType, current: &Value, patch: &Patch) -> ApiResult<Value> {
+    Ok(match patch.kind {
+        PatchType::Json => patch::json_patch(current, &patch.body)?,
+        PatchType::Merge => patch::merge_patch(current, &patch.body),
+        PatchType::Strategic => patch::strategic_merge(current, &patch.body),
+        PatchType::Apply => patch::server_side_apply(Some(current), &patch.body, &patch.manager, &rt.api_version()),
+    })
+}
+
+/// The object a write stores: the main resource keeps the current status (and vice versa),
+/// and only the fields the API type knows.
 fn next_version(rt: &ResourceType, current: &Value, incoming: Value, part: Part) -> ApiResult<Value> {
     match part {
         Part::Status => {
             let mut next = current.clone();
             next["status"] = incoming["status"].clone();
+            crate::schema::known_fields_only(rt, &mut next)?;
             Ok(next)
         }
         Part::Main => {
@@ -236,6 +251,7 @@ fn next_version(rt: &ResourceType, current: &Value, incoming: Value, part: Part)
             if rt.has_status() {
                 next["status"] = current["status"].clone();
             }
+            crate::schema::known_fields_only(rt, &mut next)?;
             admission::admit(rt, &mut next, Some(current))?;
             Ok(next)
         }

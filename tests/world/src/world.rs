@@ -62,11 +62,13 @@ pub enum Error {
 pub struct Options {
     /// Start moto (S3, STS, EKS, ECR) as well.
     pub aws: bool,
+    /// The Kubernetes version the API server reports and follows.
+    pub kubernetes: crate::version::ServerVersion,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { aws: true }
+        Self { aws: true, kubernetes: crate::version::ServerVersion::default() }
     }
 }
 
@@ -76,6 +78,7 @@ struct Started {
     cluster: Arc<Cluster>,
     kubelet: Arc<Kubelet>,
     moto: Option<(u16, u32)>,
+    moto_https: Option<u16>,
     registry: Option<(u16, u32)>,
 }
 
@@ -89,6 +92,7 @@ pub struct World {
     ca_pem: String,
     admin_token: String,
     moto: Option<(u16, u32)>,
+    moto_https: Option<u16>,
     registry: Option<(u16, u32)>,
     eks: Option<Arc<crate::eks::EksAuthenticator>>,
     kaniko: Option<Behaviour>,
@@ -125,9 +129,10 @@ impl World {
         let thread = {
             let (stop, token, python, dir) =
                 (stop.clone(), admin_token.clone(), options.aws.then(|| tools.python.clone()), dir_path.clone());
+            let version = options.kubernetes;
             std::thread::Builder::new()
                 .name("azp-kube-world".into())
-                .spawn(move || run(stop, &token, python.as_deref(), &dir, tx))
+                .spawn(move || run(stop, &token, version, python.as_deref(), &dir, tx))
                 .map_err(|e| Error::Simulator(e.to_string()))?
         };
         let started =
@@ -143,6 +148,7 @@ impl World {
             ca_pem: started.ca_pem,
             admin_token,
             moto: started.moto,
+            moto_https: started.moto_https,
             registry: started.registry,
             eks: None,
             kaniko: None,
@@ -172,6 +178,7 @@ impl World {
                 registry,
                 world.aws_endpoint(),
             );
+            crate::kaniko::context::add_image_root(&world.ca_pem);
             let behaviour = Behaviour::runtime(Arc::new(kaniko));
             world.kaniko = Some(behaviour.clone());
             world
@@ -254,6 +261,18 @@ impl World {
     /// moto's URL, serving STS, S3, EKS and ECR (None without AWS).
     pub fn aws_endpoint(&self) -> Option<String> {
         self.moto.map(|(port, _)| format!("http://127.0.0.1:{port}"))
+    }
+
+    /// moto behind TLS (`https://127.0.0.1:PORT`, the world's certificate; None without AWS).
+    /// The world's kaniko trusts the world's CA as an image trusts public roots; other
+    /// clients need [`World::ca_file`] (`SSL_CERT_FILE` for the task).
+    pub fn aws_https_endpoint(&self) -> Option<String> {
+        self.moto_https.map(|port| format!("https://127.0.0.1:{port}"))
+    }
+
+    /// The world's CA certificate as a PEM file (written when the world runs moto).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir_path.join("ca.crt")
     }
 
     /// A new fault proxy in front of moto (see [`crate::aws_faults`]), with rules of its
@@ -527,6 +546,7 @@ impl Drop for World {
 fn run(
     stop: CancellationToken,
     admin_token: &str,
+    version: crate::version::ServerVersion,
     python: Option<&Path>,
     dir: &Path,
     ready: std::sync::mpsc::Sender<Result<Started, Error>>,
@@ -572,7 +592,7 @@ fn run(
             Err(e) => return fail(&ready, format!("failed to start {}: {e}", crate::registry::binary())),
         },
     };
-    let cluster = Cluster::new(admin_token);
+    let cluster = Cluster::of_version(admin_token, version);
     cluster.auth.set_authorizer(Arc::new(crate::rbac::Rbac::new(&cluster)));
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -582,12 +602,23 @@ fn run(
         let Some(kubelet) = Kubelet::start(cluster.clone()) else { return fail(&ready, "no pods resource".into()) };
         crate::controllers::start(cluster.clone());
         tokio::spawn(crate::server::serve(listener, tls.server_config.clone(), cluster.clone(), stop.clone()));
+        let mut moto_https = None;
+        if let Some(moto) = &moto {
+            let front = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                Ok(l) => l,
+                Err(e) => return fail(&ready, format!("cannot listen for moto's HTTPS front: {e}")),
+            };
+            moto_https = front.local_addr().ok().map(|a| a.port());
+            let config = tls.server_config.clone();
+            tokio::spawn(crate::https_front::serve(front, config, moto.port(), stop.clone()));
+        }
         let started = Started {
             url,
             ca_pem: tls.ca_pem.clone(),
             cluster: cluster.clone(),
             kubelet,
             moto: moto.as_ref().map(|m| (m.port(), m.pid())),
+            moto_https,
             registry: registry.as_ref().map(|r| (r.port(), r.pid())),
         };
         if ready.send(Ok(started)).is_ok() {

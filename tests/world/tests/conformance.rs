@@ -15,6 +15,7 @@ pub mod cases {
     mod kubectl;
     mod pods;
     mod rbac;
+    mod validation;
     mod workloads;
     mod world;
 }

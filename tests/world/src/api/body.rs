@@ -51,6 +51,17 @@ pub fn json(status: u16, value: &Value) -> Response<Body> {
     response
 }
 
+/// `response` with one `Warning: 299 - "…"` header per warning, as the API server sends them.
+pub fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for warning in warnings {
+        let quoted = serde_json::to_string(warning).unwrap_or_default();
+        if let Ok(value) = header::HeaderValue::from_str(&format!("299 - {quoted}")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
 /// A Status error response.
 pub fn error(err: &ApiError) -> Response<Body> {
     let mut response = json(err.code, &err.to_status());

@@ -5,18 +5,16 @@
 use serde_json::{Value, json};
 
 use crate::resources::Registry;
-
-/// The Kubernetes version the simulator claims.
-pub const GIT_VERSION: &str = "v1.34.0";
+use crate::version::ServerVersion;
 
 /// Resources in kubectl's `all` category.
 const IN_ALL: &[&str] =
     &["pods", "services", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs"];
 
 /// `/version`.
-pub fn version() -> Value {
+pub fn version(version: ServerVersion) -> Value {
     json!({
-        "major": "1", "minor": "34", "gitVersion": GIT_VERSION,
+        "major": "1", "minor": version.minor.to_string(), "gitVersion": version.git_version(),
         "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
         "buildDate": "2025-08-27T00:00:00Z", "goVersion": "go1.24.6", "compiler": "gc", "platform": "linux/amd64",
     })

@@ -21,7 +21,6 @@ use hyper::body::Incoming;
 use hyper::{Method, Response, header};
 
 pub use body::Body;
-pub use discovery::GIT_VERSION;
 
 use crate::auth::{Attributes, Decision, UserInfo, forbidden_message};
 use crate::cluster::Cluster;
@@ -68,14 +67,16 @@ async fn serve(cluster: &Arc<Cluster>, req: hyper::Request<Incoming>) -> ApiResu
         other => {
             authorize_path(cluster, &user, parts.uri.path())?;
             return match other {
-                Route::Version => Ok(body::json(200, &discovery::version())),
+                Route::Version => Ok(body::json(200, &discovery::version(cluster.version))),
                 Route::Health => Ok(body::text(200, "ok")),
                 Route::CoreVersions => Ok(body::json(200, &discovery::core_versions())),
                 Route::Groups => Ok(body::json(200, &discovery::groups(registry))),
                 Route::Group(group) => found(discovery::group(registry, &group)),
                 Route::Resources(group, version) => found(discovery::resources(registry, &group, &version)),
                 Route::OpenApiV3 => Ok(body::json(200, &openapi::index(registry))),
-                Route::OpenApiV3Doc(group, version) => found(openapi::document(registry, &group, &version)),
+                Route::OpenApiV3Doc(group, version) => {
+                    found(openapi::document(registry, cluster.version, &group, &version))
+                }
                 Route::OpenApiV2 | Route::Object(_) => Err(ApiError::no_route(parts.uri.path())),
             };
         }
@@ -112,13 +113,14 @@ fn authorize_path(cluster: &Cluster, user: &UserInfo, path: &str) -> ApiResult<(
     }
 }
 
-/// The authorization attributes of a resource request.
+/// The subresources a WebSocket upgrade connects to.
+const CONNECT_SUBRESOURCES: &[&str] = &["attach", "exec", "portforward"];
+
+/// The authorization attributes of a resource request. The verb comes from the HTTP method
+/// (kube-apiserver's RequestInfoFactory): a WebSocket upgrade is a GET, so `get`.
 fn attributes(method: &Method, path: &ObjectPath, query: &HashMap<String, String>) -> Attributes {
     let watching = query.get("watch").is_some_and(|w| w == "1" || w == "true");
-    let streaming = matches!(path.subresource.as_deref(), Some("attach" | "exec" | "portforward"));
     let verb = match (method.as_str(), path.name.is_some()) {
-        // WebSocket upgrades are GETs, authorized as `create` (as since Kubernetes 1.31).
-        ("GET", true) if streaming => "create",
         ("GET", true) => "get",
         ("GET", false) if watching => "watch",
         ("GET", false) => "list",
@@ -148,10 +150,20 @@ fn authorize_object(
     query: &HashMap<String, String>,
 ) -> ApiResult<()> {
     let attrs = attributes(method, path, query);
-    match cluster.auth.authorize(user, &attrs) {
-        Decision::Allow => Ok(()),
-        Decision::Deny(_) => {
-            Err(ApiError::forbidden(forbidden_message(user, &attrs), Some(path.rt.target()), &attrs.name))
+    if let Decision::Deny(_) = cluster.auth.authorize(user, &attrs) {
+        return Err(ApiError::forbidden(forbidden_message(user, &attrs), Some(path.rt.target()), &attrs.name));
+    }
+    // From 1.35 the pod's connect handler asks again for `create` and answers a refusal
+    // with the authorizer's reason only (RBAC gives none), not the usual sentence.
+    let connects = path.rt.group.is_empty()
+        && path.rt.plural == "pods"
+        && CONNECT_SUBRESOURCES.contains(&attrs.subresource.as_str());
+    if connects && attrs.verb != "create" && cluster.version.websocket_upgrade_needs_create() {
+        let create = Attributes { verb: "create".into(), ..attrs };
+        if let Decision::Deny(reason) = cluster.auth.authorize(user, &create) {
+            let message = format!("pods \"{}\" is forbidden: {reason}", create.name);
+            return Err(ApiError::forbidden(message, Some(path.rt.target()), &create.name));
         }
     }
+    Ok(())
 }

@@ -16,6 +16,7 @@ use crate::cluster::{Cluster, Part, Patch};
 use crate::deletion::{DeleteOptions, Deleted, success_status};
 use crate::error::{ApiError, ApiResult};
 use crate::patch::PatchType;
+use crate::schema::{self, FieldValidation};
 use crate::selectors::{FieldSelector, LabelSelector};
 
 /// A request on a resource path.
@@ -47,6 +48,12 @@ impl ObjectRequest {
 
     fn dry_run(&self) -> bool {
         self.query.contains_key("dryRun")
+    }
+
+    /// The warnings for the object a write would store, or its refusal (`fieldValidation`).
+    fn check_fields(&self, obj: &Value) -> ApiResult<Vec<String>> {
+        let directive = FieldValidation::from_query(self.query.get("fieldValidation").map(String::as_str))?;
+        schema::check_request(&self.path.rt, obj, directive)
     }
 
     fn flag(&self, key: &str) -> bool {
@@ -88,8 +95,10 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: ObjectRequest) -> ApiResult<R
             scale(cluster, &req, name)
         }
         (Method::PUT, Some(name), sub) => {
-            let obj = cluster.replace(&rt, req.namespace(), name, req.decoded()?, part(sub)?, req.dry_run())?;
-            Ok(body::json(200, &obj))
+            let incoming = req.decoded()?;
+            let warnings = req.check_fields(&incoming)?;
+            let obj = cluster.replace(&rt, req.namespace(), name, incoming, part(sub)?, req.dry_run())?;
+            Ok(body::with_warnings(body::json(200, &obj), &warnings))
         }
         (Method::PATCH, Some(name), sub) => patch(cluster, &req, name, part(sub)?),
         (Method::DELETE, Some(name), None) => {
@@ -155,8 +164,9 @@ fn create(cluster: &Cluster, req: &ObjectRequest) -> ApiResult<Response<Body>> {
     if let Some(kind) = obj["kind"].as_str().filter(|k| *k != rt.kind) {
         return Err(ApiError::bad_request(format!("the kind {kind} does not match the resource {}", rt.plural)));
     }
+    let warnings = req.check_fields(&obj)?;
     let created = cluster.create(rt, req.namespace(), obj, req.dry_run())?;
-    Ok(body::json(201, &created))
+    Ok(body::with_warnings(body::json(201, &created), &warnings))
 }
 
 fn patch(cluster: &Cluster, req: &ObjectRequest, name: &str, part: Part) -> ApiResult<Response<Body>> {
@@ -167,10 +177,16 @@ fn patch(cluster: &Cluster, req: &ObjectRequest, name: &str, part: Part) -> ApiR
     if kind == PatchType::Apply && manager.is_empty() {
         return Err(ApiError::bad_request("PATCH with apply requires a fieldManager parameter"));
     }
-    let existed = cluster.store.get(rt, req.namespace(), name).is_ok();
+    let current = cluster.store.get(rt, req.namespace(), name).ok();
     let patch = Patch { kind, body: req.decoded()?, manager };
+    // What the patch would store is checked, as the server checks the patched object.
+    let warnings = match &current {
+        Some(current) => req.check_fields(&crate::cluster::patched(rt, current, &patch)?)?,
+        None if kind == PatchType::Apply => req.check_fields(&patch.body)?,
+        None => Vec::new(),
+    };
     let obj = cluster.patch(rt, req.namespace(), name, &patch, part, req.dry_run())?;
-    Ok(body::json(if existed { 200 } else { 201 }, &obj))
+    Ok(body::with_warnings(body::json(if current.is_some() { 200 } else { 201 }, &obj), &warnings))
 }
 
 fn scale_of(obj: &Value) -> Value {

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::resources::Registry;
+use crate::version::ServerVersion;
 
 fn doc_path(group: &str, version: &str) -> String {
     if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
@@ -26,7 +27,7 @@ pub fn index(registry: &Registry) -> Value {
 }
 
 /// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`, if served.
-pub fn document(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+pub fn document(registry: &Registry, server: ServerVersion, group: &str, version: &str) -> Option<Value> {
     let types = registry.in_group_version(group, version);
     if types.is_empty() {
         return None;
@@ -62,7 +63,7 @@ pub fn document(registry: &Registry, group: &str, version: &str) -> Option<Value
     }
     Some(json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": super::discovery::GIT_VERSION},
+        "info": {"title": "Kubernetes", "version": server.git_version()},
         "paths": paths,
         "components": {"schemas": {}},
     }))
@@ -76,7 +77,7 @@ mod tests {
     fn patch_operations_carry_gvk_and_field_validation() {
         let reg = Registry::builtin();
         assert!(index(&reg)["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
-        let doc = document(&reg, "apps", "v1").expect("apps");
+        let doc = document(&reg, ServerVersion::default(), "apps", "v1").expect("apps");
         let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
         assert!(patch["parameters"].as_array().is_some_and(|p| p.iter().any(|p| p["name"] == "fieldValidation")));

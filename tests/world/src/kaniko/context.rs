@@ -1,6 +1,7 @@
 //! Fetching a build context the way kaniko does (pkg/buildcontext): `s3://bucket/key` with
 //! the pod's `AWS_REGION`, `S3_ENDPOINT`, `S3_FORCE_PATH_STYLE` and the identity of its
-//! service account, a plain GET for `http(s)://` that must answer 200, or `tar://stdin`.
+//! service account, a plain GET for `https://` that must answer 200, or `tar://stdin`;
+//! other prefixes are refused as kaniko refuses them.
 //! The result is a gzip'd tar (possibly multi-member), unpacked with GNU tar.
 
 use std::collections::HashMap;
@@ -38,7 +39,13 @@ pub async fn fetch(context: &str, pod: &PodAws<'_>, stdin: Option<mpsc::Receiver
         let (bucket, key) = s3_location(context)?;
         return s3(&bucket, &key, pod).await;
     }
-    if context.starts_with("http://") || context.starts_with("https://") {
+    // kaniko's pkg/buildcontext GetBuildContext knows these prefixes only (v1.28.3).
+    if !["gs://", "dir://", "tar://", "s3://", "git://", "https://"].iter().any(|p| context.starts_with(p)) {
+        return Err("unknown build context prefix provided, please use one of the following: \
+                    gs://, dir://, tar://, s3://, git://, https://"
+            .into());
+    }
+    if context.starts_with("https://") {
         return http_get(context).await;
     }
     if context == "tar://stdin" {
@@ -112,7 +119,7 @@ async fn s3(bucket: &str, key: &str, pod: &PodAws<'_>) -> Result<Vec<u8>, String
     let creds = credentials(pod, &region).await?;
     let mut config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(region))
+        .region(aws_sdk_s3::config::Region::new(region.clone()))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             creds.access_key,
             creds.secret_key,
@@ -126,6 +133,16 @@ async fn s3(bucket: &str, key: &str, pod: &PodAws<'_>) -> Result<Vec<u8>, String
         config = config.endpoint_url(endpoint).force_path_style(path_style);
     }
     let client = aws_sdk_s3::Client::from_conf(config.build());
+    // S3 answers a client of another region with a redirect that kaniko's SDK does not follow.
+    if let Ok(head) = client.head_bucket().bucket(bucket).send().await
+        && let Some(home) = head.bucket_region().filter(|home| *home != region)
+    {
+        return Err(format!(
+            "operation error S3: GetObject, https response error StatusCode: 301, api error PermanentRedirect: \
+             The bucket you are attempting to access must be addressed using the specified endpoint. Please send \
+             all future requests to this endpoint. (the bucket is in {home}, AWS_REGION is {region})"
+        ));
+    }
     let object = client
         .get_object()
         .bucket(bucket)
@@ -135,6 +152,23 @@ async fn s3(bucket: &str, key: &str, pod: &PodAws<'_>) -> Result<Vec<u8>, String
         .map_err(|e| format!("operation error S3: GetObject, {}", aws_error(&e)))?;
     let body = object.body.collect().await.map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?;
     Ok(body.into_bytes().to_vec())
+}
+
+/// Certificates the executor image's CA bundle holds besides the system's: the worlds'
+/// own CAs, as a real image holds the public roots real S3 is signed by.
+static IMAGE_ROOTS: std::sync::Mutex<Vec<rustls::pki_types::CertificateDer<'static>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Adds a PEM certificate to the executor image's CA bundle.
+pub fn add_image_root(pem: &str) {
+    use rustls::pki_types::pem::PemObject as _;
+    if let Ok(cert) = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()) {
+        IMAGE_ROOTS.lock().unwrap_or_else(|e| e.into_inner()).push(cert);
+    }
+}
+
+fn image_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    IMAGE_ROOTS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// A plain GET that must answer 200.
@@ -157,7 +191,7 @@ pub async fn http_get(url: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())?;
     let response = if parsed.scheme() == "https" {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
+        for cert in rustls_native_certs::load_native_certs().certs.into_iter().chain(image_roots()) {
             let _ = roots.add(cert);
         }
         let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(

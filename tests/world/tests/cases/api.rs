@@ -33,7 +33,7 @@ impl Authorizer for DenyUser {
 
 #[tokio::test]
 async fn status_errors_and_concurrency_match_the_real_api() {
-    let w = World::start_with(Options { aws: false }).expect("world");
+    let w = World::start_with(Options { aws: false, ..Options::default() }).expect("world");
     let kube = client(w.kubeconfig()).await;
     let cms: Api<ConfigMap> = Api::namespaced(kube.clone(), "default");
     let pp = PostParams::default();

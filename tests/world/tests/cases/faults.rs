@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::support::{chart, client, run_with};
 
 fn own_world() -> World {
-    World::start_with(Options { aws: false }).expect("world")
+    World::start_with(Options { aws: false, ..Options::default() }).expect("world")
 }
 
 fn ok(w: &World, tool: &std::path::Path, args: &[&str]) -> String {

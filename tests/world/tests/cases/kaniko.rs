@@ -49,11 +49,16 @@ pub fn context(files: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn s3() -> aws_sdk_s3::Client {
+    s3_at(&world().aws_endpoint().expect("moto"))
+}
+
+/// An S3 client of moto at `endpoint` (plain, or behind the world's TLS front).
+fn s3_at(endpoint: &str) -> aws_sdk_s3::Client {
     let w = world();
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new(w.region()))
-        .endpoint_url(w.aws_endpoint().expect("moto"))
+        .endpoint_url(endpoint)
         .force_path_style(true)
         .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
         .build();
@@ -188,13 +193,28 @@ async fn kaniko_builds_from_s3_and_a_presigned_url_and_pushes_the_digest() {
     pods.create(&PostParams::default(), &kaniko_pod("from-s3", &args, env, false)).await.expect("create");
     assert_built(&pods, "from-s3", &format!("{ns}/s3")).await;
 
-    let presign = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(600)).expect("config");
-    let url = s3().get_object().bucket(&bucket).key(&key).presigned(presign).await.expect("presign");
-    assert!(url.uri().starts_with("http://"));
-    let args = base_args(url.uri(), &format!("{ns}/http"));
+    // kaniko fetches https:// only (pkg/buildcontext): moto's plain-HTTP URL is refused.
+    let url = presigned_url(&world().aws_endpoint().expect("moto"), &bucket, &key).await;
+    let args = base_args(&url, &format!("{ns}/http"));
     pods.create(&PostParams::default(), &kaniko_pod("from-http", &args, json!([]), false)).await.expect("create");
-    assert_built(&pods, "from-http", &format!("{ns}/http")).await;
-    eprintln!("kaniko s3 + http builds took {:?}", begin.elapsed());
+    let pod = finished(&pods, "from-http").await;
+    let text = log(&pods, "from-http").await;
+    assert_eq!(terminated(&pod)["exitCode"], 1, "{text}");
+    assert!(text.contains("unknown build context prefix provided, please use one of the following: gs://"), "{text}");
+
+    let url = presigned_url(&world().aws_https_endpoint().expect("moto"), &bucket, &key).await;
+    let args = base_args(&url, &format!("{ns}/https"));
+    pods.create(&PostParams::default(), &kaniko_pod("from-https", &args, json!([]), false)).await.expect("create");
+    assert_built(&pods, "from-https", &format!("{ns}/https")).await;
+    eprintln!("kaniko s3 + https builds took {:?}", begin.elapsed());
+}
+
+/// A presigned GET of `bucket/key` through moto at `endpoint`.
+async fn presigned_url(endpoint: &str, bucket: &str, key: &str) -> String {
+    let presign = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(600)).expect("config");
+    let url = s3_at(endpoint).get_object().bucket(bucket).key(key).presigned(presign).await.expect("presign");
+    assert!(url.uri().starts_with(endpoint), "{}", url.uri());
+    url.uri().to_string()
 }
 
 #[tokio::test]
@@ -203,8 +223,9 @@ async fn kaniko_fails_a_broken_dockerfile_and_an_unknown_flag_like_kaniko() {
     let (ns, pods) = namespace("kaniko-fail").await;
     let registry = w.registry();
     let broken = context(&[("Dockerfile", &format!("FROM {registry}/busybox\nRUN exit 3\n"))]);
-    let server = crate::cases::kaniko::serve_once(broken).await;
-    let mut args = vec![format!("--context={server}"), format!("--destination={registry}/{ns}/broken:1")];
+    let (bucket, key) = upload("broken", broken).await;
+    let url = presigned_url(&w.aws_https_endpoint().expect("moto"), &bucket, &key).await;
+    let mut args = vec![format!("--context={url}"), format!("--destination={registry}/{ns}/broken:1")];
     pods.create(&PostParams::default(), &kaniko_pod("broken", &args, json!([]), false)).await.expect("create");
     let pod = finished(&pods, "broken").await;
     let text = log(&pods, "broken").await;
@@ -225,23 +246,6 @@ async fn kaniko_fails_a_broken_dockerfile_and_an_unknown_flag_like_kaniko() {
     let text = log(&pods, "unknown").await;
     assert_eq!(terminated(&pod)["exitCode"], 1, "{text}");
     assert!(text.starts_with("Error: unknown flag: --xyz\n"), "{text}");
-}
-
-/// Serves `bytes` to HTTP GETs on a loopback port; returns the URL.
-pub async fn serve_once(bytes: Vec<u8>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/context.tar.gz", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 4096];
-            let _ = stream.read(&mut buf).await;
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len());
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(&bytes).await;
-        }
-    });
-    url
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ async fn kube_rs_pod_runs_logs_and_reports_termination() {
 
 #[tokio::test]
 async fn kube_rs_watch_resumes_after_the_server_closes_it() {
-    let w = World::start_with(Options { aws: false }).expect("world");
+    let w = World::start_with(Options { aws: false, ..Options::default() }).expect("world");
     let cms: Api<ConfigMap> = Api::namespaced(client(w.kubeconfig()).await, "default");
     let cm = |name: &str| {
         serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": name, "labels": {"case": "resume"}}}))
