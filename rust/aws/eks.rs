@@ -23,15 +23,16 @@ use crate::cli::EksTokenArgs;
 /// How long a token is trusted by the caller: the server accepts 15 minutes,
 /// the AWS CLI says 14.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
-/// Declares a shorter token lifetime (seconds, at most 840) so that clients
-/// ask for a new token sooner: for clusters, or test clusters, that accept
-/// tokens for less than EKS's 15 minutes.
+/// Test switch (debug builds only, see [`Env::test_switch`]): declares a
+/// shorter token lifetime (seconds) so that clients ask for a new token sooner,
+/// for test clusters that accept tokens for less than EKS's 15 minutes.
 pub const TOKEN_LIFETIME_VAR: &str = "AZP_KUBE_EKS_TOKEN_LIFETIME_SECONDS";
 /// Cached credentials are used only if they outlive a token by this much.
 const CACHE_MARGIN: Duration = Duration::from_secs(60);
 /// The token's prefix.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
-/// Fixes the clock of `eks-token` (RFC 3339, or seconds since the epoch), for tests.
+/// Test switch (debug builds only, see [`Env::test_switch`]): fixes the clock
+/// of `eks-token` (RFC 3339, or seconds since the epoch).
 pub const FIXED_TIME_VAR: &str = "AZP_KUBE_FIXED_TIME";
 
 /// A step that failed.
@@ -52,7 +53,7 @@ pub enum Error {
     Incomplete { cluster: String, what: &'static str },
     #[error("cannot sign the EKS token: {0}")]
     Sign(String),
-    #[error("{FIXED_TIME_VAR}={0:?} is neither RFC 3339 nor seconds since the epoch")]
+    #[error("{FIXED_TIME_VAR}={0:?} is neither RFC 3339 nor seconds since the epoch (1970 to 9999)")]
     Clock(String),
 }
 
@@ -181,15 +182,18 @@ pub fn token_expiry(credentials: &Credentials, now: SystemTime, lifetime: Durati
 
 /// The clock: now, or the time fixed by [`FIXED_TIME_VAR`].
 pub fn clock(env: &Env) -> Result<SystemTime, Error> {
-    let Some(text) = env.var(FIXED_TIME_VAR) else {
+    let Some(text) = env.test_switch(FIXED_TIME_VAR) else {
         return Ok(SystemTime::now());
     };
-    let seconds = match text.parse::<i64>() {
-        Ok(seconds) => seconds,
-        Err(_) => text.parse::<jiff::Timestamp>().map_err(|_| Error::Clock(text.into()))?.as_second(),
+    // Within jiff's years (to 9999), so that signing and the expiry stamp cannot overflow.
+    let at = match text.parse::<i64>() {
+        Ok(seconds) => jiff::Timestamp::from_second(seconds).ok(),
+        Err(_) => text.parse::<jiff::Timestamp>().ok(),
     };
-    let seconds = u64::try_from(seconds).map_err(|_| Error::Clock(text.into()))?;
-    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+    match at {
+        Some(at) if at.as_second() >= 0 => Ok(at.into()),
+        _ => Err(Error::Clock(text.into())),
+    }
 }
 
 /// The role `eks-token` assumes, from its command line.
@@ -238,10 +242,7 @@ pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
         }
     };
     let token = token(&credentials, &args.cluster, &args.region, &sts_url(env, &args.region), now)?;
-    let lifetime = env
-        .var(TOKEN_LIFETIME_VAR)
-        .and_then(|s| s.parse::<u64>().ok())
-        .map_or(TOKEN_LIFETIME, |s| Duration::from_secs(s.max(1)));
+    let lifetime = env.test_seconds(TOKEN_LIFETIME_VAR).map_or(TOKEN_LIFETIME, |s| s.max(Duration::from_secs(1)));
     Ok(exec_credential(&token, token_expiry(&credentials, now, lifetime)))
 }
 
@@ -329,5 +330,15 @@ mod tests {
         assert_eq!(clock(&env("1700000000")).unwrap(), at);
         assert_eq!(clock(&env("2023-11-14T22:13:20Z")).unwrap(), at);
         assert!(clock(&env("yesterday")).is_err());
+        assert!(clock(&env("-1")).is_err());
+        // Past what SystemTime holds: an error naming the switch, not a panic.
+        let error = clock(&env(&i64::MAX.to_string())).unwrap_err().to_string();
+        assert!(error.contains(FIXED_TIME_VAR), "{error}");
+    }
+
+    #[test]
+    #[should_panic(expected = "AZP_KUBE_EKS_TOKEN_LIFETIME_SECONDS=\"2m\" is not whole seconds")]
+    fn a_malformed_test_switch_stops_the_test() {
+        Env::from_vars([(TOKEN_LIFETIME_VAR, "2m")]).test_seconds(TOKEN_LIFETIME_VAR);
     }
 }

@@ -42,6 +42,30 @@ impl Env {
         self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A switch the tests set (a fixed clock, short waits). Only debug builds,
+    /// which `cargo test` runs, read them: the release binary that the VSIX
+    /// ships has none, so no pipeline variable can change its behaviour.
+    #[cfg(debug_assertions)]
+    pub fn test_switch(&self, name: &str) -> Option<&str> {
+        self.var(name)
+    }
+
+    /// Release builds have no test switches.
+    #[cfg(not(debug_assertions))]
+    pub fn test_switch(&self, _name: &str) -> Option<&str> {
+        None
+    }
+
+    /// A test switch holding whole seconds; any other value is a broken test,
+    /// which stops here rather than running with the default.
+    pub fn test_seconds(&self, name: &str) -> Option<std::time::Duration> {
+        let text = self.test_switch(name)?;
+        match text.trim().parse::<u64>() {
+            Ok(seconds) => Some(std::time::Duration::from_secs(seconds)),
+            Err(_) => panic!("test switch {name}={text:?} is not whole seconds"),
+        }
+    }
+
     /// A variable's value even when it is empty (`None` only when unset).
     pub fn raw(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)

@@ -358,7 +358,8 @@ async fn wait_until_started(
     states: &mut (impl futures::Stream<Item = Result<State, crate::kube::pod::Error>> + Unpin),
     grace: Duration,
 ) -> anyhow::Result<State> {
-    let mut unschedulable: Option<(Instant, String)> = None;
+    // tokio's clock, which tests can pause and advance.
+    let mut unschedulable: Option<(tokio::time::Instant, String)> = None;
     loop {
         // Nothing changes while a pod stays unschedulable: wake up when its grace ends.
         let next = match &unschedulable {
@@ -378,7 +379,7 @@ async fn wait_until_started(
                 if unschedulable.is_none() {
                     warn!("The kaniko pod cannot be scheduled yet: {message}");
                 }
-                let since = unschedulable.map_or_else(Instant::now, |(since, _)| since);
+                let since = unschedulable.map_or_else(tokio::time::Instant::now, |(since, _)| since);
                 unschedulable = Some((since, message));
             }
             State::Waiting(Some(failure)) => return Err(explain(failure, &[])),
@@ -548,5 +549,50 @@ impl Cleanup {
             }
         };
         tokio::join!(delete_pod, delete_secret, delete_object);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unschedulable() -> Result<State, PodError> {
+        Ok(State::Waiting(Some(Failure::Unschedulable("0/1 nodes are available: 1 Too many pods.".into()))))
+    }
+
+    /// The scheduler retries a pending pod and its watch repeats the reason:
+    /// the grace counts from the first report. On tokio's paused clock, so the
+    /// default two minutes pass at once.
+    #[tokio::test(start_paused = true)]
+    async fn an_unschedulable_pod_fails_after_the_default_grace_of_two_minutes() {
+        let started = tokio::time::Instant::now();
+        let retries = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Some((unschedulable(), ()))
+        });
+        let mut states = Box::pin(futures::stream::iter([unschedulable()]).chain(retries));
+        let waited = tokio::time::timeout(
+            Duration::from_secs(600),
+            wait_until_started(&mut states, params::UNSCHEDULABLE_GRACE),
+        );
+        let error = waited.await.expect("gave up within 10 minutes").unwrap_err().to_string();
+        assert_eq!(started.elapsed(), Duration::from_secs(120));
+        assert!(error.contains("cannot be scheduled") || error.contains("Too many pods"), "{error}");
+        assert!(error.contains("cpuRequest"), "{error}");
+    }
+
+    /// A node that a cluster autoscaler adds within the grace starts the build.
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_scheduled_within_the_grace_starts() {
+        let scheduled = async {
+            tokio::time::sleep(Duration::from_secs(119)).await;
+            Ok(State::Running)
+        };
+        let mut states = Box::pin(
+            futures::stream::iter([unschedulable()])
+                .chain(futures::stream::once(scheduled))
+                .chain(futures::stream::pending()),
+        );
+        assert_eq!(wait_until_started(&mut states, params::UNSCHEDULABLE_GRACE).await.unwrap(), State::Running);
     }
 }

@@ -47,12 +47,15 @@ pub struct Plan {
     pub timeout: Duration,
     pub keep_pod_on_failure: bool,
     /// How long the pod may stay unschedulable (a cluster autoscaler may add a
-    /// node) before the build gives up; `AZP_KUBE_UNSCHEDULABLE_GRACE_SECONDS`.
+    /// node) before the build gives up; tests shorten it with the test switch
+    /// [`UNSCHEDULABLE_GRACE_SWITCH`].
     pub unschedulable_grace: Duration,
 }
 
 /// The default of [`Plan::unschedulable_grace`].
-const UNSCHEDULABLE_GRACE: Duration = Duration::from_secs(120);
+pub const UNSCHEDULABLE_GRACE: Duration = Duration::from_secs(120);
+/// Test switch (debug builds only, see [`Env::test_switch`]) for [`Plan::unschedulable_grace`].
+pub const UNSCHEDULABLE_GRACE_SWITCH: &str = "AZP_KUBE_UNSCHEDULABLE_GRACE_SECONDS";
 
 fn invalid(name: &str, reason: impl Into<String>) -> InputError {
     InputError::invalid(SPEC.input(name), reason)
@@ -271,10 +274,7 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
         },
         timeout: Duration::from_secs(u64::from(timeout_minutes) * 60),
         keep_pod_on_failure: *keep_pod_on_failure,
-        unschedulable_grace: env
-            .var("AZP_KUBE_UNSCHEDULABLE_GRACE_SECONDS")
-            .and_then(|s| s.parse().ok())
-            .map_or(UNSCHEDULABLE_GRACE, Duration::from_secs),
+        unschedulable_grace: env.test_seconds(UNSCHEDULABLE_GRACE_SWITCH).unwrap_or(UNSCHEDULABLE_GRACE),
     })
 }
 
