@@ -205,6 +205,8 @@ pub enum Error {
     Stdin { name: String, source: std::io::Error },
     #[error("cannot delete pod {name}: {source}")]
     Delete { name: String, source: kube::Error },
+    #[error("cannot read the log of pod {name}: {source}")]
+    Log { name: String, source: kube::Error },
 }
 
 /// A pod this process created.
@@ -266,8 +268,9 @@ impl RunningPod {
 
     /// Follows the container's log from its start until the container ends,
     /// handing each chunk of bytes to `sink`. A dropped stream is reopened
-    /// and what was already seen is skipped, so nothing is shown twice.
-    pub async fn follow_log(&self, container: &str, mut sink: impl FnMut(&[u8])) {
+    /// and what was already seen is skipped, so nothing is shown twice. An
+    /// error that waiting does not fix (a refusal) ends it with that error.
+    pub async fn follow_log(&self, container: &str, mut sink: impl FnMut(&[u8])) -> Result<(), Error> {
         let mut seen: u64 = 0;
         let mut outage = Outage::quiet();
         loop {
@@ -292,12 +295,12 @@ impl RunningPod {
                 Err(error) => {
                     let transient = is_transient(&error);
                     if !outage.keep_trying(&error, transient, API_OUTAGE_LIMIT) {
-                        return;
+                        return Err(Error::Log { name: self.name.clone(), source: error });
                     }
                 }
             }
             if self.has_finished().await {
-                return;
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -25,11 +25,12 @@ fn world_1_35() -> &'static World {
 }
 
 /// The build Role and RoleBinding of deploy/chart, rendered by helm for release `pool`
-/// in `namespace`, as JSON objects.
-fn chart_build_rbac(namespace: &str) -> Vec<Value> {
+/// in `namespace` with its build namespace `build_namespace`, as JSON objects.
+fn chart_build_rbac(namespace: &str, build_namespace: &str) -> Vec<Value> {
     let chart = azp_harness::repo_root().join("deploy/chart");
     let out = std::process::Command::new(&world().tools().helm4)
         .args(["template", "pool", &chart.display().to_string(), "--namespace", namespace])
+        .args(["--set", &format!("rbac.buildNamespace={build_namespace}")])
         .args(["--set", "azp.url=https://dev.azure.com/contoso", "--set", "azp.pool=k8s-agents"])
         .args(["--set", "azp.token=unused", "--show-only", "templates/rbac.yaml"])
         .output()
@@ -61,19 +62,21 @@ fn apply(world: &World, objects: &[Value]) {
     assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A namespace where the agent's service account holds the chart's build Role, changed by
-/// `edit`, and the kaniko pods' service account may assume an IAM role (IRSA); returns
-/// the namespace and the agent's kubeconfig.
+/// A build namespace where the agent's service account (in a namespace of its own, as the
+/// chart's agents) holds the chart's build Role, changed by `edit`, and the kaniko pods'
+/// service account may assume an IAM role (IRSA); returns the build namespace and the
+/// agent's kubeconfig.
 fn agent_namespace(world: &World, prefix: &str, edit: impl FnOnce(&mut Value)) -> (String, PathBuf) {
+    let agents = world.unique_namespace(&format!("{prefix}-agents")).unwrap();
     let namespace = world.unique_namespace(prefix).unwrap();
-    let mut objects = chart_build_rbac(&namespace);
+    let mut objects = chart_build_rbac(&agents, &namespace);
     let role = objects.iter_mut().find(|o| o["kind"] == "Role").unwrap();
     edit(role);
     objects.push(serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": "azure-agent-kaniko", "namespace": namespace,
                      "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/kaniko"}}}));
     apply(world, &objects);
-    let token = world.service_account_token(&namespace, "azure-agent").unwrap();
+    let token = world.service_account_token(&agents, "azure-agent").unwrap();
     let kubeconfig = world.kubeconfig_for(&format!("agent-{namespace}"), &token).unwrap();
     (namespace, kubeconfig)
 }
@@ -289,4 +292,21 @@ fn a_presigned_url_over_plain_http_is_refused_before_anything_runs() {
     }
     assert_eq!(leftovers(&bucket), (vec![], 0), "nothing was uploaded");
     assert!(pods_in(&namespace).is_empty());
+}
+
+/// Without `get pods/log` the build runs and reports its result; the lost log is said once,
+/// with the permission to grant.
+#[test]
+fn a_build_without_the_log_permission_says_so_once_and_still_reports() {
+    let no_log = |role: &mut Value| {
+        role["rules"].as_array_mut().unwrap().retain(|r| r["resources"][0] != "pods/log");
+    };
+    let (namespace, kubeconfig) = agent_namespace(world(), "gt-no-log", no_log);
+    let outcome = build_as_agent(world(), &namespace, &kubeconfig, Transport::S3 { region: "us-east-1" });
+    assert_built(world(), &outcome, &namespace);
+    let lost: Vec<_> = outcome.warnings().into_iter().filter(|w| w.message.contains("build log")).collect();
+    assert_eq!(lost.len(), 1, "{lost:?}\n{}", outcome.log_text());
+    for needle in ["get pods/log", &namespace, "403"] {
+        assert!(lost[0].message.contains(needle), "the warning names {needle:?}: {}", lost[0].message);
+    }
 }

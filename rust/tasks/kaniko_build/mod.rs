@@ -424,8 +424,20 @@ async fn follow_log(agent: &Agent, running: &RunningPod, tail: Arc<Mutex<Tail>>)
         let excess = tail.lines.len().saturating_sub(LOG_TAIL);
         tail.lines.drain(..excess);
     };
-    running.follow_log(CONTAINER, |bytes| keep(splitter.push(bytes))).await;
+    let followed = running.follow_log(CONTAINER, |bytes| keep(splitter.push(bytes))).await;
     keep(splitter.finish().into_iter().collect());
+    if let Err(error) = followed {
+        // The build goes on and reports its result; only its log is lost.
+        let hint = match &error {
+            PodError::Log { source: kube::Error::Api(status), .. } if status.code == 403 => format!(
+                " Grant the agent's Kubernetes identity get pods/log in namespace {} (the chart in deploy/ \
+                 does) to see it.",
+                running.namespace
+            ),
+            _ => String::new(),
+        };
+        warn!("The build log cannot be shown; the build goes on without it: {error}.{hint}");
+    }
 }
 
 /// The error for a failed build: the reason, what to do, and the log's end.
