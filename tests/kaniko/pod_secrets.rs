@@ -267,3 +267,30 @@ fn credentials_about_to_expire_fail_the_build_before_any_pod() {
     assert!(errors[0].message.contains("expire in"), "{errors:?}");
     assert_eq!(events.of("pods").count(), 0, "no pod was created");
 }
+
+/// A bug that panics mid-build (a debug-only test switch) still deletes the pod, its
+/// Secret and the context object, and the step fails with one error.
+#[test]
+fn a_panic_in_the_build_still_cleans_up() {
+    let namespace = world().unique_namespace("pod-secrets-panic").unwrap();
+    let bucket = bucket("pod-secrets-panic");
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("pod-secrets-panic", azp_kube_world::Behaviour::serve(&["INFO building forever"]));
+    let recorder = world().record(&namespace);
+    let outcome = run(&task, repo.path(), &namespace, &image)
+        .input("bucket", &bucket)
+        .input("buildArgs", &format!("NPM_TOKEN={TOKEN}"))
+        .env("SECRET_NPMTOKEN", TOKEN)
+        .env("AZP_KUBE_PANIC_AFTER_POD_START", "true")
+        .run();
+    let events = recorder.finish();
+    assert_eq!(outcome.result, StepResult::Failed, "{}", outcome.log_text());
+    assert!(events.of("pods").any(|e| e.kind == EventType::Added), "the pod was started");
+    assert_eq!(secret_values(&events)["AZP_KUBE_BUILD_ARG_NPM_TOKEN"], TOKEN);
+    assert_nothing_left(&namespace, &outcome);
+    assert_eq!(leftovers(&bucket), (vec![], 0), "the context object is deleted");
+    let errors = outcome.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].message.contains("internal error"), "{errors:?}");
+}

@@ -8,7 +8,7 @@ mod transfer;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use tracing::{info, warn};
@@ -63,16 +63,35 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
         // The pod's own deadline does not run while it is unscheduled: a
         // deadline of our own, with room for the upload, covers that.
         let deadline = plan.timeout + Duration::from_secs(300);
+        // A bug that panics in the build must still leave nothing behind: the
+        // clean-up below runs after a panic too (this relies on unwinding).
+        let building = std::panic::AssertUnwindSafe(build(env, agent, &plan, context, &cleanup)).catch_unwind();
         let result = tokio::select! {
-            result = tokio::time::timeout(deadline, build(env, agent, &plan, context, &cleanup)) => {
-                result.unwrap_or_else(|_| Err(anyhow::anyhow!("the build did not finish within timeoutMinutes (and 5 minutes for the upload)")))
-            }
+            result = tokio::time::timeout(deadline, building) => match result {
+                Ok(Ok(result)) => result,
+                Ok(Err(panic)) => Err(internal_error(panic.as_ref())),
+                Err(_) => Err(anyhow::anyhow!("the build did not finish within timeoutMinutes (and 5 minutes for the upload)")),
+            },
             () = cancellation.cancelled() => Err(Canceled.into()),
         };
         let _ = tokio::time::timeout(CLEANUP_DEADLINE, cleanup.run(&plan, result.is_ok())).await;
         result.map(|()| Outcome::Succeeded)
     })
 }
+
+/// The error for a panic in the build (whose message the panic hook printed already).
+fn internal_error(panic: &(dyn std::any::Any + Send)) -> anyhow::Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|m| m.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    anyhow::anyhow!("internal error in the build ({message}); what it started is deleted. Please report it")
+}
+
+/// Test switch (debug builds only, see [`Env::test_switch`]): the build panics
+/// once its pod is started, to show that the clean-up still runs.
+const PANIC_SWITCH: &str = "AZP_KUBE_PANIC_AFTER_POD_START";
 
 /// The build, step by step.
 async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, cleanup: &Cleanup) -> anyhow::Result<()> {
@@ -109,6 +128,9 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
     let running = RunningPod::create(pods, &plan.pod.namespace, &spec).await?;
     cleanup.set_pod(running.clone());
     info!("Started pod {}/{}", running.namespace, running.name);
+    if env.test_switch(PANIC_SWITCH).is_some() {
+        panic!("{PANIC_SWITCH} is set");
+    }
     if let Some(secret) = &secret
         && let Err(e) = secret.own_by(&running.name, &running.uid).await
     {
