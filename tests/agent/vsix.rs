@@ -80,7 +80,27 @@ fn the_vsix_holds_both_tasks_and_runs_them() {
         assert_eq!(outcome.errors()[0].message, missing);
         let mode = std::fs::metadata(&binary).unwrap().permissions().mode();
         assert_eq!(mode & 0o755, 0o755, "run.js restored the exec bit");
+        assert_no_test_switches(&binary);
     }
+}
+
+/// The shipped (release) binary has none of the tests' switches: a pipeline variable
+/// `AZP_KUBE_FIXED_TIME` does not fix the clock of `eks-token` (debug builds, which
+/// `cargo test` runs, would sign for 2023 here).
+fn assert_no_test_switches(binary: &Path) {
+    let out = Command::new(binary)
+        .args(["eks-token", "--cluster", "world", "--region", "us-east-1"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+        .env("AZP_KUBE_FIXED_TIME", "1700000000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let credential: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expires = credential["status"]["expirationTimestamp"].as_str().unwrap();
+    assert!(!expires.starts_with("2023-"), "{} obeys AZP_KUBE_FIXED_TIME: {expires}", binary.display());
 }
 
 #[test]
