@@ -46,7 +46,8 @@ fn no_kaniko_secret_reaches_a_log_an_error_an_argument_list_or_a_pod_spec() {
         .input("destinations", "registry.local/app:1")
         .input("contextTransport", "S3 presigned URL")
         .input("bucket", &bucket)
-        .input("s3Endpoint", &world.aws_endpoint().unwrap())
+        .input("s3Endpoint", &world.aws_https_endpoint().unwrap())
+        .env("SSL_CERT_FILE", &world.ca_file().display().to_string())
         .input("buildArgs", &format!("NPM_TOKEN={TOKEN}"))
         .input("verbosity", "debug")
         .run();

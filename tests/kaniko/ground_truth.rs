@@ -25,11 +25,12 @@ fn world_1_35() -> &'static World {
 }
 
 /// The build Role and RoleBinding of deploy/chart, rendered by helm for release `pool`
-/// in `namespace`, as JSON objects.
-fn chart_build_rbac(namespace: &str) -> Vec<Value> {
+/// in `agents` with the build namespace `build`, as JSON objects.
+fn chart_build_rbac(agents: &str, build: &str) -> Vec<Value> {
     let chart = azp_harness::repo_root().join("deploy/chart");
     let out = std::process::Command::new(&world().tools().helm4)
-        .args(["template", "pool", &chart.display().to_string(), "--namespace", namespace])
+        .args(["template", "pool", &chart.display().to_string(), "--namespace", agents])
+        .args(["--set", &format!("rbac.buildNamespace={build}")])
         .args(["--set", "azp.url=https://dev.azure.com/contoso", "--set", "azp.pool=k8s-agents"])
         .args(["--set", "azp.token=unused", "--show-only", "templates/rbac.yaml"])
         .output()
@@ -63,17 +64,18 @@ fn apply(world: &World, objects: &[Value]) {
 
 /// A namespace where the agent's service account holds the chart's build Role, changed by
 /// `edit`, and the kaniko pods' service account may assume an IAM role (IRSA); returns
-/// the namespace and the agent's kubeconfig.
+/// the build namespace and the kubeconfig of the agent (whose own namespace is another).
 fn agent_namespace(world: &World, prefix: &str, edit: impl FnOnce(&mut Value)) -> (String, PathBuf) {
     let namespace = world.unique_namespace(prefix).unwrap();
-    let mut objects = chart_build_rbac(&namespace);
+    let agents = world.unique_namespace(&format!("{prefix}-agents")).unwrap();
+    let mut objects = chart_build_rbac(&agents, &namespace);
     let role = objects.iter_mut().find(|o| o["kind"] == "Role").unwrap();
     edit(role);
     objects.push(serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": "azure-agent-kaniko", "namespace": namespace,
                      "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/kaniko"}}}));
     apply(world, &objects);
-    let token = world.service_account_token(&namespace, "azure-agent").unwrap();
+    let token = world.service_account_token(&agents, "azure-agent").unwrap();
     let kubeconfig = world.kubeconfig_for(&format!("agent-{namespace}"), &token).unwrap();
     (namespace, kubeconfig)
 }
