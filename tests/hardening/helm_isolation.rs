@@ -98,10 +98,12 @@ const CONNECTION: &str = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e";
 const ACCESS_KEY: &str = "AKIAZPKUBEHELMENVTEST";
 const SECRET_KEY: &str = "helmEnvSecretKey/K7MDENG/bPxRfiCYSECRET";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzHELMENVSESSIONTOKENsecret";
+/// The job's access token to Azure DevOps (`System.AccessToken` mapped in).
+const JOB_TOKEN: &str = "azdo-job-access-token-helmenv-secret";
 
 /// A deploy with an AWS service connection's keys: helm's environment (and
 /// so its plugins', its post-renderers' and the exec entry's) holds no AWS
-/// key, secret or session token, yet the exec entry makes tokens for the
+/// key, secret or session token, nor the job's `SYSTEM_ACCESSTOKEN`, yet the exec entry makes tokens for the
 /// whole deploy, assuming the role again (with the external ID) from the
 /// base credentials handed over in the private directory.
 #[test]
@@ -113,8 +115,10 @@ fn helm_gets_no_aws_keys_and_the_deploy_still_works() {
     let (helm, recorded) = recording_helm(dir.path(), &world, true);
     let home = tempfile::tempdir().unwrap();
     let task = task("MulticlusterHelmV1");
-    let run =
-        TaskRun::new(task.path()).timeout(Duration::from_secs(180)).env("HOME", &home.path().display().to_string());
+    let run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.path().display().to_string())
+        .env("SYSTEM_ACCESSTOKEN", JOB_TOKEN);
     let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
     let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
         .input("clusterName", world.cluster_name())
@@ -134,10 +138,10 @@ fn helm_gets_no_aws_keys_and_the_deploy_still_works() {
     assert!(runs.contains("upgrade --install web"), "{runs}");
     let env = std::fs::read_to_string(format!("{}.env", recorded.display())).unwrap();
     assert!(env.contains("KUBECONFIG="), "the environment was recorded");
-    for secret in [ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, "tenant-a-external-id"] {
+    for secret in [ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, "tenant-a-external-id", JOB_TOKEN] {
         assert!(!env.contains(secret), "helm's environment holds {:.8}…", secret);
     }
-    for name in ["AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN="] {
+    for name in ["AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "SYSTEM_ACCESSTOKEN="] {
         assert!(!env.contains(name), "helm's environment has {name}");
     }
 }

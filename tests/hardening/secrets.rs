@@ -24,6 +24,8 @@ const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENsecret";
 const PASSWORD: &str = "chart-repo-pa55word-secret";
 const EXTERNAL_ID: &str = "tenant-external-id-4d2c";
+/// The job's access token to Azure DevOps, mapped in as `SYSTEM_ACCESSTOKEN`.
+const JOB_TOKEN: &str = "azdo-job-access-token-secrets-9f3b";
 
 /// What the watcher saw of the processes on the machine.
 #[derive(Default)]
@@ -131,7 +133,8 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     let run = TaskRun::new(task.path())
         .timeout(Duration::from_secs(180))
         .env("HOME", &home.path().display().to_string())
-        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string());
+        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
+        .env("SYSTEM_ACCESSTOKEN", JOB_TOKEN);
     let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
     let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
         .input("clusterName", world.cluster_name())
@@ -179,6 +182,10 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
             assert!(!text.contains(secret.as_str()), "in {} left in the agent's temp folder: {short}…", path.display());
         }
     }
+    assert!(
+        seen.helm_environments.iter().all(|e| !e.contains(JOB_TOKEN)),
+        "SYSTEM_ACCESSTOKEN in a child's environment"
+    );
     assert!(command_lines.iter().all(|l| !l.contains(EXTERNAL_ID)), "the external ID in an argument list");
     assert!(!kubeconfig_text.contains(EXTERNAL_ID), "the external ID in the kubeconfig");
     // No EKS token in any argument list either.
