@@ -196,3 +196,38 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
 fn kubeconfig_runs_eks_token(path: &std::path::Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| t.contains("eks-token"))
 }
+
+/// An IRSA agent (web identity) that assumes a role in the cluster's
+/// account, with `System.Debug` on: both sessions it obtains (the web
+/// identity's and the role's) are registered, each secret key and session
+/// token, and none appears in the log the agent shows.
+#[test]
+fn web_identity_credentials_are_registered_and_absent_from_a_debug_log() {
+    let world = World::start().unwrap();
+    target_cluster(&world);
+    let home = tempfile::tempdir().unwrap();
+    let task = task("MulticlusterHelmV1");
+    let outcome = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.path().display().to_string())
+        .env("SYSTEM_DEBUG", "true")
+        .envs(world.irsa_env("arn:aws:iam::123456789012:role/azure-agent").unwrap())
+        .input("clusterName", world.cluster_name())
+        .input("regionName", world.region())
+        .input("assumeRoleArn", ROLE)
+        .input("chartType", "FilePath")
+        .input("chartPath", &azp_harness::repo_root().join("tests/world/testdata/chart").display().to_string())
+        .input("releaseName", "web")
+        .input("namespace", "web")
+        .input("overrideValues", "hook=false")
+        .input("helmPath", &world.tools().helm4.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]")), "System.Debug is on");
+    let registered: BTreeSet<&str> = outcome.secrets.iter().map(String::as_str).collect();
+    // Two sessions, each a secret key and a session token.
+    assert!(registered.len() >= 4, "{} values registered", registered.len());
+    for secret in registered.iter().filter(|s| s.len() >= 8) {
+        assert!(!outcome.log_text().contains(secret), "in the log: {:.6}…", secret);
+    }
+}

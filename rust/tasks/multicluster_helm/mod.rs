@@ -115,11 +115,8 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     };
     agent.group("AWS identity and cluster");
     let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
-    let resolved = credentials::resolve(env, &target, base, role.as_ref()).await;
-    if let Ok(resolved) = &resolved {
-        resolved.secrets().into_iter().for_each(|secret| agent.set_secret(secret));
-    }
-    let resolved = resolved?;
+    let register = |obtained: &_| credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
+    let resolved = credentials::resolve(env, &target, base, role.as_ref(), &register).await?;
     let identity = credentials::caller_identity(&resolved.config).await?.describe();
     agent.line(&format!("AWS identity: {identity}"));
     if let (Some(role), Some(session)) = (role, resolved.session)
