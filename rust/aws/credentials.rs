@@ -117,6 +117,41 @@ pub fn secret_values(credentials: &Credentials) -> impl Iterator<Item = &str> {
 /// registers its secrets then, before any (debug) log line can hold them.
 pub type Obtained<'a> = &'a dyn Fn(&Credentials);
 
+/// A credentials provider that reports every credential it hands out (the
+/// first, and each refresh) before the client that asked can use it.
+struct Reporting {
+    inner: SharedCredentialsProvider,
+    obtained: std::sync::Arc<dyn Fn(&Credentials) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Reporting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporting").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl ProvideCredentials for Reporting {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let credentials = self.inner.provide_credentials().await?;
+            (self.obtained)(&credentials);
+            Ok(credentials)
+        })
+    }
+}
+
+/// `config` with its credentials reported to `obtained` whenever its
+/// clients obtain them (the default chain's web identity, role or SSO
+/// sessions are fetched inside the SDK, never seen by the task otherwise).
+pub fn reporting(config: &SdkConfig, obtained: impl Fn(&Credentials) + Send + Sync + 'static) -> SdkConfig {
+    let Some(inner) = config.credentials_provider() else { return config.clone() };
+    let provider = Reporting { inner, obtained: std::sync::Arc::new(obtained) };
+    config.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
+}
+
 /// Resolves base credentials, then assumes `role` if given.
 pub async fn resolve(
     env: &Env,
