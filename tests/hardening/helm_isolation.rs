@@ -10,7 +10,7 @@ use std::time::Duration;
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 
-use crate::support::{AwsKeys, task, with_aws_connection};
+use crate::support::{AwsKeys, deploys_the_test_chart, task, with_aws_connection};
 
 /// A helm that records each of its command lines and its environment
 /// (`<log>.env`), then runs helm 4. With `forget_sessions`, it first deletes
@@ -121,17 +121,9 @@ fn helm_gets_no_aws_keys_and_the_deploy_still_works() {
         .env("HOME", &home.path().display().to_string())
         .env("SYSTEM_ACCESSTOKEN", JOB_TOKEN);
     let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
-    let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
-        .input("clusterName", world.cluster_name())
-        .input("regionName", world.region())
+    let outcome = deploys_the_test_chart(with_aws_connection(run, &world, CONNECTION, &keys), &world, &helm)
         .input("assumeRoleArn", ROLE)
         .input("externalId", "tenant-a-external-id")
-        .input("chartType", "FilePath")
-        .input("chartPath", &azp_harness::repo_root().join("tests/world/testdata/chart").display().to_string())
-        .input("releaseName", "web")
-        .input("namespace", "web")
-        .input("overrideValues", "hook=false")
-        .input("helmPath", &helm.display().to_string())
         .run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert_eq!(outcome.output("releaseStatus"), Some("deployed"));
@@ -178,16 +170,7 @@ fn keys_without_a_role_reach_the_cluster_as_the_connection_not_as_the_agent() {
         .env("HOME", &home.path().display().to_string())
         .envs(agent_identity);
     let keys = AwsKeys { access_key: &access_key, secret_key: &secret_key, session_token: &session_token };
-    let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
-        .input("clusterName", world.cluster_name())
-        .input("regionName", world.region())
-        .input("chartType", "FilePath")
-        .input("chartPath", &azp_harness::repo_root().join("tests/world/testdata/chart").display().to_string())
-        .input("releaseName", "web")
-        .input("namespace", "web")
-        .input("overrideValues", "hook=false")
-        .input("helmPath", &helm.display().to_string())
-        .run();
+    let outcome = deploys_the_test_chart(with_aws_connection(run, &world, CONNECTION, &keys), &world, &helm).run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(
         outcome.log.iter().any(|l| l.contains("lets role keys-deployer (session keys)")),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 
-use crate::support::{AwsKeys, task, with_aws_connection};
+use crate::support::{AwsKeys, deploys_the_test_chart, task, with_aws_connection};
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/secrets-deployer";
 const CONNECTION: &str = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
@@ -207,21 +207,12 @@ fn web_identity_credentials_are_registered_and_absent_from_a_debug_log() {
     target_cluster(&world);
     let home = tempfile::tempdir().unwrap();
     let task = task("MulticlusterHelmV1");
-    let outcome = TaskRun::new(task.path())
+    let run = TaskRun::new(task.path())
         .timeout(Duration::from_secs(180))
         .env("HOME", &home.path().display().to_string())
         .env("SYSTEM_DEBUG", "true")
-        .envs(world.irsa_env("arn:aws:iam::123456789012:role/azure-agent").unwrap())
-        .input("clusterName", world.cluster_name())
-        .input("regionName", world.region())
-        .input("assumeRoleArn", ROLE)
-        .input("chartType", "FilePath")
-        .input("chartPath", &azp_harness::repo_root().join("tests/world/testdata/chart").display().to_string())
-        .input("releaseName", "web")
-        .input("namespace", "web")
-        .input("overrideValues", "hook=false")
-        .input("helmPath", &world.tools().helm4.display().to_string())
-        .run();
+        .envs(world.irsa_env("arn:aws:iam::123456789012:role/azure-agent").unwrap());
+    let outcome = deploys_the_test_chart(run, &world, &world.tools().helm4).input("assumeRoleArn", ROLE).run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]")), "System.Debug is on");
     let registered: BTreeSet<&str> = outcome.secrets.iter().map(String::as_str).collect();
