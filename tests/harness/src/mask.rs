@@ -113,7 +113,7 @@ fn url_passwords(line: &str) -> Vec<(usize, usize)> {
     while let Some(at) = line[from..].find("//") {
         let user_start = from + at + 2;
         from = user_start;
-        let Some(colon) = line[user_start..].find(|c: char| matches!(c, ':' | '/' | '?' | '#' | '\n')) else {
+        let Some(colon) = line[user_start..].find([':', '/', '?', '#', '\n']) else {
             break;
         };
         let colon = user_start + colon;
