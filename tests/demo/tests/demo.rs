@@ -69,7 +69,7 @@ fn the_example_pipeline_builds_and_deploys_the_digest() {
     let deploy = stdout.split("━━ Stage Deploy").nth(1).unwrap();
     // The command line shows override keys only; the chart's notes show the image.
     assert!(deploy.contains("--set image.ref=…"), "{deploy}");
-    assert!(deploy.contains(&format!("web runs 127.0.0.1:")) && deploy.contains(&format!("/web@{digest}")), "{deploy}");
+    assert!(deploy.contains("web runs 127.0.0.1:") && deploy.contains(&format!("/web@{digest}")), "{deploy}");
     assert!(deploy.contains("│ Revision   1"), "{deploy}");
     assert!(deploy.contains("AWS identity: role deployer"), "{deploy}");
 }
