@@ -107,21 +107,60 @@ pub struct Resolved {
     pub session: Option<Duration>,
 }
 
-impl Resolved {
-    /// The values to register with the agent as secrets.
-    pub fn secrets(&self) -> Vec<&str> {
-        [Some(&self.credentials), self.base_from_connection.as_ref()]
-            .into_iter()
-            .flatten()
-            .flat_map(|c| [Some(c.secret_access_key()), c.session_token()])
-            .flatten()
-            .collect()
+/// The values of credentials to register with the agent as secrets.
+pub fn secret_values(credentials: &Credentials) -> impl Iterator<Item = &str> {
+    [Some(credentials.secret_access_key()), credentials.session_token()].into_iter().flatten()
+}
+
+/// Told every credential the chain obtains (the base, a connection's role,
+/// the target role) as soon as it has it, before the next call: the task
+/// registers its secrets then, before any (debug) log line can hold them.
+pub type Obtained<'a> = &'a dyn Fn(&Credentials);
+
+/// A credentials provider that reports every credential it hands out (the
+/// first, and each refresh) before the client that asked can use it.
+struct Reporting {
+    inner: SharedCredentialsProvider,
+    obtained: std::sync::Arc<dyn Fn(&Credentials) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Reporting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporting").field("inner", &self.inner).finish_non_exhaustive()
     }
 }
 
+impl ProvideCredentials for Reporting {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let credentials = self.inner.provide_credentials().await?;
+            (self.obtained)(&credentials);
+            Ok(credentials)
+        })
+    }
+}
+
+/// `config` with its credentials reported to `obtained` whenever its
+/// clients obtain them (the default chain's web identity, role or SSO
+/// sessions are fetched inside the SDK, never seen by the task otherwise).
+pub fn reporting(config: &SdkConfig, obtained: impl Fn(&Credentials) + Send + Sync + 'static) -> SdkConfig {
+    let Some(inner) = config.credentials_provider() else { return config.clone() };
+    let provider = Reporting { inner, obtained: std::sync::Arc::new(obtained) };
+    config.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
+}
+
 /// Resolves base credentials, then assumes `role` if given.
-pub async fn resolve(env: &Env, target: &AwsTarget, base: &Base, role: Option<&AssumeRole>) -> Result<Resolved, Error> {
-    let (base_config, base_credentials, base_from_connection) = base_credentials(env, target, base).await?;
+pub async fn resolve(
+    env: &Env,
+    target: &AwsTarget,
+    base: &Base,
+    role: Option<&AssumeRole>,
+    obtained: Obtained<'_>,
+) -> Result<Resolved, Error> {
+    let (base_config, base_credentials, base_from_connection) = base_credentials(env, target, base, obtained).await?;
     let Some(role) = role else {
         return Ok(Resolved {
             config: with_static(&base_config, base_credentials.clone()),
@@ -132,6 +171,7 @@ pub async fn resolve(env: &Env, target: &AwsTarget, base: &Base, role: Option<&A
     };
     let session = session_length(role.duration, is_temporary(&base_credentials));
     let credentials = assume(&base_config, role, session).await?;
+    obtained(&credentials);
     Ok(Resolved {
         config: with_static(&base_config, credentials.clone()),
         credentials,
@@ -157,6 +197,7 @@ async fn base_credentials(
     env: &Env,
     target: &AwsTarget,
     base: &Base,
+    obtained: Obtained<'_>,
 ) -> Result<(SdkConfig, Credentials, Option<Credentials>), Error> {
     let connection = match base {
         Base::Connection(endpoint) if endpoint.use_oidc => return Err(Error::Oidc),
@@ -169,6 +210,7 @@ async fn base_credentials(
             let config = super::sdk_config(env, target, None).await;
             let credentials =
                 provide(&config).await.map_err(|source| Error::Base { source_name: "default chain", source })?;
+            obtained(&credentials);
             return Ok((config, credentials, None));
         }
     };
@@ -186,6 +228,7 @@ async fn base_credentials(
     let config = super::sdk_config(env, target, provider).await;
     let mut credentials =
         provide(&config).await.map_err(|source| Error::Base { source_name: "service connection", source })?;
+    obtained(&credentials);
     if let Some(arn) = &connection.assume_role_arn {
         let role = AssumeRole {
             arn: RoleArn::parse(arn).map_err(Error::ConnectionRole)?,
@@ -195,6 +238,7 @@ async fn base_credentials(
         };
         let session = session_length(role.duration, is_temporary(&credentials));
         credentials = assume(&config, &role, session).await?;
+        obtained(&credentials);
     }
     Ok((with_static(&config, credentials.clone()), credentials.clone(), Some(credentials)))
 }

@@ -233,7 +233,8 @@ pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let target = AwsTarget { region: Some(args.region.clone()), endpoint_url: None };
             let base = base.map_or(Base::DefaultChain, Base::Given);
-            let resolved = runtime.block_on(credentials::resolve(env, &target, &base, role.as_ref()))?;
+            // Nothing to register: helm reads this process's output, not the agent.
+            let resolved = runtime.block_on(credentials::resolve(env, &target, &base, role.as_ref(), &|_| {}))?;
             if let (Some(cache), Some(_)) = (&cache, resolved.credentials.expiry()) {
                 // A cache that cannot be written only costs speed.
                 let _ = cache.put(role.as_ref(), &resolved.credentials);

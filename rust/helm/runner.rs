@@ -10,6 +10,7 @@
 //! is no failure) and kept for the error. On cancel, helm gets SIGTERM, then
 //! SIGKILL a few seconds later.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -134,6 +135,9 @@ pub struct Helm {
     program: PathBuf,
     env: Vec<(String, String)>,
     removed: Vec<String>,
+    /// The environment helm inherits from, before the removals: the
+    /// process's own unless [`Helm::inheriting`] replaces it.
+    inherited: Vec<(OsString, OsString)>,
 }
 
 impl Helm {
@@ -150,7 +154,18 @@ impl Helm {
             // client-go's discovery cache, else `~/.kube/cache`.
             ("KUBECACHEDIR".into(), home("kube-cache")),
         ];
-        Self { program: program.into(), env, removed: REDIRECTS.iter().map(|s| s.to_string()).collect() }
+        Self {
+            program: program.into(),
+            env,
+            removed: REDIRECTS.iter().map(|s| s.to_string()).collect(),
+            inherited: std::env::vars_os().collect(),
+        }
+    }
+
+    /// Inherits from `vars` instead of the process's environment.
+    pub fn inheriting(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.inherited = vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        self
     }
 
     /// Variables helm must not see (the task's `INPUT_*`).
@@ -177,16 +192,14 @@ impl Helm {
         let command = args.iter().take_while(|a| !a.starts_with('-')).take(2).cloned().collect::<Vec<_>>().join(" ");
         agent.shell_command(&format!("helm {}", super::words::shown(args)));
         let mut process = tokio::process::Command::new(&self.program);
-        for name in &self.removed {
-            process.env_remove(name);
-        }
-        for (name, _) in std::env::vars_os() {
+        let inherited = self.inherited.iter().filter(|(name, _)| {
             let name = name.to_string_lossy();
-            if name.starts_with("HELM_") && !KEPT_HELM_VARS.contains(&name.as_ref()) {
-                process.env_remove(name.as_ref());
-            }
-        }
+            let helm_setting = name.starts_with("HELM_") && !KEPT_HELM_VARS.contains(&name.as_ref());
+            !helm_setting && !self.removed.iter().any(|r| *r == name)
+        });
         let mut child = process
+            .env_clear()
+            .envs(inherited.map(|(k, v)| (k, v)))
             .args(args)
             .envs(self.environment())
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -325,15 +338,18 @@ mod tests {
         let program = script(dir.path(), "env | sort");
         let capture = Capture::default();
         let agent = Agent::to_writer(capture.clone());
-        // SAFETY: test-only variables, set before helm starts; no other test reads them.
-        unsafe {
-            std::env::set_var("HELM_KUBECONTEXT", "prod");
-            std::env::set_var("HELM_REPOSITORY_CONFIG", "/shared/repositories.yaml");
-            std::env::set_var("HELM_PLUGINS", "/shared/plugins");
-            std::env::set_var("HELM_MAX_HISTORY", "7");
-            std::env::set_var("INPUT_AZPKUBETESTSECRET", "pw");
-        }
-        let helm = helm(&program).without(["INPUT_AZPKUBETESTSECRET".to_string()]);
+        let agents = [
+            ("PATH", "/usr/bin:/bin"),
+            ("HELM_KUBECONTEXT", "prod"),
+            ("HELM_REPOSITORY_CONFIG", "/shared/repositories.yaml"),
+            ("HELM_PLUGINS", "/shared/plugins"),
+            ("HELM_MAX_HISTORY", "7"),
+            ("INPUT_AZPKUBETESTSECRET", "pw"),
+            ("SYSTEM_ACCESSTOKEN", "job-token"),
+        ];
+        let helm = helm(&program)
+            .inheriting(agents.map(|(k, v)| (k.to_string(), v.to_string())))
+            .without(["INPUT_AZPKUBETESTSECRET".to_string()]);
         helm.run(&agent, &["env".into()], None, Stdout::Show, &Cancellation::never()).await.unwrap();
         let log = capture.text();
         for line in ["KUBECONFIG=/p/kubeconfig", "HELM_CACHE_HOME=/p/helm/cache", "HELM_CONFIG_HOME=/p/helm/config"] {
@@ -342,6 +358,7 @@ mod tests {
         assert!(log.contains("HELM_DATA_HOME=/p/helm/data"), "{log}");
         assert!(log.contains("PATH="), "inherits the rest");
         assert!(!log.contains("HELM_KUBECONTEXT") && !log.contains("INPUT_AZPKUBETESTSECRET"), "{log}");
+        assert!(!log.contains("job-token"), "SYSTEM_ACCESSTOKEN: {log}");
         assert!(!log.contains("/shared/"), "{log}");
         assert!(log.contains("HELM_MAX_HISTORY=7"), "tuning is kept: {log}");
     }
@@ -405,7 +422,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("stopped");
         let program = script(dir.path(), &format!("trap 'touch {}; exit 143' TERM; sleep 30 & wait", marker.display()));
-        let cancel = Cancellation::on_signals().unwrap();
+        let (cancel, canceller) = Cancellation::new();
         let agent = Agent::to_writer(Capture::default());
         let started = std::time::Instant::now();
         let helm = helm(&program);
@@ -413,8 +430,7 @@ mod tests {
         let run = helm.run(&agent, &args, None, Stdout::Show, &cancel);
         let (result, _) = tokio::join!(run, async {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            // SAFETY: raising a signal at our own process, which the listener handles.
-            unsafe { libc::raise(libc::SIGTERM) };
+            canceller.cancel();
         });
         assert!(matches!(result, Err(Error::Canceled { .. })));
         assert!(started.elapsed() < Duration::from_secs(5));

@@ -11,10 +11,26 @@ pub struct Cancellation {
     receiver: watch::Receiver<bool>,
 }
 
+/// What cancels a [`Cancellation`]: the signal listener, or a test.
+#[derive(Debug)]
+pub struct Canceller(watch::Sender<bool>);
+
+impl Canceller {
+    pub fn cancel(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
 impl Cancellation {
+    /// A handle and what cancels it.
+    pub fn new() -> (Self, Canceller) {
+        let (sender, receiver) = watch::channel(false);
+        (Self { receiver }, Canceller(sender))
+    }
+
     /// Listens for SIGINT and SIGTERM from now on (inside a tokio runtime).
     pub fn on_signals() -> std::io::Result<Self> {
-        let (sender, receiver) = watch::channel(false);
+        let (cancellation, canceller) = Self::new();
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
         tokio::spawn(async move {
@@ -22,9 +38,9 @@ impl Cancellation {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
-            let _ = sender.send(true);
+            canceller.cancel();
         });
-        Ok(Self { receiver })
+        Ok(cancellation)
     }
 
     /// A handle that is never cancelled (tests, terminal tools).
@@ -67,12 +83,42 @@ mod tests {
         assert!(timed_out.is_err());
     }
 
+    /// The test binary again, running only [`a_signalled_process`], which
+    /// the parent signals: no signal reaches the tests running in parallel.
+    #[test]
+    fn a_signal_cancels() {
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "tasks::cancel::tests::a_signalled_process", "--ignored", "--nocapture"])
+                .args(["--test-threads", "1"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            while !line.contains("listening") {
+                line.clear();
+                assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "the child ended first");
+            }
+            // SAFETY: kill(2) at a child this test started and still waits for.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+            assert!(child.wait().unwrap().success(), "signal {signal}: {rest}");
+            assert!(rest.contains("cancelled"), "signal {signal}: {rest}");
+        }
+    }
+
+    /// Run only by [`a_signal_cancels`], in its own process.
     #[tokio::test]
-    async fn a_signal_cancels() {
+    #[ignore = "run by a_signal_cancels in a child process"]
+    #[allow(clippy::print_stdout, reason = "the parent test reads this process's stdout")]
+    async fn a_signalled_process() {
         let cancellation = Cancellation::on_signals().unwrap();
-        // SAFETY: raising a signal at our own process, which the listener handles.
-        unsafe { libc::raise(libc::SIGINT) };
-        tokio::time::timeout(std::time::Duration::from_secs(5), cancellation.cancelled()).await.unwrap();
+        println!("listening");
+        tokio::time::timeout(std::time::Duration::from_secs(10), cancellation.cancelled()).await.unwrap();
         assert!(cancellation.is_cancelled());
+        println!("cancelled");
     }
 }

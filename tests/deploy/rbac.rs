@@ -143,7 +143,9 @@ fn the_agent_builds_in_the_build_namespace_and_cannot_touch_pods_in_its_own() {
 
     // In the build namespace: exactly KanikoBuild@1's calls (a WebSocket
     // attach is authorized as get, and from Kubernetes 1.35 also as create;
-    // per-build Secrets hold secret build arguments).
+    // a per-build Secret the pod owns holds secret build arguments and a
+    // presigned URL: created, owned by the pod (patch) and deleted, never
+    // read, so no step can get another build's).
     let expected = [
         "pods get",
         "pods list",
@@ -154,8 +156,8 @@ fn the_agent_builds_in_the_build_namespace_and_cannot_touch_pods_in_its_own() {
         "pods/attach get",
         "pods/attach create",
         "events list",
-        "secrets get",
         "secrets create",
+        "secrets patch",
         "secrets delete",
     ];
     assert_eq!(allowed(&kubeconfig, &build), expected);

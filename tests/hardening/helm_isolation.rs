@@ -4,12 +4,13 @@
 //! post-renderers) never sees the AWS keys the step deploys with.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 
-use crate::support::{AwsKeys, task, with_aws_connection};
+use crate::support::{AwsKeys, deploys_the_test_chart, task, with_aws_connection};
 
 /// A helm that records each of its command lines and its environment
 /// (`<log>.env`), then runs helm 4. With `forget_sessions`, it first deletes
@@ -98,10 +99,12 @@ const CONNECTION: &str = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e";
 const ACCESS_KEY: &str = "AKIAZPKUBEHELMENVTEST";
 const SECRET_KEY: &str = "helmEnvSecretKey/K7MDENG/bPxRfiCYSECRET";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzHELMENVSESSIONTOKENsecret";
+/// The job's access token to Azure DevOps (`System.AccessToken` mapped in).
+const JOB_TOKEN: &str = "azdo-job-access-token-helmenv-secret";
 
 /// A deploy with an AWS service connection's keys: helm's environment (and
 /// so its plugins', its post-renderers' and the exec entry's) holds no AWS
-/// key, secret or session token, yet the exec entry makes tokens for the
+/// key, secret or session token, nor the job's `SYSTEM_ACCESSTOKEN`, yet the exec entry makes tokens for the
 /// whole deploy, assuming the role again (with the external ID) from the
 /// base credentials handed over in the private directory.
 #[test]
@@ -113,20 +116,14 @@ fn helm_gets_no_aws_keys_and_the_deploy_still_works() {
     let (helm, recorded) = recording_helm(dir.path(), &world, true);
     let home = tempfile::tempdir().unwrap();
     let task = task("MulticlusterHelmV1");
-    let run =
-        TaskRun::new(task.path()).timeout(Duration::from_secs(180)).env("HOME", &home.path().display().to_string());
+    let run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.path().display().to_string())
+        .env("SYSTEM_ACCESSTOKEN", JOB_TOKEN);
     let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
-    let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
-        .input("clusterName", world.cluster_name())
-        .input("regionName", world.region())
+    let outcome = deploys_the_test_chart(with_aws_connection(run, &world, CONNECTION, &keys), &world, &helm)
         .input("assumeRoleArn", ROLE)
         .input("externalId", "tenant-a-external-id")
-        .input("chartType", "FilePath")
-        .input("chartPath", &azp_harness::repo_root().join("tests/world/testdata/chart").display().to_string())
-        .input("releaseName", "web")
-        .input("namespace", "web")
-        .input("overrideValues", "hook=false")
-        .input("helmPath", &helm.display().to_string())
         .run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert_eq!(outcome.output("releaseStatus"), Some("deployed"));
@@ -134,10 +131,52 @@ fn helm_gets_no_aws_keys_and_the_deploy_still_works() {
     assert!(runs.contains("upgrade --install web"), "{runs}");
     let env = std::fs::read_to_string(format!("{}.env", recorded.display())).unwrap();
     assert!(env.contains("KUBECONFIG="), "the environment was recorded");
-    for secret in [ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, "tenant-a-external-id"] {
+    for secret in [ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, "tenant-a-external-id", JOB_TOKEN] {
         assert!(!env.contains(secret), "helm's environment holds {:.8}…", secret);
     }
-    for name in ["AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN="] {
+    for name in ["AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "SYSTEM_ACCESSTOKEN="] {
         assert!(!env.contains(name), "helm's environment has {name}");
     }
+}
+
+/// A service connection's keys and no role to assume, on an agent whose own
+/// identity (`AWS_ACCESS_KEY_ID`) is another principal, not let into the
+/// cluster: the keys never expire, so nothing is cached for the exec entry;
+/// the preflight and helm must still reach the cluster as the connection's
+/// principal, not fall back to the agent's identity (which is refused).
+#[test]
+fn keys_without_a_role_reach_the_cluster_as_the_connection_not_as_the_agent() {
+    const PRINCIPAL: &str = "arn:aws:iam::123456789012:role/keys-deployer";
+    let world = World::start().unwrap();
+    world.add_access_entry(PRINCIPAL, "keys-deployer", &["system:masters"]);
+    // The connection's keys: a session of PRINCIPAL, given as plain keys.
+    let out = Command::new(&world.tools().aws)
+        .args(["sts", "assume-role", "--role-arn", PRINCIPAL, "--role-session-name", "keys", "--output", "json"])
+        .envs(world.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let assumed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = |name: &str| assumed["Credentials"][name].as_str().unwrap().to_string();
+    let (access_key, secret_key, session_token) = (key("AccessKeyId"), key("SecretAccessKey"), key("SessionToken"));
+    let dir = tempfile::tempdir().unwrap();
+    let (helm, recorded) = recording_helm(dir.path(), &world, false);
+    let home = tempfile::tempdir().unwrap();
+    let task = task("MulticlusterHelmV1");
+    let agent_identity =
+        world.env().into_iter().filter(|(k, _)| k.starts_with("AWS_ACCESS_KEY") || k.starts_with("AWS_SECRET"));
+    let run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.path().display().to_string())
+        .envs(agent_identity);
+    let keys = AwsKeys { access_key: &access_key, secret_key: &secret_key, session_token: &session_token };
+    let outcome = deploys_the_test_chart(with_aws_connection(run, &world, CONNECTION, &keys), &world, &helm).run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(
+        outcome.log.iter().any(|l| l.contains("lets role keys-deployer (session keys)")),
+        "the preflight's identity: {}",
+        outcome.log_text()
+    );
+    assert_eq!(outcome.output("releaseStatus"), Some("deployed"));
+    assert!(std::fs::read_to_string(&recorded).unwrap().contains("upgrade --install web"));
 }

@@ -46,7 +46,8 @@ fn no_kaniko_secret_reaches_a_log_an_error_an_argument_list_or_a_pod_spec() {
         .input("destinations", "registry.local/app:1")
         .input("contextTransport", "S3 presigned URL")
         .input("bucket", &bucket)
-        .input("s3Endpoint", &world.aws_endpoint().unwrap())
+        .input("s3Endpoint", &world.aws_https_endpoint().unwrap())
+        .env("SSL_CERT_FILE", &world.ca_file().display().to_string())
         .input("buildArgs", &format!("NPM_TOKEN={TOKEN}"))
         .input("verbosity", "debug")
         .run();
@@ -100,4 +101,43 @@ fn a_bare_key_is_refused_because_it_would_override_the_dockerfile_default() {
     // kaniko fills a bare KEY from its own environment, where nothing sets it.
     let message = kaniko(&[("buildArgs", "HTTP_PROXY")], "buildArgs");
     assert!(message.contains("HTTP_PROXY") && message.contains("ARG default"), "{message}");
+}
+
+/// KanikoBuild on an IRSA agent (web identity), `System.Debug` on: the
+/// session the S3 client obtains is registered (its secret key and session
+/// token) and appears nowhere in the log.
+#[test]
+fn web_identity_credentials_of_the_context_upload_are_registered() {
+    let world = World::shared();
+    let namespace = world.unique_namespace("kaniko-irsa").unwrap();
+    let bucket = format!("kaniko-irsa-{}", std::process::id());
+    world.create_bucket(&bucket).unwrap();
+    let image = "hardening.test/kaniko-irsa:1";
+    let digest = "sha256:8b1b1d7a0b1e7c6b2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8";
+    world.set_behaviour(image, Behaviour::exit_with_message(&["INFO built"], 0, Duration::from_millis(300), digest));
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let task = task("KanikoBuildV1");
+    let irsa = world.irsa_env("arn:aws:iam::123456789012:role/azure-agent").unwrap();
+    let outcome = TaskRun::new(task.path())
+        .sources(repo.path())
+        .timeout(Duration::from_secs(120))
+        .envs(irsa.into_iter().filter(|(k, _)| k != "KUBECONFIG"))
+        .env("SYSTEM_DEBUG", "true")
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world.kubeconfig_path().display().to_string())
+        .input("namespace", &namespace)
+        .input("kanikoImage", image)
+        .input("destinations", "registry.local/app:1")
+        .input("contextTransport", "S3")
+        .input("bucket", &bucket)
+        .input("s3Endpoint", &world.aws_endpoint().unwrap())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]")), "System.Debug is on");
+    // No input is secret: what is registered is the web identity's session.
+    assert!(outcome.secrets.len() >= 2, "{} values registered", outcome.secrets.len());
+    for secret in outcome.secrets.iter().filter(|s| s.len() >= 8) {
+        assert!(!outcome.log_text().contains(secret.as_str()), "in the log: {:.6}…", secret);
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 
-use crate::support::{AwsKeys, task, with_aws_connection};
+use crate::support::{AwsKeys, deploys_the_test_chart, task, with_aws_connection};
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/secrets-deployer";
 const CONNECTION: &str = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
@@ -24,6 +24,8 @@ const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENsecret";
 const PASSWORD: &str = "chart-repo-pa55word-secret";
 const EXTERNAL_ID: &str = "tenant-external-id-4d2c";
+/// The job's access token to Azure DevOps, mapped in as `SYSTEM_ACCESSTOKEN`.
+const JOB_TOKEN: &str = "azdo-job-access-token-secrets-9f3b";
 
 /// What the watcher saw of the processes on the machine.
 #[derive(Default)]
@@ -131,7 +133,8 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     let run = TaskRun::new(task.path())
         .timeout(Duration::from_secs(180))
         .env("HOME", &home.path().display().to_string())
-        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string());
+        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
+        .env("SYSTEM_ACCESSTOKEN", JOB_TOKEN);
     let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
     let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
         .input("clusterName", world.cluster_name())
@@ -179,6 +182,10 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
             assert!(!text.contains(secret.as_str()), "in {} left in the agent's temp folder: {short}…", path.display());
         }
     }
+    assert!(
+        seen.helm_environments.iter().all(|e| !e.contains(JOB_TOKEN)),
+        "SYSTEM_ACCESSTOKEN in a child's environment"
+    );
     assert!(command_lines.iter().all(|l| !l.contains(EXTERNAL_ID)), "the external ID in an argument list");
     assert!(!kubeconfig_text.contains(EXTERNAL_ID), "the external ID in the kubeconfig");
     // No EKS token in any argument list either.
@@ -188,4 +195,30 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
 
 fn kubeconfig_runs_eks_token(path: &std::path::Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| t.contains("eks-token"))
+}
+
+/// An IRSA agent (web identity) that assumes a role in the cluster's
+/// account, with `System.Debug` on: both sessions it obtains (the web
+/// identity's and the role's) are registered, each secret key and session
+/// token, and none appears in the log the agent shows.
+#[test]
+fn web_identity_credentials_are_registered_and_absent_from_a_debug_log() {
+    let world = World::start().unwrap();
+    target_cluster(&world);
+    let home = tempfile::tempdir().unwrap();
+    let task = task("MulticlusterHelmV1");
+    let run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.path().display().to_string())
+        .env("SYSTEM_DEBUG", "true")
+        .envs(world.irsa_env("arn:aws:iam::123456789012:role/azure-agent").unwrap());
+    let outcome = deploys_the_test_chart(run, &world, &world.tools().helm4).input("assumeRoleArn", ROLE).run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]")), "System.Debug is on");
+    let registered: BTreeSet<&str> = outcome.secrets.iter().map(String::as_str).collect();
+    // Two sessions, each a secret key and a session token.
+    assert!(registered.len() >= 4, "{} values registered", registered.len());
+    for secret in registered.iter().filter(|s| s.len() >= 8) {
+        assert!(!outcome.log_text().contains(secret), "in the log: {:.6}…", secret);
+    }
 }

@@ -75,3 +75,16 @@ pub fn with_aws_connection(mut run: TaskRun, world: &World, id: &str, keys: &Aws
     );
     run.env(&format!("ENDPOINT_AUTH_{id}"), &auth).input("awsCredentials", id)
 }
+
+/// MulticlusterHelm deploying the world's test chart as release `web` in
+/// namespace `web` of the world's EKS cluster, with `helm`.
+pub fn deploys_the_test_chart(run: TaskRun, world: &World, helm: &Path) -> TaskRun {
+    run.input("clusterName", world.cluster_name())
+        .input("regionName", world.region())
+        .input("chartType", "FilePath")
+        .input("chartPath", &azp_harness::repo_root().join("tests/world/testdata/chart").display().to_string())
+        .input("releaseName", "web")
+        .input("namespace", "web")
+        .input("overrideValues", "hook=false")
+        .input("helmPath", &helm.display().to_string())
+}

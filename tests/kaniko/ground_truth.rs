@@ -25,12 +25,12 @@ fn world_1_35() -> &'static World {
 }
 
 /// The build Role and RoleBinding of deploy/chart, rendered by helm for release `pool`
-/// in `namespace` with its build namespace `build_namespace`, as JSON objects.
-fn chart_build_rbac(namespace: &str, build_namespace: &str) -> Vec<Value> {
+/// in `agents` with the build namespace `build`, as JSON objects.
+fn chart_build_rbac(agents: &str, build: &str) -> Vec<Value> {
     let chart = azp_harness::repo_root().join("deploy/chart");
     let out = std::process::Command::new(&world().tools().helm4)
-        .args(["template", "pool", &chart.display().to_string(), "--namespace", namespace])
-        .args(["--set", &format!("rbac.buildNamespace={build_namespace}")])
+        .args(["template", "pool", &chart.display().to_string(), "--namespace", agents])
+        .args(["--set", &format!("rbac.buildNamespace={build}")])
         .args(["--set", "azp.url=https://dev.azure.com/contoso", "--set", "azp.pool=k8s-agents"])
         .args(["--set", "azp.token=unused", "--show-only", "templates/rbac.yaml"])
         .output()
@@ -62,13 +62,12 @@ fn apply(world: &World, objects: &[Value]) {
     assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A build namespace where the agent's service account (in a namespace of its own, as the
-/// chart's agents) holds the chart's build Role, changed by `edit`, and the kaniko pods'
-/// service account may assume an IAM role (IRSA); returns the build namespace and the
-/// agent's kubeconfig.
+/// A namespace where the agent's service account holds the chart's build Role, changed by
+/// `edit`, and the kaniko pods' service account may assume an IAM role (IRSA); returns
+/// the build namespace and the kubeconfig of the agent (whose own namespace is another).
 fn agent_namespace(world: &World, prefix: &str, edit: impl FnOnce(&mut Value)) -> (String, PathBuf) {
-    let agents = world.unique_namespace(&format!("{prefix}-agents")).unwrap();
     let namespace = world.unique_namespace(prefix).unwrap();
+    let agents = world.unique_namespace(&format!("{prefix}-agents")).unwrap();
     let mut objects = chart_build_rbac(&agents, &namespace);
     let role = objects.iter_mut().find(|o| o["kind"] == "Role").unwrap();
     edit(role);

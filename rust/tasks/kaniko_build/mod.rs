@@ -19,7 +19,7 @@ use self::transfer::Tampering;
 use super::cancel::{Canceled, Cancellation};
 use super::read_inputs;
 use crate::aws::s3::{ContextStore, ObjectVersion, PendingUpload};
-use crate::aws::{AwsTarget, sdk_config};
+use crate::aws::{AwsTarget, credentials, sdk_config};
 use crate::azp::report::Outcome;
 use crate::azp::untrusted::LineSplitter;
 use crate::azp::{Agent, Env};
@@ -257,7 +257,13 @@ async fn upload_context(
         unreachable!("only S3 transports upload")
     };
     let mut target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone() };
-    let mut config = sdk_config(env, &target, None).await;
+    let registering = |config: &_| {
+        let agent = agent.clone();
+        credentials::reporting(config, move |obtained| {
+            credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
+        })
+    };
+    let mut config = registering(&sdk_config(env, &target, None).await);
     let mut store = ContextStore::new(&config, bucket, endpoint.is_some());
     if region.is_none() {
         // S3 answers a client of another region with a redirect the SDKs do not follow.
@@ -265,7 +271,7 @@ async fn upload_context(
             Some(home) if config.region().is_none_or(|r| r.as_ref() != home) => {
                 info!("The bucket {bucket} is in {home}: the upload and the pod use that region");
                 target.region = Some(home);
-                config = sdk_config(env, &target, None).await;
+                config = registering(&sdk_config(env, &target, None).await);
                 store = ContextStore::new(&config, bucket, endpoint.is_some());
             }
             Some(_) => {}

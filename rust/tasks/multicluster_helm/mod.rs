@@ -79,13 +79,17 @@ async fn deploy(
 }
 
 /// Variables of the task that helm and the kubeconfig's exec entry do not
-/// get: inputs, service connections, secret variables; for EKS also the
+/// get: inputs, service connections, secret variables, the job's access
+/// token (the preflight runs the exec entry too); for EKS also the
 /// agent's AWS keys, which `eks-token` reads from the private directory. (A
 /// user's own kubeconfig may run `aws eks get-token` with them: it keeps them.)
 fn hidden_from_helm(env: &Env, target: &Target) -> Vec<String> {
     let task_only = ["INPUT_", "ENDPOINT_", "SECRET_"];
     let keys = if matches!(target, Target::Eks { .. }) { credentials::KEY_VARIABLES } else { &[] };
-    env.names().filter(|n| task_only.iter().any(|p| n.starts_with(p)) || keys.contains(n)).map(str::to_string).collect()
+    env.names()
+        .filter(|n| task_only.iter().any(|p| n.starts_with(p)) || *n == "SYSTEM_ACCESSTOKEN" || keys.contains(n))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Runs a step unless the step is canceled first.
@@ -111,11 +115,8 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     };
     agent.group("AWS identity and cluster");
     let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
-    let resolved = credentials::resolve(env, &target, base, role.as_ref()).await;
-    if let Ok(resolved) = &resolved {
-        resolved.secrets().into_iter().for_each(|secret| agent.set_secret(secret));
-    }
-    let resolved = resolved?;
+    let register = |obtained: &_| credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
+    let resolved = credentials::resolve(env, &target, base, role.as_ref(), &register).await?;
     let identity = credentials::caller_identity(&resolved.config).await?.describe();
     agent.line(&format!("AWS identity: {identity}"));
     if let (Some(role), Some(session)) = (role, resolved.session)

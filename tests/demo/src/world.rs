@@ -113,6 +113,11 @@ impl LocalWorld {
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
         env.push(("PATH".to_string(), path));
         env.push(("AZP_BUILD_NAMESPACE".to_string(), KANIKO_NAMESPACE.to_string()));
+        // S3 over HTTPS, as in AWS: kaniko fetches a presigned context only over https.
+        if let Some(https) = world.aws_https_endpoint() {
+            env.push(("AWS_ENDPOINT_URL_S3".to_string(), https));
+            env.push(("SSL_CERT_FILE".to_string(), world.ca_file().display().to_string()));
+        }
         notes.push("helm on PATH is helm 4 (from scripts/setup.sh)".to_string());
         let registry = world.registry();
         notes.push(format!("the registry {registry} is a local docker-registry; kaniko pods build with buildah"));
