@@ -93,11 +93,13 @@ pub async fn tampering(store: &ContextStore, key: &str, since: &ObjectVersion) -
     })
 }
 
-/// 128 random bits from the kernel, in hex.
+/// 128 random bits from the kernel, in hex. Read from /dev/urandom: the
+/// release binary links against glibc 2.17, which has no getrandom().
 fn random_hex() -> anyhow::Result<String> {
+    use std::io::Read as _;
     let mut bytes = [0u8; 16];
-    // SAFETY: getrandom writes at most `len` bytes into the buffer it is given.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    anyhow::ensure!(n == bytes.len() as isize, "cannot get random bytes: {}", std::io::Error::last_os_error());
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|e| anyhow::anyhow!("cannot read random bytes from /dev/urandom: {e}"))?;
     Ok(hex::encode(bytes))
 }
