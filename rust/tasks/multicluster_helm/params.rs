@@ -58,11 +58,12 @@ pub struct Params {
 impl Params {
     pub fn from_inputs(inputs: &Inputs, env: &Env) -> Result<Self, InputError> {
         let target = target(inputs, env)?;
-        let (repository, registry_login) = logins(inputs)?;
+        let upgrade = upgrade(inputs, env)?;
+        let (repository, registry_login) = logins(inputs, &upgrade.chart)?;
         Ok(Self {
             target,
             helm: inputs.helm_path.clone().map(PathBuf::from).unwrap_or_else(|| "helm".into()),
-            upgrade: upgrade(inputs, env)?,
+            upgrade,
             repository,
             registry_login,
         })
@@ -265,15 +266,15 @@ fn chart(inputs: &Inputs, env: &Env) -> Result<ChartRef, InputError> {
 /// An OCI registry to log in to: (host, user name, password).
 pub type RegistryLogin = (String, String, Secret);
 
-fn logins(inputs: &Inputs) -> Result<(Option<Repository>, Option<RegistryLogin>), InputError> {
+fn logins(inputs: &Inputs, chart: &ChartRef) -> Result<(Option<Repository>, Option<RegistryLogin>), InputError> {
     let login = match (&inputs.helm_repo_username, &inputs.helm_repo_password) {
         (Some(user), Some(password)) => Some((user.clone(), password.clone())),
         (None, None) => None,
         (Some(_), None) => return Err(bad("helmRepoPassword", "a user name is given, but no password")),
         (None, Some(_)) => return Err(bad("helmRepoUsername", "a password is given, but no user name")),
     };
-    match inputs.chart_type {
-        ChartType::Name => {
+    match chart {
+        ChartRef::Repo(_) => {
             let Some(url) = &inputs.helm_repo_url else { return Ok((None, None)) };
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(bad("helmRepoUrl", format!("{url} is not an http(s) URL")));
@@ -283,11 +284,10 @@ fn logins(inputs: &Inputs) -> Result<(Option<Repository>, Option<RegistryLogin>)
             check_dns1123_label(&name.to_ascii_lowercase(), 63).map_err(|m| bad("helmRepoName", m))?;
             Ok((Some(Repository { name, url: url.clone(), login }), None))
         }
-        ChartType::Oci => {
-            let reference = chart(inputs, &Env::default())?.as_arg();
-            Ok((None, login.map(|(user, password)| (oci_host(&reference).to_string(), user, password))))
+        ChartRef::Oci(reference) => {
+            Ok((None, login.map(|(user, password)| (oci_host(reference).to_string(), user, password))))
         }
-        ChartType::FilePath => Ok((None, None)),
+        ChartRef::Path(_) => Ok((None, None)),
     }
 }
 
