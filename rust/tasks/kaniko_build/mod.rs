@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use self::params::{Plan, Transport};
 use self::report::Report;
 use self::transfer::Tampering;
-use super::cancel::{Canceled, Cancellation};
+use super::cancel::{self, Canceled};
 use super::read_inputs;
 use crate::aws::s3::{ContextStore, ObjectVersion, PendingUpload};
 use crate::aws::{AwsTarget, credentials, sdk_config};
@@ -58,7 +58,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     show_context(agent, &context);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let cancellation = Cancellation::on_signals()?;
+        let cancellation = cancel::on_signals()?;
         let cleanup = Cleanup::default();
         // The pod's own deadline does not run while it is unscheduled: a
         // deadline of our own, with room for the upload, covers that.

@@ -12,10 +12,11 @@ mod report;
 use std::path::Path;
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
 use self::params::{Params, Target};
 use self::report::Summary;
-use super::cancel::{Canceled, Cancellation};
+use super::cancel::{self, Canceled};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
 use crate::aws::credentials::{self, Cache};
@@ -31,7 +32,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let params = Params::from_inputs(&inputs, env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let cancel = Cancellation::on_signals()?;
+        let cancel = cancel::on_signals()?;
         let stale = PrivateDir::remove_stale(&env.temp_dir());
         if stale > 0 {
             agent.line(&format!("Removed {stale} private folder(s) that killed steps left in the agent's temp folder"));
@@ -49,7 +50,7 @@ async fn deploy(
     agent: &Agent,
     params: &Params,
     private: &PrivateDir,
-    cancel: &Cancellation,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
     let (source, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
     let kubeconfig = kubeconfig::write(private, &source)?;
@@ -93,7 +94,7 @@ fn hidden_from_helm(env: &Env, target: &Target) -> Vec<String> {
 }
 
 /// Runs a step unless the step is canceled first.
-async fn cancelable<T>(cancel: &Cancellation, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+async fn cancelable<T>(cancel: &CancellationToken, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::select! {
         result = step => result,
         () = cancel.cancelled() => Err(Canceled.into()),
@@ -197,7 +198,7 @@ fn target_name(target: &Target) -> String {
     }
 }
 
-async fn helm_version(agent: &Agent, helm: &Helm, cancel: &Cancellation) -> anyhow::Result<Major> {
+async fn helm_version(agent: &Agent, helm: &Helm, cancel: &CancellationToken) -> anyhow::Result<Major> {
     let out = helm.run(agent, &helm::args::version_args(), None, Stdout::Keep, cancel).await?;
     let major = Major::parse(&out.stdout)?;
     agent.line(&format!("Helm {}", out.stdout.trim()));
@@ -205,7 +206,7 @@ async fn helm_version(agent: &Agent, helm: &Helm, cancel: &Cancellation) -> anyh
 }
 
 /// `helm repo add` or `helm registry login`, passwords on stdin.
-async fn log_in(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancellation) -> anyhow::Result<()> {
+async fn log_in(agent: &Agent, helm: &Helm, params: &Params, cancel: &CancellationToken) -> anyhow::Result<()> {
     if let Some(repo) = &params.repository {
         let user = repo.login.as_ref().map(|(user, _)| user.as_str());
         let args = helm::args::repo_add_args(&repo.name, &repo.url, user);
@@ -223,14 +224,14 @@ async fn upgrade(
     helm: &Helm,
     major: Major,
     params: &Params,
-    cancel: &Cancellation,
+    cancel: &CancellationToken,
 ) -> Result<(), helm::runner::Error> {
     agent.section(&format!("helm upgrade {}", params.upgrade.release));
     let args = helm::args::upgrade_args(major, &params.upgrade);
     helm.run(agent, &args, None, Stdout::Show, cancel).await.map(drop)
 }
 
-async fn read_release(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancellation) -> anyhow::Result<Release> {
+async fn read_release(agent: &Agent, helm: &Helm, params: &Params, cancel: &CancellationToken) -> anyhow::Result<Release> {
     let args = helm::args::status_args(&params.upgrade.release, &params.upgrade.namespace);
     let out = helm.run(agent, &args, None, Stdout::Keep, cancel).await?;
     Ok(Release::from_json(&out.stdout)?)
@@ -248,7 +249,7 @@ async fn explain_failure(
     agent: &Agent,
     helm: &Helm,
     params: &Params,
-    cancel: &Cancellation,
+    cancel: &CancellationToken,
     error: helm::runner::Error,
 ) -> anyhow::Error {
     if matches!(error, helm::runner::Error::Canceled { .. }) || cancel.is_cancelled() {
