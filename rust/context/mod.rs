@@ -13,18 +13,13 @@ mod gzip;
 mod walk;
 
 use std::fmt;
-use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 pub use archive::{MTIME, PackStream};
 pub use error::Error;
 pub use gzip::DEFAULT_LEVEL;
-
-use crate::cli::ContextArgs;
 
 /// What to pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,46 +224,4 @@ impl fmt::Display for PackStats {
             self.compress_time.as_secs_f64()
         )
     }
-}
-
-/// `azp-kube context`: lists the entries (`--list`) or writes the tar.gz (`--output`).
-/// Entries go to standard output, the summary and sizes to standard error.
-pub fn run_cli(args: &ContextArgs) -> anyhow::Result<()> {
-    let plan = plan(&PackOptions {
-        context_dir: args.context.clone(),
-        dockerfile: args.dockerfile.clone(),
-        use_dockerignore: args.use_dockerignore,
-    })?;
-    let mut stderr = io::stderr().lock();
-    if args.list {
-        let mut stdout = io::BufWriter::new(io::stdout().lock());
-        for entry in plan.entries() {
-            // One line per entry even for names with a newline in them.
-            let name = entry.tar_name();
-            for part in name.split_inclusive(|b| *b == b'\n') {
-                match part.strip_suffix(b"\n") {
-                    Some(part) => stdout.write_all(part).and_then(|()| stdout.write_all(b"\\n")),
-                    None => stdout.write_all(part),
-                }?;
-            }
-            stdout.write_all(b"\n")?;
-        }
-        stdout.flush()?;
-        writeln!(stderr, "{}", plan.summary())?;
-        return Ok(());
-    }
-    let Some(output) = &args.output else { anyhow::bail!("give --list or --output FILE (- for standard output)") };
-    writeln!(stderr, "{}", plan.summary())?;
-    let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let stream = plan.pack(threads);
-    let stats = if output.as_os_str() == "-" {
-        stream.write_to(io::stdout().lock())?
-    } else {
-        let file = std::fs::File::create(output).with_context(|| format!("failed to create {}", output.display()))?;
-        stream.write_to(file).inspect_err(|_| {
-            let _ = std::fs::remove_file(output);
-        })?
-    };
-    writeln!(stderr, "{stats}")?;
-    Ok(())
 }
