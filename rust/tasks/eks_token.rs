@@ -2,6 +2,7 @@
 //! private kubeconfig, run by helm and kubectl for every new token. A
 //! command, like the tasks: it reads its arguments and calls `aws`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::aws::arn::{self, RoleArn};
@@ -12,6 +13,20 @@ use crate::cli::EksTokenArgs;
 
 /// Cached credentials are used only if they outlive a token by this much.
 const CACHE_MARGIN: Duration = Duration::from_secs(60);
+
+/// The command line that runs `eks-token` for a cluster, as the exec entry
+/// of the private kubeconfig: `eks-token --cluster … --region …`.
+pub fn exec_args(cluster: &str, region: &str, role: Option<&AssumeRole>, cache_dir: &Path) -> Vec<String> {
+    let mut args = vec!["eks-token".into(), "--cluster".into(), cluster.into(), "--region".into(), region.into()];
+    if let Some(role) = role {
+        // The external ID is handed over in the private folder, not here:
+        // any process on the agent can read an argument list.
+        args.extend(["--role-arn".into(), role.arn.to_string()]);
+        args.extend(["--session-name".into(), role.session_name.clone()]);
+    }
+    args.extend(["--cache-dir".into(), cache_dir.display().to_string()]);
+    args
+}
 
 /// The role `eks-token` assumes, from its command line.
 pub fn token_role(args: &EksTokenArgs) -> Result<Option<AssumeRole>, arn::Error> {
@@ -62,4 +77,32 @@ pub fn run(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
     let token = eks::token(&credentials, &args.cluster, &args.region, &eks::sts_url(env, &args.region), now)?;
     let lifetime = env.test_seconds(eks::TOKEN_LIFETIME_VAR).map_or(eks::TOKEN_LIFETIME, |s| s.max(Duration::from_secs(1)));
     Ok(eks::exec_credential(&token, eks::token_expiry(&credentials, now, lifetime)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_args_golden() {
+        let role = AssumeRole {
+            arn: RoleArn::parse("arn:aws:iam::222222222222:role/deployer").unwrap(),
+            external_id: Some("ext-1".into()),
+            session_name: "azp-kube-7".into(),
+            duration: Duration::from_secs(3600),
+        };
+        let args = exec_args("dev", "eu-west-1", Some(&role), Path::new("/tmp/p"));
+        assert_eq!(
+            args.join(" "),
+            "eks-token --cluster dev --region eu-west-1 --role-arn arn:aws:iam::222222222222:role/deployer \
+             --session-name azp-kube-7 --cache-dir /tmp/p"
+        );
+        assert!(!args.iter().any(|a| a.contains("ext-1")), "the external ID is in no argument list");
+        // What the exec entry runs parses back into the same cluster, region and role.
+        let mut argv = vec!["azp-kube".to_string()];
+        argv.extend(args);
+        let Ok(crate::cli::Invocation::EksToken(parsed)) = crate::cli::parse(argv) else { panic!("not eks-token") };
+        assert_eq!((parsed.cluster.as_str(), parsed.region.as_str()), ("dev", "eu-west-1"));
+        assert_eq!(token_role(&parsed).unwrap().unwrap().arn, role.arn);
+    }
 }

@@ -97,7 +97,7 @@ const PANIC_SWITCH: &str = "AZP_KUBE_PANIC_AFTER_POD_START";
 async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, cleanup: &Cleanup) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new(plan, &context);
-    let kube = client::connect(&plan.cluster).await?;
+    let kube = client::connect(&plan.cluster, env).await?;
     let pods: Api<Pod> = Api::namespaced(kube, &plan.pod.namespace);
 
     let mut build = plan.build.clone();

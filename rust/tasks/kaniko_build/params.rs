@@ -14,7 +14,7 @@ use crate::context::PackOptions;
 use crate::kaniko::args::{Build, BuildArg, ContextSource, check_extra_args};
 use crate::kaniko::pod::PodOptions;
 use crate::kaniko::reference::{self, ImageReference};
-use crate::kube::client::Connection;
+use crate::kube::Connection;
 use crate::kube::names;
 use crate::tasks::inputs::kaniko_build::{ConnectionType, ContextTransport, Inputs, SPEC};
 use crate::tasks::syntax::{check_go_duration, check_url};

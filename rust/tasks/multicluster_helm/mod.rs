@@ -24,7 +24,8 @@ use crate::aws::{AwsTarget, eks};
 use crate::azp::report::Outcome;
 use crate::azp::{Agent, Env};
 use crate::helm::{self, Helm, Major, Release, Stdout};
-use crate::kube::kubeconfig::{self, Access, EksExec, PrivateDir, Source};
+use crate::kube::kubeconfig::{self, Access, PrivateDir};
+use crate::kube::{Connection, ExecCluster};
 
 pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
@@ -52,8 +53,8 @@ async fn deploy(
     private: &PrivateDir,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
-    let (source, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
-    let kubeconfig = kubeconfig::write(private, &source)?;
+    let (connection, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let kubeconfig = kubeconfig::write(private, &connection, env)?;
     let hidden = hidden_from_helm(env, &params.target);
     cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
     let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
@@ -105,14 +106,15 @@ fn output() -> crate::azp::agent::VariableOptions {
     crate::azp::agent::VariableOptions { is_output: true, is_secret: false }
 }
 
-type Reached = (Source, String);
+type Reached = (Connection, String);
 
 /// Credentials and cluster description (EKS), or the connection as given.
-/// Returns the kubeconfig source and who we are. What the kubeconfig's exec
+/// Returns the connection and who we are. What the kubeconfig's exec
 /// entry needs (base credentials, external ID) is handed over in `private`.
 async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
-    let Target::Eks { name, region, base, role } = &params.target else {
-        return Ok((other_source(env, &params.target)?, "the connection's identity".into()));
+    let (name, region, base, role) = match &params.target {
+        Target::Kubernetes(connection) => return Ok((connection.clone(), "the connection's identity".into())),
+        Target::Eks { name, region, base, role } => (name, region, base, role),
     };
     agent.group("AWS identity and cluster");
     let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
@@ -138,16 +140,9 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
     cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
     let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
-    Ok((Source::Eks { cluster, exec: EksExec { program, role: role.clone() } }, identity))
-}
-
-fn other_source(env: &Env, target: &Target) -> anyhow::Result<Source> {
-    Ok(match target {
-        Target::ServiceConnection(endpoint) => Source::ServiceConnection(endpoint.clone()),
-        Target::File(path) => Source::File(path.clone()),
-        Target::InCluster => kubeconfig::in_cluster(env)?,
-        Target::Eks { .. } => unreachable!("EKS is handled by reach_cluster"),
-    })
+    let args = super::eks_token::exec_args(&cluster.name, &cluster.region, role.as_ref(), private.path());
+    let exec = ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
+    Ok((Connection::Exec(exec), identity))
 }
 
 /// One request to `/version`: a refusal becomes the access-entry message.
@@ -192,9 +187,10 @@ async fn refused_now(kubeconfig: &Path, hidden: &[String], identity: &str, targe
 fn target_name(target: &Target) -> String {
     match target {
         Target::Eks { name, region, .. } => format!("{name} ({region})"),
-        Target::ServiceConnection(_) => "of the service connection".into(),
-        Target::File(path) => format!("of {}", path.display()),
-        Target::InCluster => "of the agent".into(),
+        Target::Kubernetes(Connection::ServiceConnection(_)) => "of the service connection".into(),
+        Target::Kubernetes(Connection::KubeconfigFile(path)) => format!("of {}", path.display()),
+        Target::Kubernetes(Connection::InCluster) => "of the agent".into(),
+        Target::Kubernetes(Connection::Exec(cluster)) => cluster.name.clone(),
     }
 }
 

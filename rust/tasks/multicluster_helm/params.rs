@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::aws::arn::{self, RoleArn};
 use crate::aws::credentials::{AssumeRole, Base};
-use crate::azp::endpoint::KubernetesEndpoint;
 use crate::azp::{Env, Secret};
 use crate::helm::args::oci_host;
 use crate::helm::{ChartRef, Upgrade, values, words};
+use crate::kube::Connection;
 use crate::kube::names::check_dns1123_label;
 use crate::tasks::inputs::multicluster_helm::{ChartType, ConnectionType, Inputs};
 use crate::tasks::syntax::check_go_duration;
@@ -26,14 +26,13 @@ fn bad(input: &'static str, message: impl Into<String>) -> InputError {
     InputError { input, message: message.into() }
 }
 
-/// How the step reaches its cluster.
+/// Which cluster the step deploys to: an EKS cluster, which AWS describes
+/// first, or a Kubernetes connection as given.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant, reason = "one per step; boxing would only add noise")]
 pub enum Target {
     Eks { name: String, region: String, base: Base, role: Option<AssumeRole> },
-    ServiceConnection(KubernetesEndpoint),
-    File(PathBuf),
-    InCluster,
+    Kubernetes(Connection),
 }
 
 /// A chart repository to add before the upgrade.
@@ -76,16 +75,16 @@ fn target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
         ConnectionType::KubernetesServiceConnection => inputs
             .kubernetes_service_connection
             .clone()
-            .map(Target::ServiceConnection)
+            .map(|endpoint| Target::Kubernetes(Connection::ServiceConnection(endpoint)))
             .ok_or_else(|| bad("kubernetesServiceConnection", "a service connection is required")),
         ConnectionType::KubeconfigFile => {
             let path = inputs.kubeconfig.clone().ok_or_else(|| bad("kubeconfig", "a kubeconfig file is required"))?;
             if !path.is_file() {
                 return Err(bad("kubeconfig", format!("{} does not exist", path.display())));
             }
-            Ok(Target::File(path))
+            Ok(Target::Kubernetes(Connection::KubeconfigFile(path)))
         }
-        ConnectionType::InCluster => Ok(Target::InCluster),
+        ConnectionType::InCluster => Ok(Target::Kubernetes(Connection::InCluster)),
     }
 }
 
