@@ -232,7 +232,7 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
     pod_labels.extend(user_labels);
     let (aws_region, pod_s3_endpoint) = match &transport {
         Transport::S3 { region, endpoint, presigned: false, .. } => {
-            (region.clone().or_else(|| env.var("AWS_REGION").map(str::to_string)), endpoint.clone())
+            (crate::aws::region(env, region.as_deref()), endpoint.clone())
         }
         _ => (None, None),
     };
@@ -590,6 +590,20 @@ mod tests {
         assert!(check_bucket("my-build-contexts").is_ok());
         assert!(check_bucket("My_Bucket").is_err());
         assert!(check_bucket("ab").is_err());
+    }
+
+    #[test]
+    fn the_pods_region_falls_back_to_aws_default_region_as_the_sdk_does() {
+        let env = Env::from_vars([
+            ("INPUT_CONTEXTTRANSPORT", "S3"),
+            ("INPUT_BUCKET", "contexts"),
+            ("INPUT_DESTINATIONS", "registry.local/app:1"),
+            ("INPUT_NAMESPACE", "builds"),
+            ("AWS_DEFAULT_REGION", "us-east-2"),
+        ]);
+        let inputs = Inputs::read(&crate::azp::inputs::InputReader::new(&env, &SPEC)).unwrap();
+        let plan = resolve(&inputs, &env).unwrap();
+        assert_eq!(plan.pod.aws_region.as_deref(), Some("us-east-2"));
     }
 
     #[test]

@@ -91,11 +91,8 @@ fn target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
 fn eks_target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
     let name = inputs.cluster_name.clone().ok_or_else(|| bad("clusterName", "the EKS cluster name is required"))?;
     check_cluster_name(&name).map_err(|m| bad("clusterName", m))?;
-    let region = inputs
-        .region_name
-        .clone()
-        .or_else(|| env.var("AWS_REGION").or_else(|| env.var("AWS_DEFAULT_REGION")).map(str::to_string))
-        .ok_or_else(|| bad("regionName", "no region given, and the agent has no AWS_REGION"))?;
+    let region = crate::aws::region(env, inputs.region_name.as_deref())
+        .ok_or_else(|| bad("regionName", "no region given, and the agent has no AWS_REGION or AWS_DEFAULT_REGION"))?;
     arn::check_region(&region).map_err(|e| bad("regionName", e.to_string()))?;
     let base = match &inputs.aws_credentials {
         Some(endpoint) => Base::Connection(endpoint.clone()),
@@ -353,6 +350,21 @@ mod tests {
         assert_eq!(role.duration, Duration::from_secs(3600));
         assert_eq!(params.upgrade.chart, ChartRef::Oci("oci://r.example.com/charts/web".into()));
         assert_eq!(params.upgrade.timeout.as_deref(), Some("10m"));
+    }
+
+    #[test]
+    fn the_region_falls_back_to_aws_default_region_as_the_sdk_does() {
+        let mut vars: Vec<(String, String)> = eks(&[])
+            .into_iter()
+            .filter(|(k, _)| *k != "regionName")
+            .map(|(k, v)| (format!("INPUT_{}", k.to_uppercase()), v.to_string()))
+            .collect();
+        vars.push(("AWS_DEFAULT_REGION".into(), "us-east-2".into()));
+        let env = Env::from_vars(vars);
+        let inputs = Inputs::read(&crate::azp::inputs::InputReader::new(&env, &SPEC)).unwrap();
+        let params = Params::from_inputs(&inputs, &env).unwrap();
+        let Target::Eks { region, .. } = &params.target else { panic!("{:?}", params.target) };
+        assert_eq!(region, "us-east-2");
     }
 
     #[test]
