@@ -214,7 +214,7 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
         anyhow::bail!("kaniko finished but did not report an image digest (termination message {digest:?})");
     }
     report.timings.total = started.elapsed();
-    report.finish(agent, env, &build, &digest)?;
+    report.finish(agent, env, &build, &digest);
     Ok(())
 }
 
