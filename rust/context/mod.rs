@@ -225,3 +225,58 @@ impl fmt::Display for PackStats {
         )
     }
 }
+
+/// The build context folder: `given` (relative to the repository), else the
+/// repository itself; resolved, and inside the repository even through
+/// symlinks.
+pub fn context_dir(given: Option<&Path>, repository: Option<&Path>) -> Result<PathBuf, String> {
+    let dir = match (given, repository) {
+        (Some(dir), Some(repository)) if dir.is_relative() => repository.join(dir),
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(repository)) => repository.to_path_buf(),
+        (None, None) => PathBuf::from("."),
+    };
+    let real = dir.canonicalize().map_err(|e| format!("{} cannot be read: {e}", dir.display()))?;
+    if !real.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    if let Some(repository) = repository.and_then(|s| s.canonicalize().ok())
+        && !real.starts_with(&repository)
+    {
+        return Err(format!(
+            "{} leaves the repository {} (through '..' or a symlink)",
+            dir.display(),
+            repository.display()
+        ));
+    }
+    Ok(real)
+}
+
+/// A Dockerfile given as an absolute path must lie in the context.
+pub fn check_dockerfile_path(context_dir: &Path, dockerfile: &Path) -> Result<(), String> {
+    if dockerfile.is_absolute() && !dockerfile.starts_with(context_dir) {
+        return Err(format!("{} is outside the build context", dockerfile.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_stays_in_the_repository() {
+        let repository = tempfile::tempdir().unwrap();
+        let root = repository.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("app")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+        assert_eq!(context_dir(Some(Path::new("app")), Some(&root)).unwrap(), root.join("app"));
+        assert_eq!(context_dir(None, Some(&root)).unwrap(), root);
+        assert!(context_dir(Some(Path::new("..")), Some(&root)).unwrap_err().contains("leaves the repository"));
+        assert!(context_dir(Some(Path::new("escape")), Some(&root)).unwrap_err().contains("leaves the repository"));
+        assert!(context_dir(Some(Path::new("missing")), Some(&root)).unwrap_err().contains("cannot be read"));
+        assert!(check_dockerfile_path(&root, &root.join("app/Dockerfile")).is_ok());
+        assert!(check_dockerfile_path(&root, Path::new("Dockerfile")).is_ok());
+        assert!(check_dockerfile_path(&root, Path::new("/etc/Dockerfile")).is_err());
+    }
+}

@@ -229,8 +229,11 @@ pub fn build(connection: &Connection, env: &Env, token_at: TokenAt<'_>) -> Resul
                 }
                 TokenAt::Inline => AuthInfo { token: Some(token.expose().to_string().into()), ..Default::default() },
             };
-            let mut cluster =
-                Cluster { server: Some(server_url.clone()), certificate_authority_data: ca_data.clone(), ..Default::default() };
+            let mut cluster = Cluster {
+                server: Some(server_url.clone()),
+                certificate_authority_data: ca_data.clone(),
+                ..Default::default()
+            };
             if *accept_untrusted_certs {
                 skip_tls_verify(&mut cluster);
             }

@@ -75,7 +75,8 @@ pub fn run(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
         }
     };
     let token = eks::token(&credentials, &args.cluster, &args.region, &eks::sts_url(env, &args.region), now)?;
-    let lifetime = env.test_seconds(eks::TOKEN_LIFETIME_VAR).map_or(eks::TOKEN_LIFETIME, |s| s.max(Duration::from_secs(1)));
+    let lifetime =
+        env.test_seconds(eks::TOKEN_LIFETIME_VAR).map_or(eks::TOKEN_LIFETIME, |s| s.max(Duration::from_secs(1)));
     Ok(eks::exec_credential(&token, eks::token_expiry(&credentials, now, lifetime)))
 }
 

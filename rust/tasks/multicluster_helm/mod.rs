@@ -227,7 +227,12 @@ async fn upgrade(
     helm.run(agent, &args, None, Stdout::Show, cancel).await.map(drop)
 }
 
-async fn read_release(agent: &Agent, helm: &Helm, params: &Params, cancel: &CancellationToken) -> anyhow::Result<Release> {
+async fn read_release(
+    agent: &Agent,
+    helm: &Helm,
+    params: &Params,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Release> {
     let args = helm::args::status_args(&params.upgrade.release, &params.upgrade.namespace);
     let out = helm.run(agent, &args, None, Stdout::Keep, cancel).await?;
     Ok(Release::from_json(&out.stdout)?)
