@@ -5,6 +5,7 @@
 mod contract;
 mod inputs_stay_in_sync;
 mod layers;
+mod migration;
 mod readme;
 mod schema;
 mod tasks;

@@ -21,6 +21,7 @@ use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
 use crate::aws::credentials::{self, Cache};
 use crate::aws::{AwsTarget, eks};
+use crate::azp::command::{Issue, IssueType};
 use crate::azp::report::Outcome;
 use crate::azp::{Agent, Env};
 use crate::helm::{self, Helm, Major, Release, Stdout};
@@ -30,6 +31,7 @@ use crate::kube::{Connection, ExecCluster};
 pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
     describe(agent, &inputs);
+    warn_of_helmdeploy_lists(agent, &inputs);
     let params = Params::from_inputs(&inputs, env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
@@ -63,20 +65,29 @@ async fn deploy(
     let upgraded = upgrade(agent, &helm, major, params, cancel).await;
     let code = upgraded.as_ref().err().map_or(0, helm::runner::Error::exit_code);
     agent.set_variable("helmExitCode", &code.to_string(), output());
-    if let Err(error) = upgraded {
-        let error = explain_failure(agent, &helm, params, cancel, error).await;
-        if cancel.is_cancelled() {
-            return Err(error);
+    let stderr = match upgraded {
+        Ok(stderr) => stderr,
+        Err(error) => {
+            let error = explain_failure(agent, &helm, params, cancel, error).await;
+            if cancel.is_cancelled() {
+                return Err(error);
+            }
+            return Err(match refused_now(&kubeconfig, &hidden, &identity, &params.target).await {
+                Some(refused) => error.context(refused),
+                None => error,
+            });
         }
-        return Err(match refused_now(&kubeconfig, &hidden, &identity, &params.target).await {
-            Some(refused) => error.context(refused),
-            None => error,
-        });
-    }
+    };
     let release = read_release(agent, &helm, params, cancel).await?;
     set_outputs(agent, &release);
     let summary = Summary { release: &release, params, cluster: &target_name(&params.target), identity: &identity };
     summary.upload(agent, &env.temp_dir());
+    if params.fail_on_stderr && !stderr.is_empty() {
+        anyhow::bail!(
+            "helm upgrade succeeded but wrote {} line(s) to standard error (the warnings above), and failOnStderr is true",
+            stderr.len()
+        );
+    }
     Ok(Outcome::Succeeded)
 }
 
@@ -221,10 +232,10 @@ async fn upgrade(
     major: Major,
     params: &Params,
     cancel: &CancellationToken,
-) -> Result<(), helm::runner::Error> {
+) -> Result<Vec<String>, helm::runner::Error> {
     agent.section(&format!("helm upgrade {}", params.upgrade.release));
     let args = helm::args::upgrade_args(major, &params.upgrade);
-    helm.run(agent, &args, None, Stdout::Show, cancel).await.map(drop)
+    Ok(helm.run(agent, &args, None, Stdout::Show, cancel).await?.stderr)
 }
 
 async fn read_release(
@@ -292,6 +303,28 @@ fn unlock_hint(release: &str, namespace: &str, pending: Option<&str>, locked: bo
     format!("; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again")
 }
 
+/// HelmDeploy@1 splits `overrideValues` at commas; this task does not, so a
+/// migrated `a=1,b=2` would quietly set `a` to `1,b=2`.
+fn warn_of_helmdeploy_lists(agent: &Agent, inputs: &Inputs) {
+    for (input, lines) in
+        [("overrideValues", &inputs.override_values), ("overrideValuesString", &inputs.override_values_string)]
+    {
+        for (number, line) in lines.iter().enumerate() {
+            let Some(keys) = helm::values::helmdeploy_list_keys(line) else { continue };
+            let one_per_line = keys.iter().map(|k| format!("{k}=…")).collect::<Vec<_>>().join(" / ");
+            agent.log_issue(&Issue::new(
+                IssueType::Warning,
+                format!(
+                    "{input} line {}: {} is set to everything after its '=', commas included; \
+                     HelmDeploy@1's comma-separated list is one key=value per line here: {one_per_line}",
+                    number + 1,
+                    keys[0]
+                ),
+            ));
+        }
+    }
+}
+
 /// The `arguments` input with `--set` values reduced to their keys.
 fn extra_arguments(text: Option<&str>) -> String {
     match text.map(helm::words::split) {
@@ -333,6 +366,11 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         wait_for_execution,
         timeout,
         atomic,
+        force,
+        reset_values,
+        reuse_values,
+        update_dependency,
+        fail_on_stderr,
         arguments,
         helm_path,
     } = inputs;
@@ -375,6 +413,11 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Wait", wait_for_execution.to_string()),
             ("Timeout", shown(timeout)),
             ("Roll back on failure", atomic.to_string()),
+            ("Force", force.to_string()),
+            ("Reset values", reset_values.to_string()),
+            ("Reuse values", reuse_values.to_string()),
+            ("Update dependencies", update_dependency.to_string()),
+            ("Fail on standard error", fail_on_stderr.to_string()),
             ("Extra arguments", extra_arguments(arguments.as_deref())),
             ("Helm", shown(helm_path)),
         ],

@@ -52,6 +52,8 @@ pub struct Params {
     pub repository: Option<Repository>,
     /// `helm registry login <host>` for an OCI chart with credentials.
     pub registry_login: Option<RegistryLogin>,
+    /// Fail when helm upgrade writes to stderr, as HelmDeploy@1's `failOnStderr`.
+    pub fail_on_stderr: bool,
 }
 
 impl Params {
@@ -65,6 +67,7 @@ impl Params {
             upgrade,
             repository,
             registry_login,
+            fail_on_stderr: inputs.fail_on_stderr,
         })
     }
 }
@@ -173,6 +176,13 @@ fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
     check_dns1123_label(&inputs.namespace, 63).map_err(|m| bad("namespace", m))?;
     let timeout =
         inputs.timeout.clone().map(|t| check_go_duration(&t).map(|()| t).map_err(|e| bad("timeout", e))).transpose()?;
+    if inputs.reset_values && inputs.reuse_values {
+        // helm would silently ignore --reuse-values.
+        return Err(bad(
+            "reuseValues",
+            "cannot be used with resetValues: choose the chart's values or the last release's",
+        ));
+    }
     let set = values::set_values(&inputs.override_values).map_err(|e| bad("overrideValues", e.to_string()))?;
     let set_string =
         values::set_values(&inputs.override_values_string).map_err(|e| bad("overrideValuesString", e.to_string()))?;
@@ -194,6 +204,10 @@ fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
         wait: inputs.wait_for_execution,
         timeout,
         atomic: inputs.atomic,
+        force: inputs.force,
+        reset_values: inputs.reset_values,
+        reuse_values: inputs.reuse_values,
+        dependency_update: inputs.update_dependency,
         value_files: value_files(&inputs.value_file, env)?,
         set,
         set_string,
