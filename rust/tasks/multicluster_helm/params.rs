@@ -385,8 +385,8 @@ fn value_files(lines: &[String], env: &Env) -> Result<Vec<PathBuf>, InputError> 
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| bad("valueFile", format!("{} cannot be read: {e}", path.display())))?;
             // helm reads a values file as one YAML mapping (or nothing).
-            match serde_yaml::from_str::<serde_yaml::Value>(&text) {
-                Ok(serde_yaml::Value::Mapping(_) | serde_yaml::Value::Null) => Ok(path),
+            match serde_saphyr::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(_) | serde_json::Value::Null) => Ok(path),
                 Ok(_) => Err(bad("valueFile", format!("{} is YAML but not a mapping of values", path.display()))),
                 Err(e) => Err(bad("valueFile", format!("{} is not valid YAML: {e}", path.display()))),
             }
