@@ -202,6 +202,20 @@ pub fn history_json_args(release: &str, namespace: &str) -> Vec<String> {
     strings(&["history", release, "--namespace", namespace, "--output", "json"])
 }
 
+/// `helm get manifest`: the release's resources as last applied (no hooks).
+pub fn get_manifest_args(release: &str, namespace: &str) -> Vec<String> {
+    strings(&["get", "manifest", release, "--namespace", namespace])
+}
+
+/// The upgrade rendered, not applied: `--install --dry-run=server` (so
+/// `lookup` sees the cluster), printed as JSON; nothing waits or rolls back.
+pub fn dry_run_args(major: Major, upgrade: &Upgrade) -> Vec<String> {
+    let rendered = Upgrade { install: true, create_namespace: false, wait: false, atomic: false, ..upgrade.clone() };
+    let mut args = upgrade_args(major, &rendered);
+    args.extend(strings(&["--dry-run=server", "--output", "json"]));
+    args
+}
+
 /// `helm uninstall`, waiting for the resources to go when `wait`.
 pub fn uninstall_args(
     release: &str,
@@ -345,6 +359,17 @@ mod tests {
         assert_eq!(tail(Major::V4), "--force-replace --reset-values --dependency-update");
         let reuse = Upgrade { reuse_values: true, ..upgrade() };
         assert!(upgrade_args(Major::V3, &reuse).contains(&"--reuse-values".to_string()));
+    }
+
+    #[test]
+    fn a_diff_renders_without_waiting_or_rolling_back() {
+        let args = dry_run_args(Major::V4, &Upgrade { install: false, extra: vec![], ..upgrade() }).join(" ");
+        assert_eq!(
+            args,
+            "upgrade --install web charts/web --namespace web --timeout 10m --values a.yaml --values b.yaml \
+             --set image.ref=r/web:1 --set hosts=a\\,b --set-string build=0123 --dry-run=server --output json"
+        );
+        assert_eq!(get_manifest_args("web", "ns").join(" "), "get manifest web --namespace ns");
     }
 
     #[test]

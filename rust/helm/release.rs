@@ -69,6 +69,17 @@ impl Release {
     }
 }
 
+/// The `manifest` of a release printed as JSON (`helm upgrade --dry-run -o
+/// json`); the rest (values included) is dropped unread.
+pub fn manifest_of(release_json: &str) -> Result<String, ParseError> {
+    #[derive(Deserialize)]
+    struct WithManifest {
+        #[serde(default)]
+        manifest: String,
+    }
+    Ok(serde_json::from_str::<WithManifest>(release_json.trim()).map_err(ParseError)?.manifest)
+}
+
 /// One line of `helm history -o json`.
 #[derive(Deserialize)]
 struct HistoryEntry {

@@ -133,3 +133,86 @@ fn a_failing_release_test_fails_the_step_and_shows_why() {
     );
     assert_ne!(tested.output("helmExitCode"), Some("0"));
 }
+
+/// The world's chart with the Secret's password from `.Values.password`
+/// (so it shows nowhere else).
+fn chart_with_password() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&chart(), dir.path());
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-secret\ntype: Opaque\n\
+                  stringData:\n  password: {{ .Values.password | quote }}\n  user: app\n";
+    std::fs::write(dir.path().join("templates/secret.yaml"), secret).unwrap();
+    dir
+}
+
+fn a_diff_shows_what_an_upgrade_would_change_and_changes_nothing(helm: &Path) {
+    let before = chart_with_password();
+    let after = chart_with_password();
+    std::fs::remove_file(after.path().join("templates/service.yaml")).unwrap();
+    let extra = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-extra\ndata:\n  a: b\n";
+    std::fs::write(after.path().join("templates/extra.yaml"), extra).unwrap();
+    let namespace = world().unique_namespace("diff").unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let step = |command: &str, chart: &Path, values: &str| {
+        run(&task, home.path())
+            .with_chart_from_world()
+            .input("command", command)
+            .input("chartPath", &chart.display().to_string())
+            .input("releaseName", "web")
+            .input("namespace", &namespace)
+            .input("overrideValues", &format!("hook=false\n{values}"))
+            .input("waitForExecution", "false")
+            .input("helmPath", &helm.display().to_string())
+            .run()
+    };
+    let installed = step("upgrade", before.path(), "message=first\npassword=before-pw-123");
+    assert_eq!(installed.result, StepResult::Succeeded, "{}", installed.log_text());
+
+    let diff = step("diff", after.path(), "message=second\npassword=after-pw-456");
+    assert_eq!(diff.result, StepResult::Succeeded, "{:?}\n{}", diff.errors(), diff.log_text());
+    assert_eq!(diff.output("hasChanges"), Some("true"));
+    let log = diff.log_text();
+    for line in [
+        "ConfigMap web-config: changed",
+        "ConfigMap web-extra: added",
+        "Service web: removed",
+        "Secret web-secret: changed",
+        "-  message: first",
+        "+  message: second",
+        "+  password: (hidden, changed)",
+        "   user: (hidden)",
+    ] {
+        assert!(log.contains(line), "{line:?} missing from the log:\n{log}");
+    }
+    let summary = diff.summaries.iter().find_map(|(_, text)| text.clone()).expect("a summary");
+    assert!(summary.contains("| `Service web` | removed |"), "{summary}");
+    for secret in ["before-pw-123", "after-pw-456"] {
+        assert!(!log.contains(secret) && !summary.contains(secret), "{secret} shown");
+    }
+
+    // Nothing changed in the cluster: one revision, the Service still there, the old message.
+    assert_eq!(message(&namespace).as_deref(), Some("first"));
+    let service = Command::new(&world().tools().kubectl)
+        .args(["--kubeconfig", &world().kubeconfig_path().display().to_string(), "-n", &namespace])
+        .args(["get", "service", "web"])
+        .output()
+        .unwrap();
+    assert!(service.status.success(), "the Service is still there");
+    let same = step("diff", before.path(), "message=first\npassword=before-pw-123");
+    assert_eq!(same.result, StepResult::Succeeded, "{}", same.log_text());
+    assert_eq!(same.output("hasChanges"), Some("false"), "{}", same.log_text());
+    assert_eq!(same.output("releaseRevision"), None, "a diff reports no revision");
+    let history = release_history(helm, &namespace, "web", home.path());
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+}
+
+#[test]
+fn a_diff_shows_what_an_upgrade_would_change_and_changes_nothing_with_helm4() {
+    a_diff_shows_what_an_upgrade_would_change_and_changes_nothing(&world().tools().helm4);
+}
+
+#[test]
+fn a_diff_shows_what_an_upgrade_would_change_and_changes_nothing_with_helm3() {
+    a_diff_shows_what_an_upgrade_would_change_and_changes_nothing(&world().tools().helm3);
+}

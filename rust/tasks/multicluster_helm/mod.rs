@@ -87,6 +87,13 @@ async fn deploy(
             verbs::rollback(agent, &helm, params, *revision, cancel).await.map(|()| (false, Vec::new()))
         }
         Command::Test => verbs::test(agent, &helm, params, cancel).await.map(|()| (false, Vec::new())),
+        Command::Diff { upgrade, repository, registry_login } => {
+            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            let changes = verbs::diff(agent, &helm, major, upgrade, cancel).await?;
+            agent.set_variable("helmExitCode", "0", output());
+            report_diff(agent, env, params, &changes);
+            return Ok(Outcome::Succeeded);
+        }
     };
     let code = ran.as_ref().err().map_or(0, helm::runner::Error::exit_code);
     agent.set_variable("helmExitCode", &code.to_string(), output());
@@ -127,6 +134,32 @@ async fn on_failure(
         Some(refused) => error.context(refused),
         None => error,
     }
+}
+
+/// The diff in the log (Secret values hidden), as the run's summary, and
+/// `hasChanges`.
+fn report_diff(agent: &Agent, env: &Env, params: &Params, changes: &[helm::diff::Change]) {
+    let release = &params.release;
+    let title =
+        format!("Helm diff of {}/{} on cluster {}", release.namespace, release.name, target_name(&params.target));
+    agent.group(&title);
+    if changes.is_empty() {
+        agent.line("No changes: the upgrade would leave every resource as it is");
+    }
+    for change in changes {
+        agent.line(&format!("{}: {}", change.resource, change.kind.as_str()));
+        // Chart text: never read as agent commands.
+        agent.untrusted_lines(&change.diff.lines().map(str::to_string).collect::<Vec<_>>());
+    }
+    agent.end_group();
+    agent.set_variable("hasChanges", if changes.is_empty() { "false" } else { "true" }, output());
+    let file = env.temp_dir().join(format!(
+        "azp-kube-helm-diff-{}-{}-{}.md",
+        release.namespace,
+        release.name,
+        std::process::id()
+    ));
+    agent.attach_summary(&file, &helm::diff::markdown(&title, changes));
 }
 
 /// Outputs and summary of an uninstall: the release as it was, now gone.

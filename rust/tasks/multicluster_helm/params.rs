@@ -65,6 +65,12 @@ pub enum Command {
         revision: Option<u64>,
     },
     Test,
+    /// What `Upgrade` with these inputs would change; changes nothing.
+    Diff {
+        upgrade: Upgrade,
+        repository: Option<Repository>,
+        registry_login: Option<RegistryLogin>,
+    },
 }
 
 impl Command {
@@ -75,6 +81,7 @@ impl Command {
             Self::Uninstall { .. } => "uninstall",
             Self::Rollback { .. } => "rollback",
             Self::Test => "test",
+            Self::Diff { .. } => "diff",
         }
     }
 }
@@ -125,6 +132,11 @@ impl Params {
             HelmCommand::Uninstall => Command::Uninstall { ignore_missing: inputs.ignore_missing_release },
             HelmCommand::Rollback => Command::Rollback { revision: revision(inputs.revision.as_deref())? },
             HelmCommand::Test => Command::Test,
+            HelmCommand::Diff => {
+                let upgrade = upgrade(inputs, env, &release, timeout.clone())?;
+                let (repository, registry_login) = logins(inputs, &upgrade.chart)?;
+                Command::Diff { upgrade, repository, registry_login }
+            }
         };
         Ok(Self {
             target,

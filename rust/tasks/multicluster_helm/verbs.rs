@@ -6,8 +6,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::params::{Params, ReleaseRef};
 use crate::azp::Agent;
+use crate::helm::diff::Change;
 use crate::helm::runner::Error;
-use crate::helm::{self, Helm, Release, Stdout};
+use crate::helm::{self, Helm, Major, Release, Stdout, Upgrade};
 
 /// helm's words for a release that does not exist.
 fn is_not_found(error: &Error) -> bool {
@@ -118,4 +119,34 @@ pub async fn unlock(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancel
         .await
         .map_err(|e| anyhow::Error::from(e).context(format!("cannot recover release {name}")))?;
     Ok(())
+}
+
+/// The release's manifest now against the one `upgrade` would apply:
+/// `helm get manifest` and `helm upgrade --install --dry-run=server`
+/// (rendered with the cluster's answers to `lookup`, sent nowhere).
+pub async fn diff(
+    agent: &Agent,
+    helm: &Helm,
+    major: Major,
+    upgrade: &Upgrade,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<Change>> {
+    agent.section(&format!("helm diff of {}", upgrade.release));
+    let current = helm::args::get_manifest_args(&upgrade.release, &upgrade.namespace);
+    let current = match helm.run(agent, &current, None, Stdout::Keep, cancel).await {
+        Ok(out) => out.stdout,
+        Err(error) if is_not_found(&error) => {
+            agent.line(&format!(
+                "Release {}/{} is not installed: everything is new",
+                upgrade.namespace, upgrade.release
+            ));
+            String::new()
+        }
+        Err(error) => return Err(error.into()),
+    };
+    // The printed release holds the values (secrets too): kept, never shown.
+    let args = helm::args::dry_run_args(major, upgrade);
+    let rendered = helm.run(agent, &args, None, Stdout::Keep, cancel).await?;
+    let proposed = helm::release::manifest_of(&rendered.stdout)?;
+    Ok(helm::diff::compare(&current, &proposed)?)
 }
