@@ -71,6 +71,8 @@ impl LocalWorld {
             role_env.retain(|(k, _)| k != key);
             role_env.push((key.to_string(), c[field].as_str().unwrap_or_default().to_string()));
         }
+        // The version the simulator serves, so that DescribeCluster and /version agree.
+        let version = format!("1.{}", azp_kube_world::ServerVersion::default().minor);
         aws(
             &world,
             &role_env,
@@ -79,6 +81,8 @@ impl LocalWorld {
                 "create-cluster",
                 "--name",
                 DEV_CLUSTER,
+                "--kubernetes-version",
+                &version,
                 "--region",
                 DEV_REGION,
                 "--role-arn",

@@ -72,6 +72,47 @@ fn the_example_pipeline_builds_and_deploys_the_digest() {
     assert!(deploy.contains("web runs 127.0.0.1:") && deploy.contains(&format!("/web@{digest}")), "{deploy}");
     assert!(deploy.contains("│ Revision   1"), "{deploy}");
     assert!(deploy.contains("AWS identity: role deployer"), "{deploy}");
+    // The cluster's version from DescribeCluster is the one its API server reports.
+    assert!(deploy.contains("Kubernetes 1.34\n") && deploy.contains("(server v1.34.0)"), "{deploy}");
+    // The README's copy of this output is what the demo prints now.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let copy = readme
+        .split("```text\nazp-kube-demo: examples/azure-pipelines.yml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```\n").next())
+        .expect("README.md has no copy of the demo's output");
+    let copy = format!("azp-kube-demo: examples/azure-pipelines.yml\n{copy}\n");
+    let copy = normalise(&copy.replace(README_CHECKOUT, "<repo>"));
+    let printed = normalise(&stdout.replace(&repo().display().to_string(), "<repo>"));
+    if copy != printed {
+        let first = copy.lines().zip(printed.lines()).find(|(a, b)| a != b);
+        panic!(
+            "README.md's demo output differs from what the demo prints (first differing line: {first:?}):\n{printed}"
+        );
+    }
+}
+
+/// Where the README's copy of the demo output was run.
+const README_CHECKOUT: &str = "/home/me/azp-kube";
+
+/// The demo's output without what changes from run to run: times, ports,
+/// digests and other hashes, build ids, durations.
+fn normalise(text: &str) -> String {
+    let rules = [
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "<time>"),
+        (r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}", "<time>"),
+        (r"[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2} ", "<time> "),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:<port>"),
+        (r"\b[0-9a-f]{64}\b", "<digest>"),
+        (r"\b[0-9a-f]{32}\b", "<hash>"),
+        (r"--> [0-9a-f]{11}", "--> <id>"),
+        (r"kaniko-\d+-[a-z0-9]{5}", "kaniko-<build>"),
+        (r"azp-kube-\d+", "azp-kube-<build>"),
+        (r"\d+\.\d s\b", "<duration>"),
+    ];
+    rules.iter().fold(text.to_string(), |text, (pattern, with)| {
+        regex::Regex::new(pattern).unwrap().replace_all(&text, *with).into_owned()
+    })
 }
 
 /// A Dockerfile whose RUN fails: kaniko fails, the Build stage fails and
