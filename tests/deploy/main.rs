@@ -8,6 +8,7 @@
 mod support;
 
 mod chart;
+mod docs;
 mod install;
 mod manifests;
 mod rbac;
