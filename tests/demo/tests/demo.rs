@@ -329,3 +329,65 @@ fn the_quick_start_shows_the_example_pipeline_as_it_is() {
     assert!(quick_start.contains(&format!("```yaml\n{}```", body)), "the Quick start's YAML differs from the example");
     assert!(quick_start.contains("bash scripts/demo.sh") && quick_start.contains("bash scripts/test.sh"));
 }
+
+/// deploy/agent-image/azure-pipelines.yml, the pipeline that publishes the
+/// chart's default image: it parses, its inputs validate, its tag is the
+/// chart's appVersion, and its build step starts the world's kaniko with the
+/// arguments the image needs. The world cannot install the image's packages
+/// (it has no internet), so the build itself stops there at `FROM ubuntu`.
+#[test]
+fn the_agent_image_pipeline_builds_the_chart_s_default_image_with_kaniko() {
+    use azp_kube_demo::render::Renderer;
+    use azp_kube_demo::runner::{Runner, check_tasks};
+    use azp_kube_demo::world::{KANIKO_NAMESPACE, LocalWorld};
+
+    let text = std::fs::read_to_string(repo().join("deploy/agent-image/azure-pipelines.yml")).unwrap();
+    let pipeline = yaml::parse(&text).unwrap_or_else(|refusal| panic!("{refusal}"));
+    let chart = std::fs::read_to_string(repo().join("deploy/chart/Chart.yaml")).unwrap();
+    let app_version = chart
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .unwrap();
+    assert!(text.contains(&format!("\n  agentImageTag: {app_version}\n")), "the tag is not appVersion {app_version}");
+    // The repository is the one the chart's image.repository names (its registry aside).
+    let values = std::fs::read_to_string(repo().join("deploy/chart/values.yaml")).unwrap();
+    let image = values.split("\nimage:\n").nth(1).unwrap();
+    let repository = image.lines().find_map(|l| l.trim().strip_prefix("repository:")).unwrap().trim();
+    assert!(repository.ends_with("/azure-agent"), "{repository}");
+
+    let local = LocalWorld::start().unwrap();
+    check_tasks(&pipeline, &repo(), &local.connections).unwrap_or_else(|refusal| panic!("{refusal}"));
+    let recorder = local.world.record(KANIKO_NAMESPACE);
+    let runner = Runner {
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_azp-kube-demo")).parent().unwrap().join("azp-kube"),
+        repo: repo(),
+        sources: repo(),
+        env: local.env.iter().cloned().chain([("SYSTEM_TEAMPROJECT".into(), "demo".into())]).collect(),
+        variables: local.variables.clone(),
+        build_id: 7,
+        branch: "main".into(),
+        connections: local.connections.clone(),
+    };
+    let mut out = Renderer::new(Box::new(std::io::sink()), false);
+    runner.run(&pipeline, &mut out);
+    let recording = recorder.finish();
+    let pod = recording
+        .of("pods")
+        .map(|event| &event.object)
+        .find(|pod| pod["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("kaniko-")))
+        .expect("no kaniko pod was started");
+    let container = &pod["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    let registry = &local.variables.iter().find(|(k, _)| k == "registry").unwrap().1;
+    let expected = [
+        format!("--destination={registry}/azure-agent:{app_version}"),
+        "--build-arg=HELM_VERSION=v3.17.3".to_string(),
+        "--context=tar://stdin".to_string(),
+        "--cache=true".to_string(),
+    ];
+    for arg in &expected {
+        assert!(args.contains(&arg.as_str()), "{arg} missing from {args:?}");
+    }
+    assert_eq!(pod["spec"]["serviceAccountName"], "azure-agent-kaniko");
+}
