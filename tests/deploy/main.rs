@@ -9,6 +9,7 @@ mod support;
 
 mod chart;
 mod docs;
+mod guide;
 mod install;
 mod manifests;
 mod rbac;
