@@ -104,6 +104,12 @@ pub struct Upgrade {
     pub wait: bool,
     pub timeout: Option<String>,
     pub atomic: bool,
+    /// Replace resources that cannot be patched.
+    pub force: bool,
+    pub reset_values: bool,
+    pub reuse_values: bool,
+    /// Fetch missing chart dependencies first.
+    pub dependency_update: bool,
     pub value_files: Vec<PathBuf>,
     /// `--set` values, already escaped for strvals.
     pub set: Vec<String>,
@@ -135,6 +141,16 @@ pub fn upgrade_args(major: Major, upgrade: &Upgrade) -> Vec<String> {
     }
     if upgrade.atomic {
         args.push(major.rollback_flag().into());
+    }
+    for (on, flag) in [
+        (upgrade.force, major.replace_flag()),
+        (upgrade.reset_values, "--reset-values"),
+        (upgrade.reuse_values, "--reuse-values"),
+        (upgrade.dependency_update, "--dependency-update"),
+    ] {
+        if on {
+            args.push(flag.into());
+        }
     }
     for file in &upgrade.value_files {
         args.extend(["--values".into(), file.display().to_string()]);
@@ -199,6 +215,10 @@ mod tests {
             wait: true,
             timeout: Some("10m".into()),
             atomic: true,
+            force: false,
+            reset_values: false,
+            reuse_values: false,
+            dependency_update: false,
             value_files: vec!["a.yaml".into(), "b.yaml".into()],
             set: vec!["image.ref=r/web:1".into(), "hosts=a\\,b".into()],
             set_string: vec!["build=0123".into()],
@@ -253,6 +273,25 @@ mod tests {
             upgrade_args(Major::V3, &minimal).join(" "),
             "upgrade web bitnami/nginx --namespace web --version 1.2.3 --atomic"
         );
+    }
+
+    #[test]
+    fn helmdeploy_s_switches_become_upgrade_flags() {
+        let switches = Upgrade {
+            extra: vec![],
+            force: true,
+            reset_values: true,
+            dependency_update: true,
+            value_files: vec![],
+            set: vec![],
+            set_string: vec![],
+            ..upgrade()
+        };
+        let tail = |major| upgrade_args(major, &switches)[11..].join(" ");
+        assert_eq!(tail(Major::V3), "--force --reset-values --dependency-update");
+        assert_eq!(tail(Major::V4), "--force-replace --reset-values --dependency-update");
+        let reuse = Upgrade { reuse_values: true, ..upgrade() };
+        assert!(upgrade_args(Major::V3, &reuse).contains(&"--reuse-values".to_string()));
     }
 
     #[test]

@@ -12,26 +12,30 @@ mod report;
 use std::path::Path;
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
 use self::params::{Params, Target};
 use self::report::Summary;
-use super::cancel::{Canceled, Cancellation};
+use super::cancel::{self, Canceled};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
 use crate::aws::credentials::{self, Cache};
 use crate::aws::{AwsTarget, eks};
+use crate::azp::command::{Issue, IssueType};
 use crate::azp::report::Outcome;
 use crate::azp::{Agent, Env};
 use crate::helm::{self, Helm, Major, Release, Stdout};
-use crate::kube::kubeconfig::{self, Access, EksExec, PrivateDir, Source};
+use crate::kube::kubeconfig::{self, Access, PrivateDir};
+use crate::kube::{Connection, ExecCluster};
 
 pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
     describe(agent, &inputs);
+    warn_of_helmdeploy_lists(agent, &inputs);
     let params = Params::from_inputs(&inputs, env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let cancel = Cancellation::on_signals()?;
+        let cancel = cancel::on_signals()?;
         let stale = PrivateDir::remove_stale(&env.temp_dir());
         if stale > 0 {
             agent.line(&format!("Removed {stale} private folder(s) that killed steps left in the agent's temp folder"));
@@ -49,10 +53,10 @@ async fn deploy(
     agent: &Agent,
     params: &Params,
     private: &PrivateDir,
-    cancel: &Cancellation,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
-    let (source, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
-    let kubeconfig = kubeconfig::write(private, &source)?;
+    let (connection, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let kubeconfig = kubeconfig::write(private, &connection, env)?;
     let hidden = hidden_from_helm(env, &params.target);
     cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
     let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
@@ -61,20 +65,29 @@ async fn deploy(
     let upgraded = upgrade(agent, &helm, major, params, cancel).await;
     let code = upgraded.as_ref().err().map_or(0, helm::runner::Error::exit_code);
     agent.set_variable("helmExitCode", &code.to_string(), output());
-    if let Err(error) = upgraded {
-        let error = explain_failure(agent, &helm, params, cancel, error).await;
-        if cancel.is_cancelled() {
-            return Err(error);
+    let stderr = match upgraded {
+        Ok(stderr) => stderr,
+        Err(error) => {
+            let error = explain_failure(agent, &helm, params, cancel, error).await;
+            if cancel.is_cancelled() {
+                return Err(error);
+            }
+            return Err(match refused_now(&kubeconfig, &hidden, &identity, &params.target).await {
+                Some(refused) => error.context(refused),
+                None => error,
+            });
         }
-        return Err(match refused_now(&kubeconfig, &hidden, &identity, &params.target).await {
-            Some(refused) => error.context(refused),
-            None => error,
-        });
-    }
+    };
     let release = read_release(agent, &helm, params, cancel).await?;
     set_outputs(agent, &release);
     let summary = Summary { release: &release, params, cluster: &target_name(&params.target), identity: &identity };
     summary.upload(agent, &env.temp_dir());
+    if params.fail_on_stderr && !stderr.is_empty() {
+        anyhow::bail!(
+            "helm upgrade succeeded but wrote {} line(s) to standard error (the warnings above), and failOnStderr is true",
+            stderr.len()
+        );
+    }
     Ok(Outcome::Succeeded)
 }
 
@@ -93,7 +106,7 @@ fn hidden_from_helm(env: &Env, target: &Target) -> Vec<String> {
 }
 
 /// Runs a step unless the step is canceled first.
-async fn cancelable<T>(cancel: &Cancellation, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+async fn cancelable<T>(cancel: &CancellationToken, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::select! {
         result = step => result,
         () = cancel.cancelled() => Err(Canceled.into()),
@@ -104,14 +117,15 @@ fn output() -> crate::azp::agent::VariableOptions {
     crate::azp::agent::VariableOptions { is_output: true, is_secret: false }
 }
 
-type Reached = (Source, String);
+type Reached = (Connection, String);
 
 /// Credentials and cluster description (EKS), or the connection as given.
-/// Returns the kubeconfig source and who we are. What the kubeconfig's exec
+/// Returns the connection and who we are. What the kubeconfig's exec
 /// entry needs (base credentials, external ID) is handed over in `private`.
 async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
-    let Target::Eks { name, region, base, role } = &params.target else {
-        return Ok((other_source(env, &params.target)?, "the connection's identity".into()));
+    let (name, region, base, role) = match &params.target {
+        Target::Kubernetes(connection) => return Ok((connection.clone(), "the connection's identity".into())),
+        Target::Eks { name, region, base, role } => (name, region, base, role),
     };
     agent.group("AWS identity and cluster");
     let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
@@ -137,16 +151,9 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
     cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
     let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
-    Ok((Source::Eks { cluster, exec: EksExec { program, role: role.clone() } }, identity))
-}
-
-fn other_source(env: &Env, target: &Target) -> anyhow::Result<Source> {
-    Ok(match target {
-        Target::ServiceConnection(endpoint) => Source::ServiceConnection(endpoint.clone()),
-        Target::File(path) => Source::File(path.clone()),
-        Target::InCluster => kubeconfig::in_cluster(env)?,
-        Target::Eks { .. } => unreachable!("EKS is handled by reach_cluster"),
-    })
+    let args = super::eks_token::exec_args(&cluster.name, &cluster.region, role.as_ref(), private.path());
+    let exec = ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
+    Ok((Connection::Exec(exec), identity))
 }
 
 /// One request to `/version`: a refusal becomes the access-entry message.
@@ -191,13 +198,14 @@ async fn refused_now(kubeconfig: &Path, hidden: &[String], identity: &str, targe
 fn target_name(target: &Target) -> String {
     match target {
         Target::Eks { name, region, .. } => format!("{name} ({region})"),
-        Target::ServiceConnection(_) => "of the service connection".into(),
-        Target::File(path) => format!("of {}", path.display()),
-        Target::InCluster => "of the agent".into(),
+        Target::Kubernetes(Connection::ServiceConnection(_)) => "of the service connection".into(),
+        Target::Kubernetes(Connection::KubeconfigFile(path)) => format!("of {}", path.display()),
+        Target::Kubernetes(Connection::InCluster) => "of the agent".into(),
+        Target::Kubernetes(Connection::Exec(cluster)) => cluster.name.clone(),
     }
 }
 
-async fn helm_version(agent: &Agent, helm: &Helm, cancel: &Cancellation) -> anyhow::Result<Major> {
+async fn helm_version(agent: &Agent, helm: &Helm, cancel: &CancellationToken) -> anyhow::Result<Major> {
     let out = helm.run(agent, &helm::args::version_args(), None, Stdout::Keep, cancel).await?;
     let major = Major::parse(&out.stdout)?;
     agent.line(&format!("Helm {}", out.stdout.trim()));
@@ -205,7 +213,7 @@ async fn helm_version(agent: &Agent, helm: &Helm, cancel: &Cancellation) -> anyh
 }
 
 /// `helm repo add` or `helm registry login`, passwords on stdin.
-async fn log_in(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancellation) -> anyhow::Result<()> {
+async fn log_in(agent: &Agent, helm: &Helm, params: &Params, cancel: &CancellationToken) -> anyhow::Result<()> {
     if let Some(repo) = &params.repository {
         let user = repo.login.as_ref().map(|(user, _)| user.as_str());
         let args = helm::args::repo_add_args(&repo.name, &repo.url, user);
@@ -223,14 +231,19 @@ async fn upgrade(
     helm: &Helm,
     major: Major,
     params: &Params,
-    cancel: &Cancellation,
-) -> Result<(), helm::runner::Error> {
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, helm::runner::Error> {
     agent.section(&format!("helm upgrade {}", params.upgrade.release));
     let args = helm::args::upgrade_args(major, &params.upgrade);
-    helm.run(agent, &args, None, Stdout::Show, cancel).await.map(drop)
+    Ok(helm.run(agent, &args, None, Stdout::Show, cancel).await?.stderr)
 }
 
-async fn read_release(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancellation) -> anyhow::Result<Release> {
+async fn read_release(
+    agent: &Agent,
+    helm: &Helm,
+    params: &Params,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Release> {
     let args = helm::args::status_args(&params.upgrade.release, &params.upgrade.namespace);
     let out = helm.run(agent, &args, None, Stdout::Keep, cancel).await?;
     Ok(Release::from_json(&out.stdout)?)
@@ -248,7 +261,7 @@ async fn explain_failure(
     agent: &Agent,
     helm: &Helm,
     params: &Params,
-    cancel: &Cancellation,
+    cancel: &CancellationToken,
     error: helm::runner::Error,
 ) -> anyhow::Error {
     if matches!(error, helm::runner::Error::Canceled { .. }) || cancel.is_cancelled() {
@@ -288,6 +301,28 @@ fn unlock_hint(release: &str, namespace: &str, pending: Option<&str>, locked: bo
     };
     let status = pending.map(|s| format!(" {s}")).unwrap_or_default();
     format!("; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again")
+}
+
+/// HelmDeploy@1 splits `overrideValues` at commas; this task does not, so a
+/// migrated `a=1,b=2` would quietly set `a` to `1,b=2`.
+fn warn_of_helmdeploy_lists(agent: &Agent, inputs: &Inputs) {
+    for (input, lines) in
+        [("overrideValues", &inputs.override_values), ("overrideValuesString", &inputs.override_values_string)]
+    {
+        for (number, line) in lines.iter().enumerate() {
+            let Some(keys) = helm::values::helmdeploy_list_keys(line) else { continue };
+            let one_per_line = keys.iter().map(|k| format!("{k}=…")).collect::<Vec<_>>().join(" / ");
+            agent.log_issue(&Issue::new(
+                IssueType::Warning,
+                format!(
+                    "{input} line {}: {} is set to everything after its '=', commas included; \
+                     HelmDeploy@1's comma-separated list is one key=value per line here: {one_per_line}",
+                    number + 1,
+                    keys[0]
+                ),
+            ));
+        }
+    }
 }
 
 /// The `arguments` input with `--set` values reduced to their keys.
@@ -331,6 +366,11 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         wait_for_execution,
         timeout,
         atomic,
+        force,
+        reset_values,
+        reuse_values,
+        update_dependency,
+        fail_on_stderr,
         arguments,
         helm_path,
     } = inputs;
@@ -373,6 +413,11 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Wait", wait_for_execution.to_string()),
             ("Timeout", shown(timeout)),
             ("Roll back on failure", atomic.to_string()),
+            ("Force", force.to_string()),
+            ("Reset values", reset_values.to_string()),
+            ("Reuse values", reuse_values.to_string()),
+            ("Update dependencies", update_dependency.to_string()),
+            ("Fail on standard error", fail_on_stderr.to_string()),
             ("Extra arguments", extra_arguments(arguments.as_deref())),
             ("Helm", shown(helm_path)),
         ],

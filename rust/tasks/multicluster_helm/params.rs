@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::aws::arn::{self, RoleArn};
 use crate::aws::credentials::{AssumeRole, Base};
-use crate::azp::endpoint::KubernetesEndpoint;
 use crate::azp::{Env, Secret};
 use crate::helm::args::oci_host;
 use crate::helm::{ChartRef, Upgrade, values, words};
+use crate::kube::Connection;
 use crate::kube::names::check_dns1123_label;
 use crate::tasks::inputs::multicluster_helm::{ChartType, ConnectionType, Inputs};
 use crate::tasks::syntax::check_go_duration;
@@ -26,14 +26,13 @@ fn bad(input: &'static str, message: impl Into<String>) -> InputError {
     InputError { input, message: message.into() }
 }
 
-/// How the step reaches its cluster.
+/// Which cluster the step deploys to: an EKS cluster, which AWS describes
+/// first, or a Kubernetes connection as given.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant, reason = "one per step; boxing would only add noise")]
 pub enum Target {
     Eks { name: String, region: String, base: Base, role: Option<AssumeRole> },
-    ServiceConnection(KubernetesEndpoint),
-    File(PathBuf),
-    InCluster,
+    Kubernetes(Connection),
 }
 
 /// A chart repository to add before the upgrade.
@@ -53,6 +52,8 @@ pub struct Params {
     pub repository: Option<Repository>,
     /// `helm registry login <host>` for an OCI chart with credentials.
     pub registry_login: Option<RegistryLogin>,
+    /// Fail when helm upgrade writes to stderr, as HelmDeploy@1's `failOnStderr`.
+    pub fail_on_stderr: bool,
 }
 
 impl Params {
@@ -66,6 +67,7 @@ impl Params {
             upgrade,
             repository,
             registry_login,
+            fail_on_stderr: inputs.fail_on_stderr,
         })
     }
 }
@@ -76,27 +78,24 @@ fn target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
         ConnectionType::KubernetesServiceConnection => inputs
             .kubernetes_service_connection
             .clone()
-            .map(Target::ServiceConnection)
+            .map(|endpoint| Target::Kubernetes(Connection::ServiceConnection(endpoint)))
             .ok_or_else(|| bad("kubernetesServiceConnection", "a service connection is required")),
         ConnectionType::KubeconfigFile => {
             let path = inputs.kubeconfig.clone().ok_or_else(|| bad("kubeconfig", "a kubeconfig file is required"))?;
             if !path.is_file() {
                 return Err(bad("kubeconfig", format!("{} does not exist", path.display())));
             }
-            Ok(Target::File(path))
+            Ok(Target::Kubernetes(Connection::KubeconfigFile(path)))
         }
-        ConnectionType::InCluster => Ok(Target::InCluster),
+        ConnectionType::InCluster => Ok(Target::Kubernetes(Connection::InCluster)),
     }
 }
 
 fn eks_target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
     let name = inputs.cluster_name.clone().ok_or_else(|| bad("clusterName", "the EKS cluster name is required"))?;
     check_cluster_name(&name).map_err(|m| bad("clusterName", m))?;
-    let region = inputs
-        .region_name
-        .clone()
-        .or_else(|| env.var("AWS_REGION").or_else(|| env.var("AWS_DEFAULT_REGION")).map(str::to_string))
-        .ok_or_else(|| bad("regionName", "no region given, and the agent has no AWS_REGION"))?;
+    let region = crate::aws::region(env, inputs.region_name.as_deref())
+        .ok_or_else(|| bad("regionName", "no region given, and the agent has no AWS_REGION or AWS_DEFAULT_REGION"))?;
     arn::check_region(&region).map_err(|e| bad("regionName", e.to_string()))?;
     let base = match &inputs.aws_credentials {
         Some(endpoint) => Base::Connection(endpoint.clone()),
@@ -177,6 +176,13 @@ fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
     check_dns1123_label(&inputs.namespace, 63).map_err(|m| bad("namespace", m))?;
     let timeout =
         inputs.timeout.clone().map(|t| check_go_duration(&t).map(|()| t).map_err(|e| bad("timeout", e))).transpose()?;
+    if inputs.reset_values && inputs.reuse_values {
+        // helm would silently ignore --reuse-values.
+        return Err(bad(
+            "reuseValues",
+            "cannot be used with resetValues: choose the chart's values or the last release's",
+        ));
+    }
     let set = values::set_values(&inputs.override_values).map_err(|e| bad("overrideValues", e.to_string()))?;
     let set_string =
         values::set_values(&inputs.override_values_string).map_err(|e| bad("overrideValuesString", e.to_string()))?;
@@ -198,6 +204,10 @@ fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
         wait: inputs.wait_for_execution,
         timeout,
         atomic: inputs.atomic,
+        force: inputs.force,
+        reset_values: inputs.reset_values,
+        reuse_values: inputs.reuse_values,
+        dependency_update: inputs.update_dependency,
         value_files: value_files(&inputs.value_file, env)?,
         set,
         set_string,
@@ -354,6 +364,21 @@ mod tests {
         assert_eq!(role.duration, Duration::from_secs(3600));
         assert_eq!(params.upgrade.chart, ChartRef::Oci("oci://r.example.com/charts/web".into()));
         assert_eq!(params.upgrade.timeout.as_deref(), Some("10m"));
+    }
+
+    #[test]
+    fn the_region_falls_back_to_aws_default_region_as_the_sdk_does() {
+        let mut vars: Vec<(String, String)> = eks(&[])
+            .into_iter()
+            .filter(|(k, _)| *k != "regionName")
+            .map(|(k, v)| (format!("INPUT_{}", k.to_uppercase()), v.to_string()))
+            .collect();
+        vars.push(("AWS_DEFAULT_REGION".into(), "us-east-2".into()));
+        let env = Env::from_vars(vars);
+        let inputs = Inputs::read(&crate::azp::inputs::InputReader::new(&env, &SPEC)).unwrap();
+        let params = Params::from_inputs(&inputs, &env).unwrap();
+        let Target::Eks { region, .. } = &params.target else { panic!("{:?}", params.target) };
+        assert_eq!(region, "us-east-2");
     }
 
     #[test]

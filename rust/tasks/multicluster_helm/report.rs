@@ -38,14 +38,9 @@ impl Summary<'_> {
         text
     }
 
-    /// Writes the file under `temp_dir` and attaches it; a summary that
-    /// cannot be written is only a warning.
+    /// Writes the file under `temp_dir` and attaches it.
     pub fn upload(&self, agent: &Agent, temp_dir: &Path) {
-        let path = self.path(temp_dir);
-        match std::fs::write(&path, self.markdown()) {
-            Ok(()) => agent.upload_summary(&path),
-            Err(e) => agent.warning_line(&format!("cannot write the summary {}: {e}", path.display())),
-        }
+        agent.attach_summary(&self.path(temp_dir), &self.markdown());
     }
 
     fn path(&self, temp_dir: &Path) -> PathBuf {
