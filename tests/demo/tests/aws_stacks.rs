@@ -270,6 +270,17 @@ fn the_stacks_drive_the_example_pipeline_and_each_role_is_refused_what_it_does_n
     // The tasks' only AWS identity was the web identity of the stack's agent role.
     assert!(sessions_of(world, AGENT_ROLE) >= 1, "no session of {AGENT_ROLE}:\n{log}");
     assert!(log.contains("AWS identity: role deployer"), "{log}");
+    // The release went to the dev cluster's own API server, not the management cluster's.
+    let deployments = |kubeconfig: &Path| {
+        let out = Command::new(&world.tools().kubectl)
+            .args(["--kubeconfig", &kubeconfig.display().to_string(), "get", "deployments", "-n", "web", "-o", "name"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(deployments(local.dev.kubeconfig_path()), "deployment.apps/web");
+    assert_eq!(deployments(&world.kubeconfig_path()), "");
+    assert!(log.contains(&format!("Cluster: dev ({}), Kubernetes 1.34", local.dev.api_url())), "{log}");
     // The context went into the stack's bucket and was cleaned up.
     let left = admin.ok(&["s3api", "list-objects-v2", "--bucket", BUCKET]);
     assert!(left.get("Contents").is_none(), "{left}");
