@@ -279,7 +279,7 @@ fn the_stacks_drive_the_example_pipeline_and_each_role_is_refused_what_it_does_n
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(deployments(local.dev.kubeconfig_path()), "deployment.apps/web");
-    assert_eq!(deployments(&world.kubeconfig_path()), "");
+    assert_eq!(deployments(world.kubeconfig_path()), "");
     assert!(log.contains(&format!("Cluster: dev ({}), Kubernetes 1.34", local.dev.api_url())), "{log}");
     // The context went into the stack's bucket and was cleaned up.
     let left = admin.ok(&["s3api", "list-objects-v2", "--bucket", BUCKET]);
