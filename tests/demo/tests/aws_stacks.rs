@@ -110,7 +110,14 @@ impl Aws<'_> {
         stacks["Stacks"][0].clone()
     }
 
-    /// The same CLI with the keys of a session of `role_arn`.
+    /// The same CLI in the target account 222222222222: a role there, assumed with these keys.
+    fn in_target_account(&self) -> Self {
+        let args = ["sts", "assume-role", "--role-arn", "arn:aws:iam::222222222222:role/setup"];
+        let setup = self.ok(&[&args[..], &["--role-session-name", "setup"]].concat());
+        self.session(&setup["Credentials"])
+    }
+
+    /// The same CLI with the keys of a session (`Credentials` of an STS answer).
     fn session(&self, credentials: &Value) -> Self {
         let mut env: Vec<(String, String)> = self
             .env
@@ -211,15 +218,7 @@ fn the_stacks_drive_the_example_pipeline_and_each_role_is_refused_what_it_does_n
     assert_eq!(names, ["web", "web/cache"]);
 
     // The target account (222222222222), with keys of that account.
-    let setup = admin.ok(&[
-        "sts",
-        "assume-role",
-        "--role-arn",
-        "arn:aws:iam::222222222222:role/setup",
-        "--role-session-name",
-        "setup",
-    ]);
-    let target = admin.session(&setup["Credentials"]);
+    let target = admin.in_target_account();
     let target_env: Vec<(String, String)> =
         target.env.iter().cloned().chain([("AWS_DEFAULT_REGION".to_string(), DEV_REGION.to_string())]).collect();
     let target = Aws { cli: target.cli, env: target_env };
@@ -371,15 +370,7 @@ fn the_deployer_trusts_the_agent_with_its_external_id_and_the_oidc_subject() {
     let world = azp_kube_world::World::start().unwrap();
     let env: Vec<(String, String)> = world.env().into_iter().filter(|(k, _)| k.starts_with("AWS_")).collect();
     let admin = Aws { cli: &world.tools().aws, env };
-    let setup = admin.ok(&[
-        "sts",
-        "assume-role",
-        "--role-arn",
-        "arn:aws:iam::222222222222:role/setup",
-        "--role-session-name",
-        "setup",
-    ]);
-    let target = admin.session(&setup["Credentials"]);
+    let target = admin.in_target_account();
     let provider = "arn:aws:iam::222222222222:oidc-provider/vstoken.dev.azure.com/0e2d1a4b";
     let stack = target.create_stack(
         "azp-kube-dev",
