@@ -391,11 +391,13 @@ impl Cache {
         self.write_atomically(&self.file(role), &serde_json::to_string(&CachedCredentials::from(credentials))?)
     }
 
-    /// A new 0600 file, renamed into place.
+    /// A new 0600 file beside `file`, renamed into place: a reader sees the
+    /// old content or the new, never half of it.
     fn write_atomically(&self, file: &Path, text: &str) -> std::io::Result<()> {
-        let temp = file.with_extension(format!("{}.tmp", std::process::id()));
-        crate::azp::temp::write_private(&temp, text.as_bytes())?;
-        std::fs::rename(&temp, file)
+        use std::io::Write as _;
+        let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        temp.write_all(text.as_bytes())?;
+        temp.persist(file).map(drop).map_err(|e| e.error)
     }
 }
 

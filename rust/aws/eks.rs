@@ -51,7 +51,8 @@ pub enum Error {
     Clock(String),
 }
 
-/// What the kubeconfig needs to know about a cluster.
+/// What DescribeCluster says about a cluster: the task turns it into a
+/// `kube::ExecCluster` (aws does not know kube).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub name: String,

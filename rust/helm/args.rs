@@ -196,6 +196,73 @@ pub fn history_args(release: &str, namespace: &str, max: u32) -> Vec<String> {
     strings(&["history", release, "--namespace", namespace, "--max", &max.to_string()])
 }
 
+/// `helm history -o json`: every revision with its status, for finding the
+/// last deployed one.
+pub fn history_json_args(release: &str, namespace: &str) -> Vec<String> {
+    strings(&["history", release, "--namespace", namespace, "--output", "json"])
+}
+
+/// `helm get manifest`: the release's resources as last applied (no hooks).
+pub fn get_manifest_args(release: &str, namespace: &str) -> Vec<String> {
+    strings(&["get", "manifest", release, "--namespace", namespace])
+}
+
+/// The upgrade rendered, not applied: `--install --dry-run=server` (so
+/// `lookup` sees the cluster), printed as JSON; nothing waits or rolls back.
+pub fn dry_run_args(major: Major, upgrade: &Upgrade) -> Vec<String> {
+    let rendered = Upgrade { install: true, create_namespace: false, wait: false, atomic: false, ..upgrade.clone() };
+    let mut args = upgrade_args(major, &rendered);
+    args.extend(strings(&["--dry-run=server", "--output", "json"]));
+    args
+}
+
+/// `helm uninstall`, waiting for the resources to go when `wait`.
+pub fn uninstall_args(
+    release: &str,
+    namespace: &str,
+    wait: bool,
+    timeout: Option<&str>,
+    ignore_missing: bool,
+) -> Vec<String> {
+    let mut args = strings(&["uninstall", release, "--namespace", namespace]);
+    push_wait(&mut args, wait, timeout);
+    if ignore_missing {
+        args.push("--ignore-not-found".into());
+    }
+    args
+}
+
+/// `helm rollback` to `revision`, or to the one before the current.
+pub fn rollback_args(
+    release: &str,
+    namespace: &str,
+    revision: Option<u64>,
+    wait: bool,
+    timeout: Option<&str>,
+) -> Vec<String> {
+    let mut args = strings(&["rollback", release]);
+    args.extend(revision.map(|r| r.to_string()));
+    args.extend(["--namespace".into(), namespace.into()]);
+    push_wait(&mut args, wait, timeout);
+    args
+}
+
+/// `helm test`, printing the test pods' logs.
+pub fn test_args(release: &str, namespace: &str, timeout: Option<&str>) -> Vec<String> {
+    let mut args = strings(&["test", release, "--namespace", namespace, "--logs"]);
+    push_wait(&mut args, false, timeout);
+    args
+}
+
+fn push_wait(args: &mut Vec<String>, wait: bool, timeout: Option<&str>) {
+    if wait {
+        args.push("--wait".into());
+    }
+    if let Some(timeout) = timeout {
+        args.extend(["--timeout".into(), timeout.into()]);
+    }
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -295,6 +362,32 @@ mod tests {
     }
 
     #[test]
+    fn a_diff_renders_without_waiting_or_rolling_back() {
+        let args = dry_run_args(Major::V4, &Upgrade { install: false, extra: vec![], ..upgrade() }).join(" ");
+        assert_eq!(
+            args,
+            "upgrade --install web charts/web --namespace web --timeout 10m --values a.yaml --values b.yaml \
+             --set image.ref=r/web:1 --set hosts=a\\,b --set-string build=0123 --dry-run=server --output json"
+        );
+        assert_eq!(get_manifest_args("web", "ns").join(" "), "get manifest web --namespace ns");
+    }
+
+    #[test]
+    fn the_other_verbs() {
+        assert_eq!(
+            uninstall_args("web", "ns", true, Some("2m"), true).join(" "),
+            "uninstall web --namespace ns --wait --timeout 2m --ignore-not-found"
+        );
+        assert_eq!(uninstall_args("web", "ns", false, None, false).join(" "), "uninstall web --namespace ns");
+        assert_eq!(rollback_args("web", "ns", Some(3), true, None).join(" "), "rollback web 3 --namespace ns --wait");
+        assert_eq!(
+            rollback_args("web", "ns", None, false, Some("1m")).join(" "),
+            "rollback web --namespace ns --timeout 1m"
+        );
+        assert_eq!(test_args("web", "ns", Some("5m")).join(" "), "test web --namespace ns --logs --timeout 5m");
+    }
+
+    #[test]
     fn flags_are_spelled_per_version() {
         assert_eq!(Major::V4.spell("--atomic"), "--rollback-on-failure");
         assert_eq!(Major::V3.spell("--rollback-on-failure=true"), "--atomic=true");
@@ -325,6 +418,7 @@ mod tests {
     fn release_queries() {
         assert_eq!(status_args("web", "ns").join(" "), "status web --namespace ns --output json");
         assert_eq!(history_args("web", "ns", 5).join(" "), "history web --namespace ns --max 5");
+        assert_eq!(history_json_args("web", "ns").join(" "), "history web --namespace ns --output json");
         assert_eq!(version_args().join(" "), "version --template {{.Version}}");
     }
 }

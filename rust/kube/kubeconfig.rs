@@ -53,7 +53,8 @@ pub enum Error {
 /// A directory only this step uses, removed on drop.
 #[derive(Debug)]
 pub struct PrivateDir {
-    path: PathBuf,
+    /// Removed when dropped.
+    dir: tempfile::TempDir,
 }
 
 /// The file in a private directory that says which process owns it.
@@ -141,54 +142,41 @@ impl PrivateDir {
     }
 
     fn create_dir(parent: &Path) -> Result<Self, Error> {
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let mut last = None;
-        for attempt in 0..16u32 {
-            let name = format!("azp-kube-{}-{:x}{attempt}", std::process::id(), stamp.subsec_nanos());
-            let path = parent.join(name);
-            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(Self { path }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-                Err(source) => return Err(Error::CreateDir { parent: parent.into(), source }),
-            }
-        }
-        let source = last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into());
-        Err(Error::CreateDir { parent: parent.into(), source })
+        // 0700, under a name no one else holds: `azp-kube-<pid>-<random>`.
+        use std::os::unix::fs::PermissionsExt as _;
+        tempfile::Builder::new()
+            .prefix(&format!("azp-kube-{}-", std::process::id()))
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(parent)
+            .map(|dir| Self { dir })
+            .map_err(|source| Error::CreateDir { parent: parent.into(), source })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// The kubeconfig's path.
     pub fn kubeconfig(&self) -> PathBuf {
-        self.path.join("kubeconfig")
+        self.path().join("kubeconfig")
     }
 
     /// Writes a file of the step (0600).
     pub fn write(&self, name: &str, content: &[u8]) -> Result<PathBuf, Error> {
-        let path = self.path.join(name);
+        let path = self.path().join(name);
         write_private(&path, content).map_err(|source| Error::Write { path: path.clone(), source })?;
         Ok(path)
     }
 
     /// A subdirectory (0700), created if missing.
     pub fn subdir(&self, name: &str) -> Result<PathBuf, Error> {
-        let path = self.path.join(name);
+        let path = self.path().join(name);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&path)
             .map_err(|source| Error::Write { path: path.clone(), source })?;
         Ok(path)
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        // Nothing useful can be done about a failure here; the agent empties
-        // its temp directory at the next job anyway.
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -358,7 +346,7 @@ fn single(name: &str, cluster: Cluster, user: AuthInfo) -> Kubeconfig {
 }
 
 fn to_yaml(kubeconfig: &Kubeconfig) -> String {
-    serde_yaml::to_string(kubeconfig).expect("a kubeconfig always serialises")
+    serde_saphyr::to_string(kubeconfig).expect("a kubeconfig always serialises")
 }
 
 /// A user's kubeconfig, with the context made current and relative file
@@ -370,14 +358,15 @@ fn with_context(
     base: Option<&Path>,
     skip_tls_verify: bool,
 ) -> Result<String, Error> {
-    use serde_yaml::Value;
+    // A JSON value holds any kubeconfig: its keys are all strings.
+    use serde_json::Value;
     let parse = |message: String| Error::Parse { what: what.into(), message };
-    let mut doc: Value = serde_yaml::from_str(text).map_err(|e| parse(e.to_string()))?;
-    if !doc.is_mapping() {
+    let mut doc: Value = serde_saphyr::from_str(text).map_err(|e| parse(e.to_string()))?;
+    if !doc.is_object() {
         return Err(parse("not a YAML mapping".into()));
     }
     if let Some(context) = context {
-        let contexts = doc.get("contexts").and_then(Value::as_sequence).into_iter().flatten();
+        let contexts = doc.get("contexts").and_then(Value::as_array).into_iter().flatten();
         let known = contexts.clone().any(|c| c.get("name").and_then(Value::as_str) == Some(context));
         if !known {
             return Err(Error::NoContext(context.into()));
@@ -390,7 +379,7 @@ fn with_context(
             ("clusters", "cluster", &["certificate-authority"][..]),
             ("users", "user", &["client-certificate", "client-key", "tokenFile"][..]),
         ] {
-            let items = doc.get_mut(list).and_then(Value::as_sequence_mut);
+            let items = doc.get_mut(list).and_then(Value::as_array_mut);
             for item in items.into_iter().flatten().filter_map(|item| item.get_mut(entry)) {
                 for key in keys {
                     if let Some(Value::String(path)) = item.get_mut(*key)
@@ -403,16 +392,16 @@ fn with_context(
         }
     }
     if skip_tls_verify {
-        let clusters = doc.get_mut("clusters").and_then(Value::as_sequence_mut);
+        let clusters = doc.get_mut("clusters").and_then(Value::as_array_mut);
         for cluster in
-            clusters.into_iter().flatten().filter_map(|c| c.get_mut("cluster")).filter_map(Value::as_mapping_mut)
+            clusters.into_iter().flatten().filter_map(|c| c.get_mut("cluster")).filter_map(Value::as_object_mut)
         {
             cluster.insert("insecure-skip-tls-verify".into(), Value::Bool(true));
             cluster.remove("certificate-authority");
             cluster.remove("certificate-authority-data");
         }
     }
-    serde_yaml::to_string(&doc).map_err(|e| parse(e.to_string()))
+    serde_saphyr::to_string(&doc).map_err(|e| parse(e.to_string()))
 }
 
 #[cfg(test)]
@@ -495,7 +484,7 @@ mod tests {
     #[test]
     fn exec_entry_golden() {
         let yaml = to_yaml(&exec_kubeconfig(&cluster()));
-        let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let doc: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
         let user = &doc["users"][0]["user"]["exec"];
         assert_eq!(user["apiVersion"].as_str(), Some("client.authentication.k8s.io/v1"));
         assert_eq!(user["interactiveMode"].as_str(), Some("Never"));

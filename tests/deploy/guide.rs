@@ -251,7 +251,7 @@ fn every_task_input_and_output_the_docs_use_exists() {
     let mut steps_seen = 0;
     for (doc, text) in &yamls {
         let value: Value =
-            serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{doc}: a YAML block does not parse: {e}\n{text}"));
+            serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{doc}: a YAML block does not parse: {e}\n{text}"));
         let mut steps = Vec::new();
         collect_steps(&value, &mut steps);
         let mut step_tasks: BTreeMap<String, &str> = BTreeMap::new();

@@ -8,13 +8,14 @@
 
 mod params;
 mod report;
+mod verbs;
 
 use std::path::Path;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use self::params::{Params, Target};
+use self::params::{Command, Params, RegistryLogin, Repository, Target};
 use self::report::Summary;
 use super::cancel::{self, Canceled};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
@@ -24,7 +25,7 @@ use crate::aws::{AwsTarget, eks};
 use crate::azp::command::{Issue, IssueType};
 use crate::azp::report::Outcome;
 use crate::azp::{Agent, Env};
-use crate::helm::{self, Helm, Major, Release, Stdout};
+use crate::helm::{self, Helm, Major, Release, Stdout, Upgrade};
 use crate::kube::kubeconfig::{self, Access, PrivateDir};
 use crate::kube::{Connection, ExecCluster};
 
@@ -61,34 +62,123 @@ async fn deploy(
     cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
     let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
     let major = helm_version(agent, &helm, cancel).await?;
-    log_in(agent, &helm, params, cancel).await?;
-    let upgraded = upgrade(agent, &helm, major, params, cancel).await;
-    let code = upgraded.as_ref().err().map_or(0, helm::runner::Error::exit_code);
+    let ran = match &params.command {
+        Command::Upgrade { upgrade, repository, registry_login, fail_on_stderr, unlock } => {
+            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            if *unlock {
+                verbs::unlock(agent, &helm, params, cancel).await?;
+            }
+            run_upgrade(agent, &helm, major, upgrade, cancel).await.map(|stderr| (*fail_on_stderr, stderr))
+        }
+        Command::Uninstall { ignore_missing } => {
+            let uninstalled = verbs::uninstall(agent, &helm, params, *ignore_missing, cancel).await;
+            let code = uninstalled
+                .as_ref()
+                .err()
+                .and_then(|e| e.downcast_ref::<helm::runner::Error>())
+                .map_or(0, |e| e.exit_code());
+            agent.set_variable("helmExitCode", &code.to_string(), output());
+            return match uninstalled {
+                Ok(uninstalled) => Ok(report_uninstall(agent, env, params, &identity, uninstalled)),
+                Err(error) => Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await),
+            };
+        }
+        Command::Rollback { revision } => {
+            verbs::rollback(agent, &helm, params, *revision, cancel).await.map(|()| (false, Vec::new()))
+        }
+        Command::Test => verbs::test(agent, &helm, params, cancel).await.map(|()| (false, Vec::new())),
+        Command::Diff { upgrade, repository, registry_login } => {
+            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            let changes = verbs::diff(agent, &helm, major, upgrade, cancel).await?;
+            agent.set_variable("helmExitCode", "0", output());
+            report_diff(agent, env, params, &changes);
+            return Ok(Outcome::Succeeded);
+        }
+    };
+    let code = ran.as_ref().err().map_or(0, helm::runner::Error::exit_code);
     agent.set_variable("helmExitCode", &code.to_string(), output());
-    let stderr = match upgraded {
-        Ok(stderr) => stderr,
+    let (fail_on_stderr, stderr) = match ran {
+        Ok(ran) => ran,
         Err(error) => {
             let error = explain_failure(agent, &helm, params, cancel, error).await;
-            if cancel.is_cancelled() {
-                return Err(error);
-            }
-            return Err(match refused_now(&kubeconfig, &hidden, &identity, &params.target).await {
-                Some(refused) => error.context(refused),
-                None => error,
-            });
+            return Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await);
         }
     };
     let release = read_release(agent, &helm, params, cancel).await?;
     set_outputs(agent, &release);
     let summary = Summary { release: &release, params, cluster: &target_name(&params.target), identity: &identity };
     summary.upload(agent, &env.temp_dir());
-    if params.fail_on_stderr && !stderr.is_empty() {
+    if fail_on_stderr && !stderr.is_empty() {
         anyhow::bail!(
             "helm upgrade succeeded but wrote {} line(s) to standard error (the warnings above), and failOnStderr is true",
             stderr.len()
         );
     }
     Ok(Outcome::Succeeded)
+}
+
+/// A failed helm run's error, with the cluster's refusal when that is the
+/// cause (an access entry removed during the deploy).
+async fn on_failure(
+    error: anyhow::Error,
+    cancel: &CancellationToken,
+    kubeconfig: &Path,
+    hidden: &[String],
+    identity: &str,
+    target: &Target,
+) -> anyhow::Error {
+    if cancel.is_cancelled() {
+        return error;
+    }
+    match refused_now(kubeconfig, hidden, identity, target).await {
+        Some(refused) => error.context(refused),
+        None => error,
+    }
+}
+
+/// The diff in the log (Secret values hidden), as the run's summary, and
+/// `hasChanges`.
+fn report_diff(agent: &Agent, env: &Env, params: &Params, changes: &[helm::diff::Change]) {
+    let release = &params.release;
+    let title =
+        format!("Helm diff of {}/{} on cluster {}", release.namespace, release.name, target_name(&params.target));
+    agent.group(&title);
+    if changes.is_empty() {
+        agent.line("No changes: the upgrade would leave every resource as it is");
+    }
+    for change in changes {
+        agent.line(&format!("{}: {}", change.resource, change.kind.as_str()));
+        // Chart text: never read as agent commands.
+        agent.untrusted_lines(&change.diff.lines().map(str::to_string).collect::<Vec<_>>());
+    }
+    agent.end_group();
+    agent.set_variable("hasChanges", if changes.is_empty() { "false" } else { "true" }, output());
+    let file = env.temp_dir().join(format!(
+        "azp-kube-helm-diff-{}-{}-{}.md",
+        release.namespace,
+        release.name,
+        std::process::id()
+    ));
+    agent.attach_summary(&file, &helm::diff::markdown(&title, changes));
+}
+
+/// Outputs and summary of an uninstall: the release as it was, now gone.
+fn report_uninstall(
+    agent: &Agent,
+    env: &Env,
+    params: &Params,
+    identity: &str,
+    uninstalled: verbs::Uninstalled,
+) -> Outcome {
+    agent.set_variable("releaseStatus", "uninstalled", output());
+    agent.set_variable("releaseNamespace", &params.release.namespace, output());
+    if let verbs::Uninstalled::Release(Some(before)) = uninstalled {
+        agent.set_variable("releaseRevision", &before.revision.to_string(), output());
+        let gone = Release { status: "uninstalled".into(), ..before };
+        let summary = Summary { release: &gone, params, cluster: &target_name(&params.target), identity };
+        summary.upload(agent, &env.temp_dir());
+    }
+    Outcome::Succeeded
 }
 
 /// Variables of the task that helm and the kubeconfig's exec entry do not
@@ -213,28 +303,35 @@ async fn helm_version(agent: &Agent, helm: &Helm, cancel: &CancellationToken) ->
 }
 
 /// `helm repo add` or `helm registry login`, passwords on stdin.
-async fn log_in(agent: &Agent, helm: &Helm, params: &Params, cancel: &CancellationToken) -> anyhow::Result<()> {
-    if let Some(repo) = &params.repository {
+async fn log_in(
+    agent: &Agent,
+    helm: &Helm,
+    repository: Option<&Repository>,
+    registry_login: Option<&RegistryLogin>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    if let Some(repo) = repository {
         let user = repo.login.as_ref().map(|(user, _)| user.as_str());
         let args = helm::args::repo_add_args(&repo.name, &repo.url, user);
         helm.run(agent, &args, repo.login.as_ref().map(|(_, p)| p), Stdout::Show, cancel).await?;
     }
-    if let Some((host, user, password)) = &params.registry_login {
+    if let Some((host, user, password)) = registry_login {
         let args = helm::args::registry_login_args(host, user);
         helm.run(agent, &args, Some(password), Stdout::Show, cancel).await?;
     }
     Ok(())
 }
 
-async fn upgrade(
+/// `helm upgrade`; returns what helm wrote to stderr.
+async fn run_upgrade(
     agent: &Agent,
     helm: &Helm,
     major: Major,
-    params: &Params,
+    upgrade: &Upgrade,
     cancel: &CancellationToken,
 ) -> Result<Vec<String>, helm::runner::Error> {
-    agent.section(&format!("helm upgrade {}", params.upgrade.release));
-    let args = helm::args::upgrade_args(major, &params.upgrade);
+    agent.section(&format!("helm upgrade {}", upgrade.release));
+    let args = helm::args::upgrade_args(major, upgrade);
     Ok(helm.run(agent, &args, None, Stdout::Show, cancel).await?.stderr)
 }
 
@@ -244,7 +341,7 @@ async fn read_release(
     params: &Params,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Release> {
-    let args = helm::args::status_args(&params.upgrade.release, &params.upgrade.namespace);
+    let args = helm::args::status_args(&params.release.name, &params.release.namespace);
     let out = helm.run(agent, &args, None, Stdout::Keep, cancel).await?;
     Ok(Release::from_json(&out.stdout)?)
 }
@@ -267,7 +364,7 @@ async fn explain_failure(
     if matches!(error, helm::runner::Error::Canceled { .. }) || cancel.is_cancelled() {
         return Canceled.into();
     }
-    let (release, namespace) = (&params.upgrade.release, &params.upgrade.namespace);
+    let (release, namespace) = (&params.release.name, &params.release.namespace);
     agent.group(&format!("Release {namespace}/{release} after the failure"));
     let history = helm::args::history_args(release, namespace, 5);
     let _ = helm.run(agent, &history, None, Stdout::Show, cancel).await;
@@ -276,7 +373,8 @@ async fn explain_failure(
     if let Some(release) = &state {
         set_outputs(agent, release);
     }
-    let rollback = match (&state, params.upgrade.atomic) {
+    let atomic = matches!(&params.command, Command::Upgrade { upgrade, .. } if upgrade.atomic);
+    let rollback = match (&state, atomic) {
         (_, false) => String::new(),
         (Some(r), true) if r.status == "deployed" => format!("; rolled back: revision {} is deployed", r.revision),
         (Some(r), true) => format!("; the rollback did not succeed: revision {} is {}", r.revision, r.status),
@@ -286,7 +384,8 @@ async fn explain_failure(
         error.stderr().iter().any(|l| l.contains("another operation (install/upgrade/rollback) is in progress"));
     let pending = state.as_ref().map(|r| r.status.as_str()).filter(|s| s.starts_with("pending-"));
     let fix = unlock_hint(release, namespace, pending, locked);
-    anyhow::Error::from(error).context(format!("helm upgrade of {namespace}/{release} failed{rollback}{fix}"))
+    let verb = params.command.verb();
+    anyhow::Error::from(error).context(format!("helm {verb} of {namespace}/{release} failed{rollback}{fix}"))
 }
 
 /// How to free a release that a helm run which did not finish (killed, or
@@ -300,7 +399,10 @@ fn unlock_hint(release: &str, namespace: &str, pending: Option<&str>, locked: bo
         (None, false) => return String::new(),
     };
     let status = pending.map(|s| format!(" {s}")).unwrap_or_default();
-    format!("; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again")
+    format!(
+        "; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again \
+         (or set unlockPendingRelease to let the step do it)"
+    )
 }
 
 /// HelmDeploy@1 splits `overrideValues` at commas; this task does not, so a
@@ -350,11 +452,14 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         session_duration_seconds,
         namespace,
         create_namespace,
+        command,
         chart_type,
         chart_name,
         chart_path,
         chart_version,
         release_name,
+        revision,
+        ignore_missing_release,
         value_file,
         override_values,
         override_values_string,
@@ -371,6 +476,7 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         reuse_values,
         update_dependency,
         fail_on_stderr,
+        unlock_pending_release,
         arguments,
         helm_path,
     } = inputs;
@@ -397,11 +503,14 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Session duration (s)", shown(session_duration_seconds)),
             ("Namespace", namespace.clone()),
             ("Create namespace", create_namespace.to_string()),
-            ("Chart type", chart_type.as_str().to_string()),
+            ("Command", command.as_str().to_string()),
+            ("Chart type", chart_type.map(|c| c.as_str().to_string()).unwrap_or_default()),
             ("Chart", shown(chart_name)),
             ("Chart path", path(chart_path)),
             ("Chart version", shown(chart_version)),
             ("Release", release_name.clone()),
+            ("Revision", shown(revision)),
+            ("Missing release is uninstalled", ignore_missing_release.to_string()),
             ("Values files", value_file.join(", ")),
             ("Set", set_keys(override_values)),
             ("Set string", set_keys(override_values_string)),
@@ -418,6 +527,7 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Reuse values", reuse_values.to_string()),
             ("Update dependencies", update_dependency.to_string()),
             ("Fail on standard error", fail_on_stderr.to_string()),
+            ("Recover a pending release", unlock_pending_release.to_string()),
             ("Extra arguments", extra_arguments(arguments.as_deref())),
             ("Helm", shown(helm_path)),
         ],

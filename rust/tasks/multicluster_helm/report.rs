@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::params::Params;
+use super::params::{Command, Params};
 use crate::azp::Agent;
 use crate::helm::Release;
 
@@ -29,13 +29,21 @@ impl Summary<'_> {
             ("Cluster", self.cluster.to_string()),
             ("Namespace", r.namespace.clone()),
             ("Identity", self.identity.to_string()),
-            ("Source", self.params.upgrade.chart.as_arg()),
+            ("Source", self.source()),
         ];
         let mut text = format!("### Helm release {}\n\n| | |\n|---|---|\n", cell(&r.name));
         for (name, value) in rows.iter().filter(|(_, v)| !v.trim().is_empty()) {
             text.push_str(&format!("| {name} | {} |\n", cell(value)));
         }
         text
+    }
+
+    /// The chart an upgrade installed from; what the other commands did.
+    fn source(&self) -> String {
+        match &self.params.command {
+            Command::Upgrade { upgrade, .. } => upgrade.chart.as_arg(),
+            other => format!("helm {}", other.verb()),
+        }
     }
 
     /// Writes the file under `temp_dir` and attaches it.
