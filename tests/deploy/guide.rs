@@ -295,3 +295,25 @@ fn collect_steps<'a>(value: &'a Value, steps: &mut Vec<&'a Value>) {
         _ => {}
     }
 }
+
+/// Every `helm install … deploy/chart` command in the docs renders: its values
+/// pass the chart's schema and templates (`helm template` with the same flags).
+#[test]
+fn every_chart_install_command_in_the_docs_renders() {
+    let tools = tool_dir();
+    let mut checked = 0;
+    for doc in ["README.md", "deploy/README.md", "deploy/chart/README.md", "docs/getting-started.md"] {
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+        for command in blocks(&text, "bash").iter().flat_map(|b| commands(b)) {
+            let Some(rest) = command.strip_prefix("helm install ").filter(|r| r.contains(" deploy/chart ")) else {
+                continue;
+            };
+            let template = format!("helm template {}", rest.replace(" --create-namespace", ""));
+            let (ok, output) =
+                run_block(&template, &[("HOME".into(), tools.path().display().to_string())], tools.path());
+            assert!(ok, "{doc}: {command}\n{output}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} chart install commands found");
+}

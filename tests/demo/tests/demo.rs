@@ -76,20 +76,33 @@ fn the_example_pipeline_builds_and_deploys_the_digest() {
     assert!(deploy.contains("Kubernetes 1.34\n") && deploy.contains("(server v1.34.0)"), "{deploy}");
     // The README's copy of this output is what the demo prints now.
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let copy = readme
-        .split("```text\nazp-kube-demo: examples/azure-pipelines.yml\n")
-        .nth(1)
-        .and_then(|rest| rest.split("\n```\n").next())
-        .expect("README.md has no copy of the demo's output");
+    let copy = readme_copy(&readme);
     let copy = format!("azp-kube-demo: examples/azure-pipelines.yml\n{copy}\n");
     let copy = normalise(&copy.replace(README_CHECKOUT, "<repo>"));
     let printed = normalise(&stdout.replace(&repo().display().to_string(), "<repo>"));
     if copy != printed {
+        // `AZP_KUBE_UPDATE_README=1 cargo test -p azp-kube-demo --test demo the_example` rewrites the copy.
+        if std::env::var_os("AZP_KUBE_UPDATE_README").is_some() {
+            let fresh = stdout.replace(&repo().display().to_string(), README_CHECKOUT);
+            let old = format!("azp-kube-demo: examples/azure-pipelines.yml\n{}", readme_copy(&readme));
+            std::fs::write(repo().join("README.md"), readme.replacen(&old, fresh.trim_end_matches('\n'), 1)).unwrap();
+            return;
+        }
         let first = copy.lines().zip(printed.lines()).find(|(a, b)| a != b);
         panic!(
-            "README.md's demo output differs from what the demo prints (first differing line: {first:?}):\n{printed}"
+            "README.md's demo output differs from what the demo prints (first differing line: {first:?}; \
+             AZP_KUBE_UPDATE_README=1 rewrites it):\n{printed}"
         );
     }
+}
+
+/// The README's copy of the demo output, after its first line.
+fn readme_copy(readme: &str) -> &str {
+    readme
+        .split("```text\nazp-kube-demo: examples/azure-pipelines.yml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```\n").next())
+        .expect("README.md has no copy of the demo's output")
 }
 
 /// Where the README's copy of the demo output was run.

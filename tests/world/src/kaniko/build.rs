@@ -130,31 +130,38 @@ impl Buildah {
     }
 
     /// Runs buildah with `args`, streaming its output lines through `on_line`.
+    /// stdout and stderr share one pipe, so the lines keep the order buildah
+    /// wrote them in (kaniko logs everything to one stream).
     async fn run(&self, args: &[String], on_line: &(dyn Fn(&str) + Sync), cancel: &CancellationToken) -> Outcome {
         let mut command = self.command();
         command.args(args);
+        let pipe = std::io::pipe().and_then(|(reader, writer)| {
+            command.stdout(writer.try_clone()?).stderr(writer);
+            tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(reader))
+        });
+        let receiver = match pipe {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(format!("failed to make buildah's output pipe: {e}")),
+        };
         let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(format!("failed to start buildah: {e}")),
         };
-        let mut out = child.stdout.take().map(|s| BufReader::new(s).lines());
-        let mut err = child.stderr.take().map(|s| BufReader::new(s).lines());
+        // The command holds the pipe's write ends: without dropping it, the output never ends.
+        drop(command);
+        let mut lines = BufReader::new(receiver).lines();
         let mut errors: Vec<String> = Vec::new();
-        while out.is_some() || err.is_some() {
+        loop {
             let line = tokio::select! {
-                l = async { out.as_mut().unwrap().next_line().await }, if out.is_some() => match l {
+                l = lines.next_line() => match l {
                     Ok(Some(l)) => l,
-                    _ => { out = None; continue }
-                },
-                l = async { err.as_mut().unwrap().next_line().await }, if err.is_some() => match l {
-                    Ok(Some(l)) => {
-                        if let Some(e) = l.strip_prefix("Error: ") { errors.push(e.to_string()) }
-                        l
-                    }
-                    _ => { err = None; continue }
+                    _ => break,
                 },
                 _ = cancel.cancelled() => return Outcome::Cancelled,
             };
+            if let Some(e) = line.strip_prefix("Error: ") {
+                errors.push(e.to_string());
+            }
             on_line(&line);
         }
         let status = tokio::select! {
