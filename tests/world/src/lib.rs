@@ -6,6 +6,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod aws_faults;
+pub mod azure_devops;
 pub mod cluster;
 pub mod controllers;
 pub mod deletion;
@@ -30,6 +31,7 @@ pub mod store;
 pub mod tls;
 pub mod tools;
 pub mod version;
+pub mod web_identity;
 pub mod world;
 
 pub use cluster::Cluster;
