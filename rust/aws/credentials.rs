@@ -27,7 +27,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "the AWS service connection uses OIDC, which azp-kube does not support yet; use keys or the agent's identity"
+        "the AWS service connection uses OIDC: its ID token must be exchanged (AssumeRoleWithWebIdentity) before the chain runs"
     )]
     Oidc,
     #[error("the AWS service connection has a role to assume with an invalid ARN")]

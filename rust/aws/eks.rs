@@ -28,7 +28,7 @@ pub const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 /// for test clusters that accept tokens for less than EKS's 15 minutes.
 pub const TOKEN_LIFETIME_VAR: &str = "AZP_KUBE_EKS_TOKEN_LIFETIME_SECONDS";
 /// Cached credentials are used only if they outlive a token by this much.
-const CACHE_MARGIN: Duration = Duration::from_secs(60);
+pub const CACHE_MARGIN: Duration = Duration::from_secs(60);
 /// The token's prefix.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
 /// Test switch (debug builds only, see [`Env::test_switch`]): fixes the clock
@@ -214,6 +214,9 @@ pub fn token_role(args: &EksTokenArgs) -> Result<Option<AssumeRole>, arn::Error>
 /// there too, so that it is in no argument list.
 pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
     arn::check_region(&args.region)?;
+    if let Some(answer) = args.cache_dir.as_deref().and_then(super::token_broker::ask) {
+        return answer.map_err(anyhow::Error::msg);
+    }
     let mut role = token_role(args)?;
     let now = clock(env)?;
     let cache = args.cache_dir.as_deref().map(Cache::new);
@@ -242,9 +245,20 @@ pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
             resolved.credentials
         }
     };
-    let token = token(&credentials, &args.cluster, &args.region, &sts_url(env, &args.region), now)?;
+    signed_exec_credential(env, &credentials, &args.cluster, &args.region, now)
+}
+
+/// An ExecCredential with a token for `cluster` signed at `now` with `credentials`.
+pub fn signed_exec_credential(
+    env: &Env,
+    credentials: &Credentials,
+    cluster: &str,
+    region: &str,
+    now: SystemTime,
+) -> anyhow::Result<String> {
+    let token = token(credentials, cluster, region, &sts_url(env, region), now)?;
     let lifetime = env.test_seconds(TOKEN_LIFETIME_VAR).map_or(TOKEN_LIFETIME, |s| s.max(Duration::from_secs(1)));
-    Ok(exec_credential(&token, token_expiry(&credentials, now, lifetime)))
+    Ok(exec_credential(&token, token_expiry(credentials, now, lifetime)))
 }
 
 #[cfg(test)]

@@ -124,6 +124,8 @@ fn decode_base64(value: &str) -> Option<String> {
 /// An AWS service connection of the AWS Toolkit for Azure DevOps.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AwsEndpoint {
+    /// The connection's id (an OIDC token is asked for it by id).
+    pub id: String,
     pub access_key_id: Option<Secret>,
     pub secret_access_key: Option<Secret>,
     pub session_token: Option<Secret>,
@@ -222,6 +224,7 @@ pub fn read_kubernetes(env: &Env, id: &str) -> Result<KubernetesEndpoint, Endpoi
 pub fn read_aws(env: &Env, id: &str) -> Result<AwsEndpoint, EndpointError> {
     let conn = Connection::open(env, id)?;
     let endpoint = AwsEndpoint {
+        id: conn.id.clone(),
         access_key_id: conn.parameter("username").map(Secret::new),
         secret_access_key: conn.parameter("password").map(Secret::new),
         session_token: conn.parameter("sessionToken").map(Secret::new),
@@ -234,6 +237,15 @@ pub fn read_aws(env: &Env, id: &str) -> Result<AwsEndpoint, EndpointError> {
         return Err(conn.missing("complete key pair (both access key id and secret access key)"));
     }
     Ok(endpoint)
+}
+
+/// The job's access token to Azure DevOps: the `AccessToken` of the
+/// `SystemVssConnection` endpoint, which the agent gives every task (as
+/// Microsoft's tasks read it: `getEndpointAuthorization('SYSTEMVSSCONNECTION')`).
+pub fn system_access_token(env: &Env) -> Option<Secret> {
+    let conn = Connection { env, id: "SYSTEMVSSCONNECTION".into(), auth: None };
+    let from_json = || Connection::open(env, "SYSTEMVSSCONNECTION").ok()?.parameter("AccessToken");
+    conn.parameter("AccessToken").or_else(from_json).map(Secret::new)
 }
 
 #[cfg(test)]

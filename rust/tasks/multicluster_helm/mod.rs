@@ -6,6 +6,7 @@
 //! the release → clean up (always: the private directory goes on success,
 //! failure and cancel).
 
+mod federation;
 mod params;
 mod report;
 
@@ -13,12 +14,13 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use self::federation::{Federation, TokenBroker};
 use self::params::{Params, Target};
 use self::report::Summary;
 use super::cancel::{Canceled, Cancellation};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
-use crate::aws::credentials::{self, Cache};
+use crate::aws::credentials::{self, Base, Cache};
 use crate::aws::{AwsTarget, eks};
 use crate::azp::report::Outcome;
 use crate::azp::{Agent, Env};
@@ -51,8 +53,30 @@ async fn deploy(
     private: &PrivateDir,
     cancel: &Cancellation,
 ) -> anyhow::Result<Outcome> {
-    let (source, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
-    let kubeconfig = kubeconfig::write(private, &source)?;
+    let (source, identity, broker) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let Some(broker) = broker else {
+        return with_kubeconfig(env, agent, params, private, cancel, &source, &identity).await;
+    };
+    let socket = crate::aws::token_broker::socket(private.path());
+    let listener = tokio::net::UnixListener::bind(&socket).context("cannot open the exec entry's token socket")?;
+    tokio::select! {
+        result = with_kubeconfig(env, agent, params, private, cancel, &source, &identity) => result,
+        never = broker.serve(listener) => match never {},
+    }
+}
+
+/// The steps once the cluster is reached: kubeconfig, preflight, helm.
+async fn with_kubeconfig(
+    env: &Env,
+    agent: &Agent,
+    params: &Params,
+    private: &PrivateDir,
+    cancel: &Cancellation,
+    source: &Source,
+    identity: &str,
+) -> anyhow::Result<Outcome> {
+    let identity = identity.to_string();
+    let kubeconfig = kubeconfig::write(private, source)?;
     let hidden = hidden_from_helm(env, &params.target);
     cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
     let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
@@ -104,19 +128,37 @@ fn output() -> crate::azp::agent::VariableOptions {
     crate::azp::agent::VariableOptions { is_output: true, is_secret: false }
 }
 
-type Reached = (Source, String);
+/// The kubeconfig's source, who we are, and (OIDC) the exec entry's token broker.
+type Reached<'a> = (Source, String, Option<TokenBroker<'a>>);
 
 /// Credentials and cluster description (EKS), or the connection as given.
 /// Returns the kubeconfig source and who we are. What the kubeconfig's exec
-/// entry needs (base credentials, external ID) is handed over in `private`.
-async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
+/// entry needs (base credentials, external ID) is handed over in `private`;
+/// with OIDC, it asks this process's broker instead.
+async fn reach_cluster<'a>(
+    env: &'a Env,
+    agent: &'a Agent,
+    params: &Params,
+    private: &PrivateDir,
+) -> anyhow::Result<Reached<'a>> {
     let Target::Eks { name, region, base, role } = &params.target else {
-        return Ok((other_source(env, &params.target)?, "the connection's identity".into()));
+        return Ok((other_source(env, &params.target)?, "the connection's identity".into(), None));
     };
     agent.group("AWS identity and cluster");
     let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
     let register = |obtained: &_| credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
-    let resolved = credentials::resolve(env, &target, base, role.as_ref(), &register).await?;
+    let federation = match base {
+        Base::Connection(endpoint) => Federation::of(env, agent, endpoint)?,
+        _ => None,
+    };
+    let base = match &federation {
+        Some(federation) => {
+            agent.line(&format!("AWS credentials: {}", federation.describe()));
+            Base::Given(federation.credentials(env, agent, &target).await?)
+        }
+        None => base.clone(),
+    };
+    let resolved = credentials::resolve(env, &target, &base, role.as_ref(), &register).await?;
     let identity = credentials::caller_identity(&resolved.config).await?.describe();
     agent.line(&format!("AWS identity: {identity}"));
     if let (Some(role), Some(session)) = (role, resolved.session)
@@ -127,6 +169,15 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let cluster = eks::describe_cluster(&resolved.config, name, &identity).await?;
     agent.line(&format!("Cluster: {} ({}), Kubernetes {}", cluster.name, cluster.endpoint, shown(&cluster.version)));
     agent.end_group();
+    let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
+    let source = Source::Eks { cluster, exec: EksExec { program, role: role.clone() } };
+    if let Some(federation) = federation {
+        // Nothing is handed over: the exec entry asks this process.
+        let current = std::sync::Mutex::new((resolved.credentials, crate::aws::eks::clock(env)?));
+        let (cluster, role) = (name.clone(), role.clone());
+        let broker = TokenBroker { env, agent, federation, role, target, cluster, current };
+        return Ok((source, identity, Some(broker)));
+    }
     let cache = Cache::new(private.path());
     if resolved.credentials.expiry().is_some() {
         // The first tokens need no new AssumeRole; a failure only costs speed.
@@ -136,8 +187,7 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let base = resolved.base_from_connection.clone().or_else(|| credentials::environment_keys(env));
     let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
     cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
-    let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
-    Ok((Source::Eks { cluster, exec: EksExec { program, role: role.clone() } }, identity))
+    Ok((source, identity, None))
 }
 
 fn other_source(env: &Env, target: &Target) -> anyhow::Result<Source> {
