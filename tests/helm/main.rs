@@ -14,6 +14,7 @@ use base64::Engine as _;
 mod aws_faults;
 mod interrupted;
 mod isolation;
+mod oidc;
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/deployer";
 const AT: &str = "1700000000";

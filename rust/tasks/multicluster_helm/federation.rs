@@ -94,9 +94,9 @@ fn duration(env: &Env, agent: &Agent) -> Duration {
 
 /// Serves the exec entry fresh EKS tokens, renewing the chain (a new ID
 /// token, the web identity, then the task's role) when it runs out.
-pub struct TokenBroker<'a> {
-    pub env: &'a Env,
-    pub agent: &'a Agent,
+pub struct TokenBroker {
+    pub env: Env,
+    pub agent: Agent,
     pub federation: Federation,
     pub role: Option<AssumeRole>,
     pub target: AwsTarget,
@@ -105,34 +105,52 @@ pub struct TokenBroker<'a> {
     pub current: Mutex<(Credentials, SystemTime)>,
 }
 
-impl TokenBroker<'_> {
+impl TokenBroker {
     /// An ExecCredential for the cluster, renewing the chain first if needed.
     pub async fn exec_credential(&self) -> anyhow::Result<String> {
-        let now = eks::clock(self.env)?;
+        let now = eks::clock(&self.env)?;
         let (credentials, obtained) = self.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let renew_after = self.env.test_seconds(RENEW_AFTER_VAR);
         let stale = credentials.expiry().is_some_and(|e| e < now + eks::CACHE_MARGIN)
             || renew_after.is_some_and(|after| now.duration_since(obtained).unwrap_or_default() >= after);
         let credentials = if stale { self.renew(now).await? } else { credentials };
         let region = self.target.region.as_deref().unwrap_or_default();
-        eks::signed_exec_credential(self.env, &credentials, &self.cluster, region, now)
+        eks::signed_exec_credential(&self.env, &credentials, &self.cluster, region, now)
     }
 
     async fn renew(&self, now: SystemTime) -> anyhow::Result<Credentials> {
-        let web = self.federation.credentials(self.env, self.agent, &self.target).await?;
+        let web = self.federation.credentials(&self.env, &self.agent, &self.target).await?;
         let register = |obtained: &_| credentials::secret_values(obtained).for_each(|s| self.agent.set_secret(s));
         let resolved =
-            credentials::resolve(self.env, &self.target, &Base::Given(web), self.role.as_ref(), &register).await?;
+            credentials::resolve(&self.env, &self.target, &Base::Given(web), self.role.as_ref(), &register).await?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = (resolved.credentials.clone(), now);
         self.agent.debug("Renewed the OIDC session for the kubeconfig's exec entry");
         Ok(resolved.credentials)
     }
 
-    /// Answers the exec entry on the private folder's socket, forever.
-    pub async fn serve(&self, listener: tokio::net::UnixListener) -> std::convert::Infallible {
-        crate::aws::token_broker::serve(listener, || async {
-            self.exec_credential().await.map_err(|e| format!("{e:#}"))
-        })
-        .await
+    /// Answers the exec entry on `socket` from a thread of its own until the
+    /// returned guard is dropped. A thread, not a task: kube-rs runs exec
+    /// plugins with a blocking wait, which would starve a task on this runtime.
+    pub fn serve(self, socket: &std::path::Path) -> anyhow::Result<BrokerGuard> {
+        let listener = std::os::unix::net::UnixListener::bind(socket)?;
+        listener.set_nonblocking(true)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("eks-token-broker".into()).spawn(move || {
+            runtime.block_on(async {
+                let Ok(listener) = tokio::net::UnixListener::from_std(listener) else { return };
+                let answer = || async { self.exec_credential().await.map_err(|e| format!("{e:#}")) };
+                tokio::select! {
+                    never = crate::aws::token_broker::serve(listener, answer) => match never {},
+                    _ = stopped => {}
+                }
+            });
+        })?;
+        Ok(BrokerGuard { _stop: stop })
     }
+}
+
+/// Stops the broker's thread when dropped.
+pub struct BrokerGuard {
+    _stop: tokio::sync::oneshot::Sender<()>,
 }

@@ -58,11 +58,8 @@ async fn deploy(
         return with_kubeconfig(env, agent, params, private, cancel, &source, &identity).await;
     };
     let socket = crate::aws::token_broker::socket(private.path());
-    let listener = tokio::net::UnixListener::bind(&socket).context("cannot open the exec entry's token socket")?;
-    tokio::select! {
-        result = with_kubeconfig(env, agent, params, private, cancel, &source, &identity) => result,
-        never = broker.serve(listener) => match never {},
-    }
+    let _serving = broker.serve(&socket).context("cannot open the exec entry's token socket")?;
+    with_kubeconfig(env, agent, params, private, cancel, &source, &identity).await
 }
 
 /// The steps once the cluster is reached: kubeconfig, preflight, helm.
@@ -129,18 +126,13 @@ fn output() -> crate::azp::agent::VariableOptions {
 }
 
 /// The kubeconfig's source, who we are, and (OIDC) the exec entry's token broker.
-type Reached<'a> = (Source, String, Option<TokenBroker<'a>>);
+type Reached = (Source, String, Option<TokenBroker>);
 
 /// Credentials and cluster description (EKS), or the connection as given.
 /// Returns the kubeconfig source and who we are. What the kubeconfig's exec
 /// entry needs (base credentials, external ID) is handed over in `private`;
 /// with OIDC, it asks this process's broker instead.
-async fn reach_cluster<'a>(
-    env: &'a Env,
-    agent: &'a Agent,
-    params: &Params,
-    private: &PrivateDir,
-) -> anyhow::Result<Reached<'a>> {
+async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
     let Target::Eks { name, region, base, role } = &params.target else {
         return Ok((other_source(env, &params.target)?, "the connection's identity".into(), None));
     };
@@ -175,6 +167,7 @@ async fn reach_cluster<'a>(
         // Nothing is handed over: the exec entry asks this process.
         let current = std::sync::Mutex::new((resolved.credentials, crate::aws::eks::clock(env)?));
         let (cluster, role) = (name.clone(), role.clone());
+        let (env, agent) = (env.clone(), agent.clone());
         let broker = TokenBroker { env, agent, federation, role, target, cluster, current };
         return Ok((source, identity, Some(broker)));
     }
