@@ -62,7 +62,7 @@ pub(crate) fn watch_processes(
 }
 
 /// The text of every file under `dir`.
-fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();

@@ -3,14 +3,12 @@
 //! against IAM's trust (the world's gate in front of moto), then the task's
 //! role in another account. No AWS keys anywhere in the step's environment.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
-use azp_kube_world::aws_faults::AwsFaultProxy;
-use azp_kube_world::azure_devops::{AUDIENCE, AzureDevOps};
-use azp_kube_world::web_identity::{ACTION, WebIdentityTrust};
+use azp_kube_world::azure_devops::AzureDevOps;
+use azp_kube_world::federation::FederatedJob;
 
 use super::{ALLOWED_ROLE, agent_temp, assert_no_private_dir, assert_no_secret_in_log, chart, task};
 
@@ -18,57 +16,21 @@ use super::{ALLOWED_ROLE, agent_temp, assert_no_private_dir, assert_no_secret_in
 const CONNECTION_ROLE: &str = "arn:aws:iam::111111111111:role/azure-pipelines";
 const CONNECTION_NAME: &str = "aws-oidc";
 
-/// Azure DevOps, IAM's trust in it, and STS behind the trust check.
-struct Federation {
-    devops: AzureDevOps,
-    trust: Arc<WebIdentityTrust>,
-    sts: AwsFaultProxy,
-    connection_id: String,
-}
-
-impl Federation {
-    /// The provider in the connection role's account, and the role trusting `subject`.
-    fn new(world: &World, subject: &str) -> Self {
-        let devops = AzureDevOps::start().unwrap();
-        let trust = Arc::new(WebIdentityTrust::default());
-        let key = devops.issuer_key();
-        trust.add_provider("111111111111", &key, &[AUDIENCE]);
-        trust.trust_role(CONNECTION_ROLE, key.issuer(), AUDIENCE, subject);
-        let sts = world.aws_fault_proxy().unwrap();
-        let gate = trust.clone();
-        sts.faults().set_gate(ACTION, Arc::new(move |body| gate.check(body)));
-        let connection_id = devops.add_connection(CONNECTION_NAME);
-        Self { devops, trust, sts, connection_id }
-    }
-
-    /// A run with the world's endpoints (STS through the trust check), the
-    /// job's variables and the OIDC connection; no keys.
-    fn run(&self, world: &World, home: &std::path::Path, job_token: &str) -> TaskRun {
-        let temp = agent_temp(home);
-        std::fs::create_dir_all(&temp).unwrap();
-        let mut run = TaskRun::new(task_dir())
-            .timeout(Duration::from_secs(180))
-            .env("HOME", &home.display().to_string())
-            .env("AGENT_TEMPDIRECTORY", &temp.display().to_string());
-        for (name, value) in world.env() {
-            if name.starts_with("AWS_") && !name.starts_with("AWS_ACCESS_KEY") && !name.starts_with("AWS_SECRET") {
-                run = run.env(&name, &value);
-            }
-        }
-        run = run.env("AWS_ENDPOINT_URL", &self.sts.url()).env("AWS_ENDPOINT_URL_STS", &self.sts.url());
-        run = run.envs(self.devops.job_env(job_token));
-        let id = &self.connection_id;
-        let auth = format!(
-            r#"{{"parameters":{{"assumeRoleArn":"{CONNECTION_ROLE}","useOIDC":"true"}},"scheme":"UsernamePassword"}}"#
-        );
-        run.env(&format!("ENDPOINT_AUTH_{id}"), &auth)
-            .input("awsCredentials", id)
-            .input("clusterName", world.cluster_name())
-            .input("regionName", world.region())
-            .input("assumeRoleArn", ALLOWED_ROLE)
-            .input("chartType", "FilePath")
-            .input("chartPath", &chart().display().to_string())
-    }
+/// A run of the task through `job`'s OIDC connection into [`ALLOWED_ROLE`].
+fn run(job: &FederatedJob, world: &World, home: &std::path::Path, job_token: &str) -> TaskRun {
+    let temp = agent_temp(home);
+    std::fs::create_dir_all(&temp).unwrap();
+    TaskRun::new(task_dir())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &temp.display().to_string())
+        .envs(job.task_env(world, job_token))
+        .input("awsCredentials", &job.connection_id)
+        .input("clusterName", world.cluster_name())
+        .input("regionName", world.region())
+        .input("assumeRoleArn", ALLOWED_ROLE)
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
 }
 
 fn task_dir() -> &'static std::path::Path {
@@ -90,13 +52,12 @@ fn an_oidc_connection_deploys_through_a_role_chain_and_renews_during_a_long_wait
         "registry.world/migrate:1",
         azp_kube_world::Behaviour::exit(&["migrating"], 0, Duration::from_secs(8)),
     );
-    let federation = Federation::new(&world, &AzureDevOps::subject(CONNECTION_NAME));
+    let federation = FederatedJob::new(&world, CONNECTION_NAME, CONNECTION_ROLE, CONNECTION_NAME).unwrap();
     federation.devops.set_id_token_lifetime(Duration::from_secs(3));
     let job_token = federation.devops.job_token(Duration::from_secs(600));
     let home = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let outcome = federation
-        .run(&world, home.path(), &job_token)
+    let outcome = run(&federation, &world, home.path(), &job_token)
         .input("releaseName", "oidc")
         .input("namespace", "oidc")
         .input("helmPath", &world.tools().helm4.display().to_string())
@@ -123,11 +84,10 @@ fn an_oidc_connection_deploys_through_a_role_chain_and_renews_during_a_long_wait
 #[test]
 fn an_oidc_connection_whose_subject_the_role_does_not_trust_is_refused() {
     let world = super::world();
-    let federation = Federation::new(world, &AzureDevOps::subject("another-connection"));
+    let federation = FederatedJob::new(world, CONNECTION_NAME, CONNECTION_ROLE, "another-connection").unwrap();
     let job_token = federation.devops.job_token(Duration::from_secs(600));
     let home = tempfile::tempdir().unwrap();
-    let outcome = federation
-        .run(world, home.path(), &job_token)
+    let outcome = run(&federation, world, home.path(), &job_token)
         .input("releaseName", "never")
         .input("namespace", "never")
         .input("helmPath", &world.tools().helm4.display().to_string())
@@ -144,11 +104,10 @@ fn an_oidc_connection_whose_subject_the_role_does_not_trust_is_refused() {
 #[test]
 fn an_expired_job_token_is_named() {
     let world = super::world();
-    let federation = Federation::new(world, &AzureDevOps::subject(CONNECTION_NAME));
+    let federation = FederatedJob::new(world, CONNECTION_NAME, CONNECTION_ROLE, CONNECTION_NAME).unwrap();
     let job_token = federation.devops.job_token(Duration::ZERO);
     let home = tempfile::tempdir().unwrap();
-    let outcome = federation
-        .run(world, home.path(), &job_token)
+    let outcome = run(&federation, world, home.path(), &job_token)
         .input("releaseName", "never")
         .input("namespace", "never")
         .input("helmPath", &world.tools().helm4.display().to_string())
@@ -163,17 +122,10 @@ fn an_expired_job_token_is_named() {
 #[test]
 fn a_missing_oidc_provider_is_named() {
     let world = super::world();
-    let devops = AzureDevOps::start().unwrap();
-    let trust = Arc::new(WebIdentityTrust::default());
-    let sts = world.aws_fault_proxy().unwrap();
-    let gate = trust.clone();
-    sts.faults().set_gate(ACTION, Arc::new(move |body| gate.check(body)));
-    let connection_id = devops.add_connection(CONNECTION_NAME);
-    let federation = Federation { devops, trust, sts, connection_id };
+    let federation = FederatedJob::untrusted(world, CONNECTION_NAME, CONNECTION_ROLE).unwrap();
     let job_token = federation.devops.job_token(Duration::from_secs(600));
     let home = tempfile::tempdir().unwrap();
-    let outcome = federation
-        .run(world, home.path(), &job_token)
+    let outcome = run(&federation, world, home.path(), &job_token)
         .input("releaseName", "never")
         .input("namespace", "never")
         .input("helmPath", &world.tools().helm4.display().to_string())

@@ -13,6 +13,7 @@ pub mod deletion;
 pub mod eks;
 pub mod error;
 pub mod faults;
+pub mod federation;
 pub mod https_front;
 pub mod kaniko;
 pub mod kubeconfig;
