@@ -391,11 +391,13 @@ impl Cache {
         self.write_atomically(&self.file(role), &serde_json::to_string(&CachedCredentials::from(credentials))?)
     }
 
-    /// A new 0600 file, renamed into place.
+    /// A new 0600 file beside `file`, renamed into place: a reader sees the
+    /// old content or the new, never half of it.
     fn write_atomically(&self, file: &Path, text: &str) -> std::io::Result<()> {
-        let temp = file.with_extension(format!("{}.tmp", std::process::id()));
-        write_private(&temp, text.as_bytes())?;
-        std::fs::rename(&temp, file)
+        use std::io::Write as _;
+        let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        temp.write_all(text.as_bytes())?;
+        temp.persist(file).map(drop).map_err(|e| e.error)
     }
 }
 
@@ -409,14 +411,6 @@ pub fn environment_keys(env: &Env) -> Option<Credentials> {
     let (id, secret) = (env.var("AWS_ACCESS_KEY_ID")?, env.var("AWS_SECRET_ACCESS_KEY")?);
     let token = env.var("AWS_SESSION_TOKEN").map(str::to_string);
     Some(Credentials::new(id, secret, token, None, "environment"))
-}
-
-/// Writes a file that only its owner can read (0600 from creation on).
-pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(content)
 }
 
 #[cfg(test)]

@@ -74,15 +74,15 @@ impl KubernetesEndpoint {
 /// and certificate (and the key's PEM lines, as a decoding tool could print
 /// them), auth-provider settings and exec environment values.
 fn kubeconfig_credentials(kubeconfig: &str) -> Vec<Secret> {
-    use serde_yaml::Value;
+    use serde_json::Value;
     fn text(value: &Value) -> Option<&str> {
         value.as_str().map(str::trim).filter(|v| !v.is_empty())
     }
-    let Ok(config) = serde_yaml::from_str::<Value>(kubeconfig) else {
+    let Ok(config) = serde_saphyr::from_str::<Value>(kubeconfig) else {
         return Vec::new();
     };
     let mut found: Vec<String> = Vec::new();
-    let users = config.get("users").and_then(Value::as_sequence).map(Vec::as_slice).unwrap_or_default();
+    let users = config.get("users").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     for user in users.iter().filter_map(|u| u.get("user")) {
         for key in ["token", "password", "client-key-data", "client-certificate-data"] {
             found.extend(user.get(key).and_then(text).map(str::to_string));
@@ -92,10 +92,10 @@ fn kubeconfig_credentials(kubeconfig: &str) -> Vec<Secret> {
                 pem.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("-----")).map(str::to_string),
             );
         }
-        if let Some(config) = user.get("auth-provider").and_then(|p| p.get("config")).and_then(Value::as_mapping) {
+        if let Some(config) = user.get("auth-provider").and_then(|p| p.get("config")).and_then(Value::as_object) {
             found.extend(config.values().filter_map(text).map(str::to_string));
         }
-        let env = user.get("exec").and_then(|e| e.get("env")).and_then(Value::as_sequence).map(Vec::as_slice);
+        let env = user.get("exec").and_then(|e| e.get("env")).and_then(Value::as_array).map(Vec::as_slice);
         found
             .extend(env.unwrap_or_default().iter().filter_map(|v| v.get("value")).filter_map(text).map(str::to_string));
     }

@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod log;
 pub mod oidc;
 pub mod report;
+pub mod temp;
 pub mod untrusted;
 pub mod visible_rule;
 

@@ -17,9 +17,9 @@ pub struct Release {
     pub app_version: Option<String>,
 }
 
-/// Output of `helm status -o json` that is not a release.
+/// Output of `helm status -o json` or `helm history -o json` that is not what they print.
 #[derive(Debug, thiserror::Error)]
-#[error("helm status did not print a release: {0}")]
+#[error("cannot read the JSON helm printed: {0}")]
 pub struct ParseError(#[source] serde_json::Error);
 
 #[derive(Deserialize)]
@@ -69,9 +69,44 @@ impl Release {
     }
 }
 
+/// The `manifest` of a release printed as JSON (`helm upgrade --dry-run -o
+/// json`); the rest (values included) is dropped unread.
+pub fn manifest_of(release_json: &str) -> Result<String, ParseError> {
+    #[derive(Deserialize)]
+    struct WithManifest {
+        #[serde(default)]
+        manifest: String,
+    }
+    Ok(serde_json::from_str::<WithManifest>(release_json.trim()).map_err(ParseError)?.manifest)
+}
+
+/// One line of `helm history -o json`.
+#[derive(Deserialize)]
+struct HistoryEntry {
+    revision: u64,
+    status: String,
+}
+
+/// The newest revision whose status is `deployed` in `helm history -o json`:
+/// what a release left `pending-*` by a killed run can be rolled back to.
+pub fn last_deployed_revision(history_json: &str) -> Result<Option<u64>, ParseError> {
+    let entries: Vec<HistoryEntry> = serde_json::from_str(history_json.trim()).map_err(ParseError)?;
+    Ok(entries.iter().filter(|e| e.status == "deployed").map(|e| e.revision).max())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_deployed_revision_is_found_in_the_history() {
+        let history = r#"[{"revision":1,"updated":"x","status":"superseded","chart":"web-0.1.0","app_version":"1","description":"Install complete"},
+            {"revision":2,"status":"deployed","chart":"web-0.1.0","description":"Upgrade complete"},
+            {"revision":3,"status":"pending-upgrade","chart":"web-0.1.0","description":"Preparing upgrade"}]"#;
+        assert_eq!(last_deployed_revision(history).unwrap(), Some(2));
+        assert_eq!(last_deployed_revision(r#"[{"revision":1,"status":"pending-install"}]"#).unwrap(), None);
+        assert!(last_deployed_revision("Error: release: not found").is_err());
+    }
 
     #[test]
     fn a_release_is_read_without_its_values() {

@@ -143,6 +143,9 @@ const FLAGS: &[Flag] = &[
 ];
 
 /// Splits `text` into arguments like `sh` would, without expansions.
+/// Not `shlex` or `shell-words`: both take a word that starts with `#` for a
+/// comment and drop the rest of the line silently, and neither says which
+/// quote is left open.
 pub fn split(text: &str) -> Result<Vec<String>, Error> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;

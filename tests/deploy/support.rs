@@ -110,8 +110,9 @@ pub fn render(helm: &Path, extra: &[String]) -> Vec<Value> {
 
 /// Every non-empty YAML document of a stream, as JSON.
 pub fn parse_documents(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|doc| serde::Deserialize::deserialize(doc).expect("valid YAML"))
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .expect("valid YAML")
+        .into_iter()
         .filter(|v: &Value| !v.is_null())
         .collect()
 }

@@ -128,7 +128,7 @@ fn render_as_kubernetes_reads(extra: &[String]) -> Vec<Value> {
 }
 
 fn write_yaml(path: &Path, objects: &[Value]) {
-    let docs: Vec<String> = objects.iter().map(|o| serde_yaml::to_string(o).expect("YAML")).collect();
+    let docs: Vec<String> = objects.iter().map(|o| serde_saphyr::to_string(o).expect("YAML")).collect();
     std::fs::write(path, docs.join("---\n")).expect("write YAML");
 }
 

@@ -37,8 +37,9 @@ fn chart_build_rbac(agents: &str, build: &str) -> Vec<Value> {
         .unwrap();
     assert!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
     let yaml = String::from_utf8(out.stdout).unwrap();
-    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&yaml)
-        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+    let objects: Vec<Value> = serde_saphyr::from_multiple::<Value>(&yaml)
+        .unwrap()
+        .into_iter()
         .filter(|v: &Value| !v.is_null())
         .filter(|v: &Value| v["metadata"]["name"] == "pool-azure-agent-build")
         .collect();

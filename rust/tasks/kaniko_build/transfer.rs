@@ -36,11 +36,7 @@ pub fn pack(
             }
         })
         .expect("start the packing thread");
-    (tokio_stream_from(receiver), stats)
-}
-
-fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send + 'static {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+    (tokio_stream::wrappers::ReceiverStream::new(receiver), stats)
 }
 
 /// A context this build uploaded to S3.

@@ -111,11 +111,11 @@ impl TokenBroker {
         let now = eks::clock(&self.env)?;
         let (credentials, obtained) = self.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let renew_after = self.env.test_seconds(RENEW_AFTER_VAR);
-        let stale = credentials.expiry().is_some_and(|e| e < now + eks::CACHE_MARGIN)
+        let stale = credentials.expiry().is_some_and(|e| e < now + crate::tasks::eks_token::CACHE_MARGIN)
             || renew_after.is_some_and(|after| now.duration_since(obtained).unwrap_or_default() >= after);
         let credentials = if stale { self.renew(now).await? } else { credentials };
         let region = self.target.region.as_deref().unwrap_or_default();
-        eks::signed_exec_credential(&self.env, &credentials, &self.cluster, region, now)
+        crate::tasks::eks_token::signed_exec_credential(&self.env, &credentials, &self.cluster, region, now)
     }
 
     async fn renew(&self, now: SystemTime) -> anyhow::Result<Credentials> {

@@ -7,8 +7,7 @@
 
 use std::fmt;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use serde_saphyr::granit_parser::{Event, Parser, Span, SpannedEventReceiver};
 
 use crate::macros::OutputRef;
 
@@ -85,9 +84,9 @@ impl Builder {
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        let line = mark.line();
+impl<'input> SpannedEventReceiver<'input> for Builder {
+    fn on_event(&mut self, event: Event<'input>, span: Span) {
+        let line = span.start.line();
         let anchor = |id: usize, error: &mut Option<Refusal>| {
             if id > 0 {
                 error.get_or_insert(Refusal {
@@ -100,13 +99,13 @@ impl MarkedEventReceiver for Builder {
         match event {
             Event::Scalar(value, _, id, _) => {
                 anchor(id, &mut self.error);
-                self.push_value(Node::Scalar { value, line });
+                self.push_value(Node::Scalar { value: value.into_owned(), line });
             }
-            Event::SequenceStart(id, _) => {
+            Event::SequenceStart(_, id, _) => {
                 anchor(id, &mut self.error);
                 self.stack.push((Node::Seq { items: Vec::new(), line }, None));
             }
-            Event::MappingStart(id, _) => {
+            Event::MappingStart(_, id, _) => {
                 anchor(id, &mut self.error);
                 self.stack.push((Node::Map { entries: Vec::new(), line }, None));
                 self.pending_key.push(None);

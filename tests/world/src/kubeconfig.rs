@@ -30,7 +30,7 @@ fn document(server: &str, ca_pem: &str, user: &str, credentials: serde_json::Val
         "current-context": "world",
         "preferences": {},
     });
-    serde_yaml::to_string(&doc).unwrap_or_else(|_| doc.to_string())
+    serde_saphyr::to_string(&doc).unwrap_or_else(|_| doc.to_string())
 }
 
 #[cfg(test)]

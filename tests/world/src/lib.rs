@@ -8,6 +8,7 @@ pub mod auth;
 pub mod aws_faults;
 pub mod azure_devops;
 pub mod cluster;
+pub mod clusters;
 pub mod controllers;
 pub mod deletion;
 pub mod eks;

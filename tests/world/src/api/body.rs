@@ -24,7 +24,7 @@ pub fn decode(content_type: &str, bytes: &[u8]) -> ApiResult<Value> {
     match mime {
         "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(bytes),
         "application/yaml" | "application/apply-patch+yaml" | "application/x-yaml" | "text/yaml" => {
-            serde_yaml::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+            serde_saphyr::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         }
         ""
         | "application/json"

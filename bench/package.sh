@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# What one job pays for the task package, measured on the last
+# `bash extension/package.sh` (its VSIX in dist/ and its staging folder):
+#   1. the VSIX and the binary, in bytes;
+#   2. per task folder, the zip the agent downloads (the agent fetches each task
+#      of a job as its own zip, TaskManager.DownloadAsync in azure-pipelines-agent)
+#      and the time to unpack it (median of N runs, default 9);
+#   3. the start of `azp-kube --version`: the mean of 1000 runs, in milliseconds.
+#
+#   bash extension/package.sh && bash bench/package.sh [N]
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+runs="${1:-9}"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+stage="$target/vsix-stage"
+vsix="$(ls -t "$repo"/dist/*.vsix 2>/dev/null | head -n 1)"
+[[ -n $vsix && -d $stage ]] || { echo "no VSIX or $stage: run bash extension/package.sh first" >&2; exit 2; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+now_ns() { date +%s%N; }
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.2f MB", b / 1048576 }'; }
+
+printf 'VSIX            %10d bytes  %s\n' "$(stat -c %s "$vsix")" "$(mb "$(stat -c %s "$vsix")")"
+binary=""
+for task in "$stage"/*/*/task.json; do
+    folder="$(dirname "$task")"
+    name="$(basename "$folder")"
+    binary="$folder/bin/linux-x64/azp-kube"
+    zip="$work/$name.zip"
+    (cd "$folder" && zip -q -r "$zip" .)
+    size="$(stat -c %s "$zip")"
+    unpack="$(for _ in $(seq "$runs"); do
+        rm -rf "$work/out"
+        start="$(now_ns)"
+        unzip -q "$zip" -d "$work/out"
+        echo $((($(now_ns) - start) / 1000000))
+    done | median)"
+    printf '%-15s %10d bytes  %s zip, unpacks in %d ms\n' "$name" "$size" "$(mb "$size")" "$unpack"
+done
+printf 'binary          %10d bytes  %s\n' "$(stat -c %s "$binary")" "$(mb "$(stat -c %s "$binary")")"
+
+"$binary" --version >/dev/null # warm the page cache: a job's first start comes after the unpack
+start="$(now_ns)"
+for _ in $(seq 1000); do "$binary" --version >/dev/null; done
+elapsed=$(($(now_ns) - start))
+awk -v ns="$elapsed" 'BEGIN { printf "--version       %10.2f ms (mean of 1000 runs)\n", ns / 1000 / 1e6 }'
