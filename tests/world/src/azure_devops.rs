@@ -235,7 +235,7 @@ async fn handle(issuer: &Issuer, req: Request<Incoming>) -> Response<Full<Bytes>
     let bearer =
         parts.headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let valid_until = bearer.and_then(|token| lock(&issuer.job_tokens).get(token).copied());
-    if !valid_until.is_some_and(|until| until > SystemTime::now()) {
+    if valid_until.is_none_or(|until| until <= SystemTime::now()) {
         // As Azure DevOps refuses an unknown or expired job token.
         return refusal(401, "TF400813: The user '' is not authorized to access this resource.");
     }
