@@ -14,7 +14,7 @@ use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 use azp_kube_world::federation::FederatedJob;
 
-use crate::secrets::{Seen, files_under, watch_processes};
+use crate::secrets::{Seen, files_under, helm_wrapper, watch_processes};
 use crate::support::{deploys_the_test_chart, task};
 
 const CONNECTION_ROLE: &str = "arn:aws:iam::111111111111:role/azure-pipelines";
@@ -31,17 +31,11 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
     // helm, through a wrapper that keeps every file of the private folder it can read.
     let private_files = dir.path().join("private-files.log");
     let helm = &world.tools().helm4;
-    let wrapper = dir.path().join("helm");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nfor f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do cat \"$f\"; done >> '{}' 2>/dev/null\nexec '{}' \"$@\"\n",
-            private_files.display(),
-            helm.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let keep = format!(
+        "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do cat \"$f\"; done >> '{}' 2>/dev/null",
+        private_files.display()
+    );
+    let wrapper = helm_wrapper(dir.path(), helm, &keep);
     let seen = Arc::new(Mutex::new(Seen::default()));
     let watching = Arc::new(AtomicBool::new(true));
     let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());

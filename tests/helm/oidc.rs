@@ -79,58 +79,44 @@ fn an_oidc_connection_deploys_through_a_role_chain_and_renews_during_a_long_wait
     assert_no_private_dir(&agent_temp(home.path()));
 }
 
-/// A role that trusts another connection's subject is refused as IAM
-/// refuses it, and the error shows the condition the trust policy needs.
-#[test]
-fn an_oidc_connection_whose_subject_the_role_does_not_trust_is_refused() {
+/// A step through `job` that must fail before helm: its errors, and the log's secrets checked.
+fn refused(job: &FederatedJob, job_token: &str) -> String {
     let world = super::world();
-    let federation = FederatedJob::new(world, CONNECTION_NAME, CONNECTION_ROLE, "another-connection").unwrap();
-    let job_token = federation.devops.job_token(Duration::from_secs(600));
     let home = tempfile::tempdir().unwrap();
-    let outcome = run(&federation, world, home.path(), &job_token)
+    let outcome = run(job, world, home.path(), job_token)
         .input("releaseName", "never")
         .input("namespace", "never")
         .input("helmPath", &world.tools().helm4.display().to_string())
         .run();
-    assert_eq!(outcome.result, StepResult::Failed);
-    let errors = format!("{:?}", outcome.errors());
+    assert_eq!(outcome.result, StepResult::Failed, "{}", outcome.log_text());
+    assert_no_secret_in_log(&outcome);
+    format!("{:?}", outcome.errors())
+}
+
+/// A role that trusts another connection's subject is refused as IAM
+/// refuses it, and the error shows the condition the trust policy needs.
+#[test]
+fn an_oidc_connection_whose_subject_the_role_does_not_trust_is_refused() {
+    let job = FederatedJob::new(super::world(), CONNECTION_NAME, CONNECTION_ROLE, "another-connection").unwrap();
+    let errors = refused(&job, &job.devops.job_token(Duration::from_secs(600)));
     assert!(errors.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity"), "{errors}");
     assert!(errors.contains(&format!(":sub` = `{}`", AzureDevOps::subject(CONNECTION_NAME))), "{errors}");
-    assert_eq!(federation.trust.refused(), 1);
-    assert_no_secret_in_log(&outcome);
+    assert_eq!(job.trust.refused(), 1);
 }
 
 /// A job whose access token has expired cannot get an ID token: the error says so.
 #[test]
 fn an_expired_job_token_is_named() {
-    let world = super::world();
-    let federation = FederatedJob::new(world, CONNECTION_NAME, CONNECTION_ROLE, CONNECTION_NAME).unwrap();
-    let job_token = federation.devops.job_token(Duration::ZERO);
-    let home = tempfile::tempdir().unwrap();
-    let outcome = run(&federation, world, home.path(), &job_token)
-        .input("releaseName", "never")
-        .input("namespace", "never")
-        .input("helmPath", &world.tools().helm4.display().to_string())
-        .run();
-    assert_eq!(outcome.result, StepResult::Failed);
-    let errors = format!("{:?}", outcome.errors());
+    let job = FederatedJob::new(super::world(), CONNECTION_NAME, CONNECTION_ROLE, CONNECTION_NAME).unwrap();
+    let errors = refused(&job, &job.devops.job_token(Duration::ZERO));
     assert!(errors.contains("Azure DevOps refused the job's access token (HTTP 401)"), "{errors}");
-    assert_eq!(federation.devops.issued(), 0);
+    assert_eq!(job.devops.issued(), 0);
 }
 
 /// Without the IAM OIDC provider in the role's account, the error says to create it.
 #[test]
 fn a_missing_oidc_provider_is_named() {
-    let world = super::world();
-    let federation = FederatedJob::untrusted(world, CONNECTION_NAME, CONNECTION_ROLE).unwrap();
-    let job_token = federation.devops.job_token(Duration::from_secs(600));
-    let home = tempfile::tempdir().unwrap();
-    let outcome = run(&federation, world, home.path(), &job_token)
-        .input("releaseName", "never")
-        .input("namespace", "never")
-        .input("helmPath", &world.tools().helm4.display().to_string())
-        .run();
-    assert_eq!(outcome.result, StepResult::Failed);
-    let errors = format!("{:?}", outcome.errors());
+    let job = FederatedJob::untrusted(super::world(), CONNECTION_NAME, CONNECTION_ROLE).unwrap();
+    let errors = refused(&job, &job.devops.job_token(Duration::from_secs(600)));
     assert!(errors.contains("create an IAM OIDC identity provider in account 111111111111"), "{errors}");
 }
