@@ -200,7 +200,7 @@ async fn base_credentials(
     obtained: Obtained<'_>,
 ) -> Result<(SdkConfig, Credentials, Option<Credentials>), Error> {
     let connection = match base {
-        Base::Connection(endpoint) if endpoint.use_oidc => return Err(Error::Oidc),
+        Base::Connection(endpoint) if endpoint.uses_oidc() => return Err(Error::Oidc),
         Base::Connection(endpoint) => endpoint,
         Base::Given(credentials) => {
             let provider = SharedCredentialsProvider::new(credentials.clone());

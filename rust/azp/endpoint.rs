@@ -137,6 +137,12 @@ pub struct AwsEndpoint {
 }
 
 impl AwsEndpoint {
+    /// Whether the connection's credentials come from OIDC federation: `useOIDC`
+    /// and no keys, as the AWS Toolkit decides (`attemptAssumeRoleFromOIDC`).
+    pub fn uses_oidc(&self) -> bool {
+        self.use_oidc && self.access_key_id.is_none()
+    }
+
     pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
         [&self.access_key_id, &self.secret_access_key, &self.session_token].into_iter().flatten()
     }
@@ -387,6 +393,17 @@ mod tests {
         assert_eq!(aws.assume_role_arn.as_deref(), Some("arn:aws:iam::222222222222:role/deployer"));
         assert_eq!(aws.external_id.as_deref(), Some("ext-1"));
         assert_eq!(aws.secrets().count(), 3);
+    }
+
+    #[test]
+    fn oidc_is_used_only_without_keys_as_the_toolkit_decides() {
+        let oidc =
+            r#"{"parameters":{"assumeRoleArn":"arn:aws:iam::1:role/r","useOIDC":"true"},"scheme":"UsernamePassword"}"#;
+        let aws = read_aws(&env(&[("ENDPOINT_AUTH_<id>", oidc)]), ID).unwrap();
+        assert!(aws.uses_oidc());
+        assert_eq!(aws.id, ID);
+        let with_keys = oidc.replace("\"useOIDC\"", "\"username\":\"AKID\",\"password\":\"s\",\"useOIDC\"");
+        assert!(!read_aws(&env(&[("ENDPOINT_AUTH_<id>", &with_keys)]), ID).unwrap().uses_oidc());
     }
 
     #[test]

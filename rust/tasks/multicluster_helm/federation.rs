@@ -42,7 +42,8 @@ impl Federation {
     /// The federation of `endpoint`, when it uses OIDC. The job's access
     /// token is registered as a secret before anything else happens.
     pub fn of(env: &Env, agent: &Agent, endpoint: &AwsEndpoint) -> anyhow::Result<Option<Self>> {
-        if !endpoint.use_oidc {
+        // As the AWS Toolkit: a connection with keys uses its keys, OIDC or not.
+        if !endpoint.uses_oidc() {
             return Ok(None);
         }
         let source = IdTokenSource::read(env, &endpoint.id)?;
