@@ -120,3 +120,16 @@ fn a_missing_oidc_provider_is_named() {
     let errors = refused(&job, &job.devops.job_token(Duration::from_secs(600)));
     assert!(errors.contains("create an IAM OIDC identity provider in account 111111111111"), "{errors}");
 }
+
+/// A provider that does not list Azure DevOps's audience: the error says to add it.
+#[test]
+fn a_provider_without_the_audience_is_named() {
+    let job = FederatedJob::untrusted(super::world(), CONNECTION_NAME, CONNECTION_ROLE).unwrap();
+    let key = job.devops.issuer_key();
+    job.trust.add_provider("111111111111", &key, &["sts.amazonaws.com"]);
+    let subject = AzureDevOps::subject(CONNECTION_NAME);
+    job.trust.trust_role(CONNECTION_ROLE, key.issuer(), azp_kube_world::azure_devops::AUDIENCE, &subject);
+    let errors = refused(&job, &job.devops.job_token(Duration::from_secs(600)));
+    assert!(errors.contains("Incorrect token audience"), "{errors}");
+    assert!(errors.contains("add api://AzureADTokenExchange to the audiences"), "{errors}");
+}
