@@ -80,18 +80,32 @@ pub fn manifest_of(release_json: &str) -> Result<String, ParseError> {
     Ok(serde_json::from_str::<WithManifest>(release_json.trim()).map_err(ParseError)?.manifest)
 }
 
-/// One line of `helm history -o json`.
-#[derive(Deserialize)]
-struct HistoryEntry {
-    revision: u64,
-    status: String,
+/// One revision of `helm history -o json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Revision {
+    pub revision: u64,
+    pub status: String,
+    /// When helm last wrote the revision (for a pending one: when its run began).
+    #[serde(default, deserialize_with = "timestamp")]
+    pub updated: Option<jiff::Timestamp>,
 }
 
-/// The newest revision whose status is `deployed` in `helm history -o json`:
-/// what a release left `pending-*` by a killed run can be rolled back to.
-pub fn last_deployed_revision(history_json: &str) -> Result<Option<u64>, ParseError> {
-    let entries: Vec<HistoryEntry> = serde_json::from_str(history_json.trim()).map_err(ParseError)?;
-    Ok(entries.iter().filter(|e| e.status == "deployed").map(|e| e.revision).max())
+fn timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<jiff::Timestamp>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    Ok(text.and_then(|t| t.parse().ok()))
+}
+
+/// The revisions of `helm history -o json`, oldest first.
+pub fn history(history_json: &str) -> Result<Vec<Revision>, ParseError> {
+    let mut revisions: Vec<Revision> = serde_json::from_str(history_json.trim()).map_err(ParseError)?;
+    revisions.sort_by_key(|r| r.revision);
+    Ok(revisions)
+}
+
+/// The newest revision whose status is `deployed`: what a release left
+/// `pending-*` by a killed run can be rolled back to.
+pub fn last_deployed_revision(revisions: &[Revision]) -> Option<u64> {
+    revisions.iter().filter(|r| r.status == "deployed").map(|r| r.revision).max()
 }
 
 #[cfg(test)]
@@ -100,12 +114,16 @@ mod tests {
 
     #[test]
     fn the_last_deployed_revision_is_found_in_the_history() {
-        let history = r#"[{"revision":1,"updated":"x","status":"superseded","chart":"web-0.1.0","app_version":"1","description":"Install complete"},
-            {"revision":2,"status":"deployed","chart":"web-0.1.0","description":"Upgrade complete"},
-            {"revision":3,"status":"pending-upgrade","chart":"web-0.1.0","description":"Preparing upgrade"}]"#;
-        assert_eq!(last_deployed_revision(history).unwrap(), Some(2));
-        assert_eq!(last_deployed_revision(r#"[{"revision":1,"status":"pending-install"}]"#).unwrap(), None);
-        assert!(last_deployed_revision("Error: release: not found").is_err());
+        let text = r#"[{"revision":1,"updated":"x","status":"superseded","chart":"web-0.1.0","app_version":"1","description":"Install complete"},
+            {"revision":3,"updated":"2026-12-06T06:43:47.519946011Z","status":"pending-upgrade","chart":"web-0.1.0"},
+            {"revision":2,"updated":"2026-12-06T06:40:00.1+00:00","status":"deployed","chart":"web-0.1.0","description":"Upgrade complete"}]"#;
+        let revisions = history(text).unwrap();
+        assert_eq!(revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(revisions[2].updated, Some("2026-12-06T06:43:47.519946011Z".parse().unwrap()));
+        assert_eq!(revisions[0].updated, None, "an unreadable time is no time");
+        assert_eq!(last_deployed_revision(&revisions), Some(2));
+        assert_eq!(last_deployed_revision(&history(r#"[{"revision":1,"status":"pending-install"}]"#).unwrap()), None);
+        assert!(history("Error: release: not found").is_err());
     }
 
     #[test]

@@ -85,11 +85,14 @@ fn helm_killed_by_a_signal_is_named_and_the_next_run_says_how_to_unlock() {
     assert_eq!(again.output("helmExitCode"), Some("1"));
     assert!(helm_upgrade_pid(&helm, &namespace).is_none(), "no helm is left running");
 
-    // Asked to, the task frees the never-deployed release itself and installs.
+    // Asked to, the task frees the never-deployed release itself and installs
+    // (once the release has been pending longer than the step's timeout).
+    std::thread::sleep(Duration::from_millis(1100));
     let unlocked = deploy()
         .input("overrideValues", "hook=false")
         .input("waitForExecution", "false")
         .input("unlockPendingRelease", "true")
+        .input("timeout", "1s")
         .run();
     assert_eq!(unlocked.result, StepResult::Succeeded, "{:?}\n{}", unlocked.errors(), unlocked.log_text());
     assert!(unlocked.log_text().contains("was never deployed"), "{}", unlocked.log_text());
@@ -132,9 +135,17 @@ fn a_release_left_pending_upgrade_is_rolled_back_and_upgraded_when_asked() {
     let killed = running.wait();
     assert_eq!(killed.output("releaseStatus"), Some("pending-upgrade"), "{}", killed.log_text());
 
+    // A revision pending for less than the step's timeout may be a live run's
+    // (another pipeline's on a shared pool): it is not rolled back under it.
+    let too_soon = deploy("hook=false").input("waitForExecution", "false").input("unlockPendingRelease", "true").run();
+    assert_eq!(too_soon.result, StepResult::Failed, "{}", too_soon.log_text());
+    let message = &too_soon.errors()[0].message;
+    assert!(message.contains("may still be working on it") && message.contains("300 s"), "{message}");
+    std::thread::sleep(Duration::from_millis(1100));
     let unlocked = deploy("hook=false\nmessage=after")
         .input("waitForExecution", "false")
         .input("unlockPendingRelease", "true")
+        .input("timeout", "1s")
         .run();
     assert_eq!(unlocked.result, StepResult::Succeeded, "{:?}\n{}", unlocked.errors(), unlocked.log_text());
     assert!(unlocked.log_text().contains("rolling back to revision 1"), "{}", unlocked.log_text());

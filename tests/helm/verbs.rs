@@ -205,6 +205,22 @@ fn a_diff_shows_what_an_upgrade_would_change_and_changes_nothing(helm: &Path) {
     assert_eq!(same.output("releaseRevision"), None, "a diff reports no revision");
     let history = release_history(helm, &namespace, "web", home.path());
     assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+
+    // Before the first deploy (into a namespace that does not exist yet): everything is new.
+    let first = run(&task, home.path())
+        .with_chart_from_world()
+        .input("command", "diff")
+        .input("chartPath", &after.path().display().to_string())
+        .input("releaseName", "fresh")
+        .input("namespace", &format!("{namespace}-new"))
+        .input("overrideValues", "hook=false\npassword=first-pw-789")
+        .input("helmPath", &helm.display().to_string())
+        .run();
+    assert_eq!(first.result, StepResult::Succeeded, "{:?}\n{}", first.errors(), first.log_text());
+    assert_eq!(first.output("hasChanges"), Some("true"));
+    let log = first.log_text();
+    assert!(log.contains("is not installed") && log.contains("Deployment fresh: added"), "{log}");
+    assert!(!log.contains("first-pw-789"), "{log}");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! recovery of a release that a killed helm left `pending-*` (which helm
 //! refuses every later operation on).
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 use super::params::{Params, ReleaseRef};
@@ -9,6 +11,7 @@ use crate::azp::Agent;
 use crate::helm::diff::Change;
 use crate::helm::runner::Error;
 use crate::helm::{self, Helm, Major, Release, Stdout, Upgrade};
+use crate::tasks::syntax::parse_go_duration;
 
 /// helm's words for a release that does not exist.
 fn is_not_found(error: &Error) -> bool {
@@ -83,9 +86,16 @@ pub async fn test(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancella
     helm.run(agent, &args, None, Stdout::Show, cancel).await.map(drop)
 }
 
+/// helm's own `--timeout` when the step gives none.
+const HELM_DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Frees a release left `pending-install` (uninstalled: it never deployed)
 /// or `pending-upgrade`/`pending-rollback` (rolled back to its last
 /// deployed revision), so that the upgrade after it can run.
+///
+/// helm cannot tell a killed run from one still working (another
+/// pipeline's, on a shared pool): a revision pending for less than the
+/// step's timeout may be a live run's, and is left alone.
 pub async fn unlock(agent: &Agent, helm: &Helm, params: &Params, cancel: &CancellationToken) -> anyhow::Result<()> {
     let release = &params.release;
     let Some(state) = current(agent, helm, release, cancel).await else { return Ok(()) };
@@ -95,7 +105,23 @@ pub async fn unlock(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancel
     let name = format!("{}/{} (revision {}, {})", release.namespace, release.name, state.revision, state.status);
     let history = helm::args::history_json_args(&release.name, &release.namespace);
     let out = helm.run(agent, &history, None, Stdout::Keep, cancel).await?;
-    let args = match helm::release::last_deployed_revision(&out.stdout)? {
+    let revisions = helm::release::history(&out.stdout)?;
+    let timeout = match params.timeout.as_deref().map(parse_go_duration) {
+        Some(Ok(nanos)) => Duration::from_nanos(nanos.max(0) as u64),
+        _ => HELM_DEFAULT_TIMEOUT,
+    };
+    let began = revisions.iter().find(|r| r.revision == state.revision).and_then(|r| r.updated);
+    let pending_for =
+        began.map(|t| Duration::from_secs(jiff::Timestamp::now().duration_since(t).as_secs().max(0) as u64));
+    if pending_for.is_none_or(|age| age < timeout) {
+        let age = pending_for.map_or("an unknown time".to_string(), |a| format!("{} s", a.as_secs()));
+        anyhow::bail!(
+            "release {name} has been pending for {age}, less than the step's timeout ({} s): a helm run, perhaps another \
+             pipeline's, may still be working on it, so it is not unlocked; run the step again later",
+            timeout.as_secs()
+        );
+    }
+    let args = match helm::release::last_deployed_revision(&revisions) {
         Some(deployed) => {
             agent.line(&format!(
                 "Release {name} was left by a helm run that did not finish: rolling back to revision {deployed}"

@@ -458,8 +458,11 @@ impl World {
             None => ACCOUNT,
         };
         let cluster_role = format!("arn:aws:iam::{account}:role/eks");
+        // The version the API servers report, so that DescribeCluster and /version agree.
+        let version = format!("1.{}", self.version.minor);
         let create = ["eks", "create-cluster", "--name", name, "--role-arn", &cluster_role];
-        aws(&[&create[..], &["--resources-vpc-config", "subnetIds=subnet-1"]].concat(), &keys)?;
+        let rest = ["--kubernetes-version", &version, "--resources-vpc-config", "subnetIds=subnet-1"];
+        aws(&[&create[..], &rest[..]].concat(), &keys)?;
         Ok(())
     }
 
