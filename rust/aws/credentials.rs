@@ -27,7 +27,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "the AWS service connection uses OIDC, which azp-kube does not support yet; use keys or the agent's identity"
+        "the AWS service connection uses OIDC: its ID token must be exchanged (AssumeRoleWithWebIdentity) before the chain runs"
     )]
     Oidc,
     #[error("the AWS service connection has a role to assume with an invalid ARN")]
@@ -200,7 +200,7 @@ async fn base_credentials(
     obtained: Obtained<'_>,
 ) -> Result<(SdkConfig, Credentials, Option<Credentials>), Error> {
     let connection = match base {
-        Base::Connection(endpoint) if endpoint.use_oidc => return Err(Error::Oidc),
+        Base::Connection(endpoint) if endpoint.uses_oidc() => return Err(Error::Oidc),
         Base::Connection(endpoint) => endpoint,
         Base::Given(credentials) => {
             let provider = SharedCredentialsProvider::new(credentials.clone());

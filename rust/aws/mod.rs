@@ -7,6 +7,8 @@ pub mod arn;
 pub mod credentials;
 pub mod eks;
 pub mod s3;
+pub mod token_broker;
+pub mod web_identity;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 // The smithy types every AWS SDK crate re-exports.

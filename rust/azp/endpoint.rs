@@ -124,6 +124,8 @@ fn decode_base64(value: &str) -> Option<String> {
 /// An AWS service connection of the AWS Toolkit for Azure DevOps.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AwsEndpoint {
+    /// The connection's id (an OIDC token is asked for it by id).
+    pub id: String,
     pub access_key_id: Option<Secret>,
     pub secret_access_key: Option<Secret>,
     pub session_token: Option<Secret>,
@@ -135,6 +137,12 @@ pub struct AwsEndpoint {
 }
 
 impl AwsEndpoint {
+    /// Whether the connection's credentials come from OIDC federation: `useOIDC`
+    /// and no keys, as the AWS Toolkit decides (`attemptAssumeRoleFromOIDC`).
+    pub fn uses_oidc(&self) -> bool {
+        self.use_oidc && self.access_key_id.is_none()
+    }
+
     pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
         [&self.access_key_id, &self.secret_access_key, &self.session_token].into_iter().flatten()
     }
@@ -222,6 +230,7 @@ pub fn read_kubernetes(env: &Env, id: &str) -> Result<KubernetesEndpoint, Endpoi
 pub fn read_aws(env: &Env, id: &str) -> Result<AwsEndpoint, EndpointError> {
     let conn = Connection::open(env, id)?;
     let endpoint = AwsEndpoint {
+        id: conn.id.clone(),
         access_key_id: conn.parameter("username").map(Secret::new),
         secret_access_key: conn.parameter("password").map(Secret::new),
         session_token: conn.parameter("sessionToken").map(Secret::new),
@@ -234,6 +243,15 @@ pub fn read_aws(env: &Env, id: &str) -> Result<AwsEndpoint, EndpointError> {
         return Err(conn.missing("complete key pair (both access key id and secret access key)"));
     }
     Ok(endpoint)
+}
+
+/// The job's access token to Azure DevOps: the `AccessToken` of the
+/// `SystemVssConnection` endpoint, which the agent gives every task (as
+/// Microsoft's tasks read it: `getEndpointAuthorization('SYSTEMVSSCONNECTION')`).
+pub fn system_access_token(env: &Env) -> Option<Secret> {
+    let conn = Connection { env, id: "SYSTEMVSSCONNECTION".into(), auth: None };
+    let from_json = || Connection::open(env, "SYSTEMVSSCONNECTION").ok()?.parameter("AccessToken");
+    conn.parameter("AccessToken").or_else(from_json).map(Secret::new)
 }
 
 #[cfg(test)]
@@ -375,6 +393,17 @@ mod tests {
         assert_eq!(aws.assume_role_arn.as_deref(), Some("arn:aws:iam::222222222222:role/deployer"));
         assert_eq!(aws.external_id.as_deref(), Some("ext-1"));
         assert_eq!(aws.secrets().count(), 3);
+    }
+
+    #[test]
+    fn oidc_is_used_only_without_keys_as_the_toolkit_decides() {
+        let oidc =
+            r#"{"parameters":{"assumeRoleArn":"arn:aws:iam::1:role/r","useOIDC":"true"},"scheme":"UsernamePassword"}"#;
+        let aws = read_aws(&env(&[("ENDPOINT_AUTH_<id>", oidc)]), ID).unwrap();
+        assert!(aws.uses_oidc());
+        assert_eq!(aws.id, ID);
+        let with_keys = oidc.replace("\"useOIDC\"", "\"username\":\"AKID\",\"password\":\"s\",\"useOIDC\"");
+        assert!(!read_aws(&env(&[("ENDPOINT_AUTH_<id>", &with_keys)]), ID).unwrap().uses_oidc());
     }
 
     #[test]

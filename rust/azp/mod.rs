@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod env;
 pub mod inputs;
 pub mod log;
+pub mod oidc;
 pub mod report;
 pub mod temp;
 pub mod untrusted;

@@ -12,7 +12,7 @@ use crate::azp::Env;
 use crate::cli::EksTokenArgs;
 
 /// Cached credentials are used only if they outlive a token by this much.
-const CACHE_MARGIN: Duration = Duration::from_secs(60);
+pub const CACHE_MARGIN: Duration = Duration::from_secs(60);
 
 /// The command line that runs `eks-token` for a cluster, as the exec entry
 /// of the private kubeconfig: `eks-token --cluster … --region …`.
@@ -46,6 +46,10 @@ pub fn token_role(args: &EksTokenArgs) -> Result<Option<AssumeRole>, arn::Error>
 /// there too, so that it is in no argument list.
 pub fn run(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
     arn::check_region(&args.region)?;
+    // An OIDC step keeps its tokens to itself and answers here instead.
+    if let Some(answer) = args.cache_dir.as_deref().and_then(crate::aws::token_broker::ask) {
+        return answer.map_err(anyhow::Error::msg);
+    }
     let mut role = token_role(args)?;
     let now = eks::clock(env)?;
     let cache = args.cache_dir.as_deref().map(Cache::new);
@@ -74,10 +78,21 @@ pub fn run(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
             resolved.credentials
         }
     };
-    let token = eks::token(&credentials, &args.cluster, &args.region, &eks::sts_url(env, &args.region), now)?;
+    signed_exec_credential(env, &credentials, &args.cluster, &args.region, now)
+}
+
+/// An ExecCredential with a token for `cluster` signed at `now` with `credentials`.
+pub fn signed_exec_credential(
+    env: &Env,
+    credentials: &aws_credential_types::Credentials,
+    cluster: &str,
+    region: &str,
+    now: std::time::SystemTime,
+) -> anyhow::Result<String> {
+    let token = eks::token(credentials, cluster, region, &eks::sts_url(env, region), now)?;
     let lifetime =
         env.test_seconds(eks::TOKEN_LIFETIME_VAR).map_or(eks::TOKEN_LIFETIME, |s| s.max(Duration::from_secs(1)));
-    Ok(eks::exec_credential(&token, eks::token_expiry(&credentials, now, lifetime)))
+    Ok(eks::exec_credential(&token, eks::token_expiry(credentials, now, lifetime)))
 }
 
 #[cfg(test)]

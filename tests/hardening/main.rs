@@ -5,5 +5,6 @@ mod bad_input;
 mod helm_isolation;
 mod hostile;
 mod kaniko_secrets;
+mod oidc_secrets;
 mod secrets;
 mod support;

@@ -61,8 +61,16 @@ pub(crate) fn watch_processes(
     })
 }
 
+/// `dir/helm`: a script that runs `first` (a shell line), then `helm`.
+pub(crate) fn helm_wrapper(dir: &std::path::Path, helm: &std::path::Path, first: &str) -> std::path::PathBuf {
+    let wrapper = dir.join("helm");
+    std::fs::write(&wrapper, format!("#!/bin/sh\n{first}\nexec '{}' \"$@\"\n", helm.display())).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    wrapper
+}
+
 /// The text of every file under `dir`.
-fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -111,17 +119,8 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     }
     // helm, through a wrapper that also keeps the kubeconfig it is given.
     let kubeconfigs = dir.path().join("kubeconfigs.log");
-    let wrapper = dir.path().join("helm");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\ncat \"$KUBECONFIG\" >> '{}' 2>/dev/null\nexec '{}' \"$@\"\n",
-            kubeconfigs.display(),
-            helm.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let wrapper =
+        helm_wrapper(dir.path(), helm, &format!("cat \"$KUBECONFIG\" >> '{}' 2>/dev/null", kubeconfigs.display()));
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let watching = Arc::new(AtomicBool::new(true));

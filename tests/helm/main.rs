@@ -15,6 +15,7 @@ mod aws_faults;
 mod interrupted;
 mod isolation;
 mod migration;
+mod oidc;
 mod verbs;
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/deployer";

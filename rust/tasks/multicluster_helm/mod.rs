@@ -6,6 +6,7 @@
 //! the release → clean up (always: the private directory goes on success,
 //! failure and cancel).
 
+mod federation;
 mod params;
 mod report;
 mod verbs;
@@ -15,12 +16,13 @@ use std::path::Path;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
+use self::federation::{Federation, TokenBroker};
 use self::params::{Command, Params, RegistryLogin, Repository, Target};
 use self::report::Summary;
 use super::cancel::{self, Canceled};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
-use crate::aws::credentials::{self, Cache};
+use crate::aws::credentials::{self, Base, Cache};
 use crate::aws::{AwsTarget, eks};
 use crate::azp::command::{Issue, IssueType};
 use crate::azp::report::Outcome;
@@ -56,7 +58,10 @@ async fn deploy(
     private: &PrivateDir,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
-    let (connection, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let (connection, identity, broker) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    // OIDC: the exec entry asks this process for tokens while the step runs.
+    let socket = crate::aws::token_broker::socket(private.path());
+    let _serving = broker.map(|b| b.serve(&socket)).transpose().context("cannot open the exec entry's token socket")?;
     let kubeconfig = kubeconfig::write(private, &connection, env)?;
     let hidden = hidden_from_helm(env, &params.target);
     cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
@@ -207,20 +212,33 @@ fn output() -> crate::azp::agent::VariableOptions {
     crate::azp::agent::VariableOptions { is_output: true, is_secret: false }
 }
 
-type Reached = (Connection, String);
+/// The connection, who we are, and (OIDC) the exec entry's token broker.
+type Reached = (Connection, String, Option<TokenBroker>);
 
 /// Credentials and cluster description (EKS), or the connection as given.
 /// Returns the connection and who we are. What the kubeconfig's exec
-/// entry needs (base credentials, external ID) is handed over in `private`.
+/// entry needs (base credentials, external ID) is handed over in `private`;
+/// with OIDC, it asks this process's broker instead.
 async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
     let (name, region, base, role) = match &params.target {
-        Target::Kubernetes(connection) => return Ok((connection.clone(), "the connection's identity".into())),
+        Target::Kubernetes(connection) => return Ok((connection.clone(), "the connection's identity".into(), None)),
         Target::Eks { name, region, base, role } => (name, region, base, role),
     };
     agent.group("AWS identity and cluster");
     let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
     let register = |obtained: &_| credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
-    let resolved = credentials::resolve(env, &target, base, role.as_ref(), &register).await?;
+    let federation = match base {
+        Base::Connection(endpoint) => Federation::of(env, agent, endpoint)?,
+        _ => None,
+    };
+    let base = match &federation {
+        Some(federation) => {
+            agent.line(&format!("AWS credentials: {}", federation.describe()));
+            Base::Given(federation.credentials(env, agent, &target).await?)
+        }
+        None => base.clone(),
+    };
+    let resolved = credentials::resolve(env, &target, &base, role.as_ref(), &register).await?;
     let identity = credentials::caller_identity(&resolved.config).await?.describe();
     agent.line(&format!("AWS identity: {identity}"));
     if let (Some(role), Some(session)) = (role, resolved.session)
@@ -231,6 +249,17 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let cluster = eks::describe_cluster(&resolved.config, name, &identity).await?;
     agent.line(&format!("Cluster: {} ({}), Kubernetes {}", cluster.name, cluster.endpoint, shown(&cluster.version)));
     agent.end_group();
+    let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
+    let args = super::eks_token::exec_args(&cluster.name, &cluster.region, role.as_ref(), private.path());
+    if let Some(federation) = federation {
+        // Nothing is handed over: the exec entry asks this process.
+        let current = std::sync::Mutex::new((resolved.credentials, eks::clock(env)?));
+        let (env, agent, role) = (env.clone(), agent.clone(), role.clone());
+        let broker = TokenBroker { env, agent, federation, role, target, cluster: cluster.name.clone(), current };
+        let exec =
+            ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
+        return Ok((Connection::Exec(exec), identity, Some(broker)));
+    }
     let cache = Cache::new(private.path());
     if resolved.credentials.expiry().is_some() {
         // The first tokens need no new AssumeRole; a failure only costs speed.
@@ -240,10 +269,8 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let base = resolved.base_from_connection.clone().or_else(|| credentials::environment_keys(env));
     let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
     cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
-    let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
-    let args = super::eks_token::exec_args(&cluster.name, &cluster.region, role.as_ref(), private.path());
     let exec = ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
-    Ok((Connection::Exec(exec), identity))
+    Ok((Connection::Exec(exec), identity, None))
 }
 
 /// One request to `/version`: a refusal becomes the access-entry message.

@@ -229,10 +229,16 @@ struct State {
     requests: u64,
 }
 
+/// Decides, from a request body, whether to answer it instead of moto (IAM checks moto
+/// skips, such as [`crate::web_identity`]'s); `None` forwards it.
+pub type Gate = Arc<dyn Fn(&[u8]) -> Option<AwsError> + Send + Sync>;
+
 /// The fault plan of one proxy.
 #[derive(Default)]
 pub struct AwsFaults {
     state: Mutex<State>,
+    /// Bodies containing the text go through the gate.
+    gate: Mutex<Option<(String, Gate)>>,
 }
 
 impl AwsFaults {
@@ -281,11 +287,25 @@ impl AwsFaults {
         self.lock().requests
     }
 
-    /// Whether a live rule needs this request's body to decide.
+    /// Lets requests whose body contains `body_contains` through only if `gate` says so
+    /// (replacing an earlier gate); unlike rules, a gate is never used up.
+    pub fn set_gate(&self, body_contains: &str, gate: Gate) {
+        *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = Some((body_contains.into(), gate));
+    }
+
+    fn gate_answer(&self, body: Option<&[u8]>) -> Option<AwsError> {
+        let gate = self.gate.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (text, gate) = gate?;
+        let body = body.filter(|b| contains(b, text.as_bytes()))?;
+        gate(body)
+    }
+
+    /// Whether a live rule (or the gate) needs this request's body to decide.
     pub fn wants_body(&self, method: &str, path: &str, query: &str) -> bool {
-        self.lock().rules.iter().any(|r| {
-            r.remaining > 0 && !r.matches.body_contains.is_empty() && r.matches.matches_head(method, path, query)
-        })
+        self.gate.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+            || self.lock().rules.iter().any(|r| {
+                r.remaining > 0 && !r.matches.body_contains.is_empty() && r.matches.matches_head(method, path, query)
+            })
     }
 
     /// Consumes the rules that match a request (`body` when it was read); what to do to it.
@@ -315,6 +335,10 @@ impl AwsFaults {
         }
         state.rules.retain(|r| r.remaining > 0);
         state.fired += fired;
+        drop(state);
+        if planned.answer.is_none() && planned.reset_after.is_none() {
+            planned.answer = self.gate_answer(body);
+        }
         planned
     }
 }
