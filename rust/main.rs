@@ -6,9 +6,6 @@ use azp_kube::azp::{self, Agent, Env};
 use azp_kube::cli::{self, Invocation};
 
 fn main() -> ExitCode {
-    // kube's TLS takes the process's provider; with more than one compiled in
-    // (test builds add aws-lc) rustls would not choose on its own.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let invocation = match cli::parse(std::env::args_os()) {
         Ok(invocation) => invocation,
         // --help, --version and usage mistakes: clap prints and picks the code.
