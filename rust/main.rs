@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             let result = azp_kube::tasks::run(spec, &env, &agent);
             azp::report::finish(&agent, &env, result)
         }
-        Invocation::EksToken(args) => match azp_kube::aws::eks::token_command(&Env::from_process(), &args) {
+        Invocation::EksToken(args) => match azp_kube::tasks::eks_token::run(&Env::from_process(), &args) {
             Ok(credential) => {
                 println!("{credential}");
                 ExitCode::SUCCESS
@@ -29,16 +29,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Invocation::Context(args) if args.upload.is_some() => {
-            match azp_kube::tasks::upload_context_cli(&Env::from_process(), &args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("azp-kube context: {error:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Invocation::Context(args) => match azp_kube::context::run_cli(&args) {
+        Invocation::Context(args) => match azp_kube::tasks::context_command::run(&Env::from_process(), &args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("azp-kube context: {error:#}");

@@ -3,7 +3,8 @@
 # for deploy/agent-image/start.sh; into the world's venv (scripts/setup-world.sh
 # makes it) kubernetes-validate, which checks the chart's core objects (--strict);
 # and into $CACHE/keda-models the npm package @kubernetes-models/keda, which
-# checks the structure and types of its KEDA objects (tests/deploy/keda_models_check.mjs).
+# checks the structure and types of its KEDA objects (tests/deploy/keda_models_check.mjs);
+# and cfn-lint into the venv, which checks the CloudFormation templates of deploy/aws/.
 # Idempotent: a second run only checks.
 set -euo pipefail
 
@@ -20,6 +21,14 @@ if [[ -x "$VENV/bin/kubernetes-validate" ]] && "$VENV/bin/python" -c 'import yam
 else
     say "installing kubernetes-validate and PyYAML into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.0' 'PyYAML>=6'
+fi
+
+CFN_LINT_VERSION=1.58.0
+if [[ "$("$VENV/bin/cfn-lint" --version 2>/dev/null)" == "cfn-lint $CFN_LINT_VERSION" ]]; then
+    say "cfn-lint $CFN_LINT_VERSION present in $VENV"
+else
+    say "installing cfn-lint $CFN_LINT_VERSION into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
 fi
 
 installed_models="$KEDA_MODELS/node_modules/@kubernetes-models/keda/package.json"

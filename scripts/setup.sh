@@ -8,8 +8,9 @@
 # Parts:
 #   - system tools (Node.js for the launcher, Python venv support) from Debian;
 #   - the test world: moto, the AWS CLI, helm 3 and 4, kubectl (scripts/setup-world.sh);
-#   - the agent pool's checks: shellcheck, jq, curl, kubernetes-validate in the venv and
-#     the npm package @kubernetes-models/keda (scripts/setup-deploy.sh, after setup-world.sh);
+#   - the agent pool's checks: shellcheck, jq, curl, kubernetes-validate and cfn-lint (pinned)
+#     in the venv and the npm package @kubernetes-models/keda (scripts/setup-deploy.sh,
+#     after setup-world.sh);
 #   - packaging tools: tfx-cli, ziglang and cargo-zigbuild (extension/package.sh installs
 #     them on first use).
 set -euo pipefail

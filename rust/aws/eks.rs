@@ -14,11 +14,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, 
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
 
-use super::AwsTarget;
-use super::arn::{self, RoleArn};
-use super::credentials::{self, AssumeRole, Base, Cache};
 use crate::azp::Env;
-use crate::cli::EksTokenArgs;
 
 /// How long a token is trusted by the caller: the server accepts 15 minutes,
 /// the AWS CLI says 14.
@@ -27,8 +23,6 @@ pub const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 /// shorter token lifetime (seconds) so that clients ask for a new token sooner,
 /// for test clusters that accept tokens for less than EKS's 15 minutes.
 pub const TOKEN_LIFETIME_VAR: &str = "AZP_KUBE_EKS_TOKEN_LIFETIME_SECONDS";
-/// Cached credentials are used only if they outlive a token by this much.
-const CACHE_MARGIN: Duration = Duration::from_secs(60);
 /// The token's prefix.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
 /// Test switch (debug builds only, see [`Env::test_switch`]): fixes the clock
@@ -57,7 +51,8 @@ pub enum Error {
     Clock(String),
 }
 
-/// What the kubeconfig needs to know about a cluster.
+/// What DescribeCluster says about a cluster: the task turns it into a
+/// `kube::ExecCluster` (aws does not know kube).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub name: String,
@@ -194,57 +189,6 @@ pub fn clock(env: &Env) -> Result<SystemTime, Error> {
         Some(at) if at.as_second() >= 0 => Ok(at.into()),
         _ => Err(Error::Clock(text.into())),
     }
-}
-
-/// The role `eks-token` assumes, from its command line.
-pub fn token_role(args: &EksTokenArgs) -> Result<Option<AssumeRole>, arn::Error> {
-    let Some(arn) = &args.role_arn else { return Ok(None) };
-    Ok(Some(AssumeRole {
-        arn: RoleArn::parse(arn)?,
-        external_id: args.external_id.clone(),
-        session_name: args.session_name.clone().unwrap_or_else(|| "azp-kube-eks-token".into()),
-        duration: credentials::CHAINED_MAX,
-    }))
-}
-
-/// `azp-kube eks-token`: the ExecCredential JSON for the cluster. Credentials
-/// come from `--cache-dir` while they last, else from the base credentials
-/// the task handed over there (or the default chain) and AssumeRole, and are
-/// cached there for the next call. The role's external ID is handed over
-/// there too, so that it is in no argument list.
-pub fn token_command(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
-    arn::check_region(&args.region)?;
-    let mut role = token_role(args)?;
-    let now = clock(env)?;
-    let cache = args.cache_dir.as_deref().map(Cache::new);
-    let (base, external_id) = cache.as_ref().map(Cache::handed_over).unwrap_or_default();
-    if let Some(role) = role.as_mut().filter(|r| r.external_id.is_none()) {
-        role.external_id = external_id;
-    }
-    let cached = match &role {
-        // The default chain's first link, without loading the SDK.
-        None => base.clone().or_else(|| credentials::environment_keys(env)),
-        Some(_) => None,
-    };
-    let cached = cached.or_else(|| cache.as_ref().and_then(|c| c.get(role.as_ref(), now, CACHE_MARGIN)));
-    let credentials = match cached {
-        Some(credentials) => credentials,
-        None => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let target = AwsTarget { region: Some(args.region.clone()), endpoint_url: None };
-            let base = base.map_or(Base::DefaultChain, Base::Given);
-            // Nothing to register: helm reads this process's output, not the agent.
-            let resolved = runtime.block_on(credentials::resolve(env, &target, &base, role.as_ref(), &|_| {}))?;
-            if let (Some(cache), Some(_)) = (&cache, resolved.credentials.expiry()) {
-                // A cache that cannot be written only costs speed.
-                let _ = cache.put(role.as_ref(), &resolved.credentials);
-            }
-            resolved.credentials
-        }
-    };
-    let token = token(&credentials, &args.cluster, &args.region, &sts_url(env, &args.region), now)?;
-    let lifetime = env.test_seconds(TOKEN_LIFETIME_VAR).map_or(TOKEN_LIFETIME, |s| s.max(Duration::from_secs(1)));
-    Ok(exec_credential(&token, token_expiry(&credentials, now, lifetime)))
 }
 
 #[cfg(test)]

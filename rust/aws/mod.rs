@@ -24,12 +24,21 @@ pub struct AwsTarget {
     pub endpoint_url: Option<String>,
 }
 
+/// The region: the one given, else the agent's `AWS_REGION`, else its
+/// `AWS_DEFAULT_REGION`. This is the order of the SDK's own environment
+/// provider (`EnvironmentVariableRegionProvider`, aws-config 1.13
+/// src/environment/region.rs) and of the AWS CLI; every task and the pod's
+/// `AWS_REGION` follow it, so that none of them disagrees with the SDK.
+pub fn region(env: &Env, given: Option<&str>) -> Option<String> {
+    given.or_else(|| env.var("AWS_REGION")).or_else(|| env.var("AWS_DEFAULT_REGION")).map(str::to_string)
+}
+
 /// Loads the SDK configuration: the default credential chain (environment,
 /// IRSA web identity, EKS Pod Identity, profile, instance role) unless
 /// `credentials` replaces it.
 pub async fn sdk_config(env: &Env, target: &AwsTarget, credentials: Option<SharedCredentialsProvider>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = target.region.clone().or_else(|| env.var("AWS_REGION").map(str::to_string)) {
+    if let Some(region) = region(env, target.region.as_deref()) {
         loader = loader.region(Region::new(region));
     }
     if let Some(url) = &target.endpoint_url {
@@ -87,4 +96,27 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         current = e.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_region_falls_back_as_the_sdk_and_the_aws_cli_do() {
+        let env = |vars: &[(&str, &str)]| Env::from_vars(vars.iter().copied());
+        let both = env(&[("AWS_REGION", "eu-west-1"), ("AWS_DEFAULT_REGION", "us-east-2")]);
+        assert_eq!(region(&both, Some("ap-south-1")).as_deref(), Some("ap-south-1"));
+        assert_eq!(region(&both, None).as_deref(), Some("eu-west-1"));
+        let default_only = env(&[("AWS_DEFAULT_REGION", "us-east-2")]);
+        assert_eq!(region(&default_only, None).as_deref(), Some("us-east-2"));
+        assert_eq!(region(&env(&[]), None), None);
+    }
+
+    #[tokio::test]
+    async fn the_sdk_config_of_an_agent_with_only_aws_default_region_has_that_region() {
+        let env = Env::from_vars([("AWS_DEFAULT_REGION", "us-east-2")]);
+        let config = sdk_config(&env, &AwsTarget::default(), None).await;
+        assert_eq!(config.region().map(ToString::to_string).as_deref(), Some("us-east-2"));
+    }
 }

@@ -427,6 +427,28 @@ impl<S: Stream<Item = std::io::Result<Vec<u8>>>> Parts<S> {
     }
 }
 
+/// The S3 endpoint in use: the one given, else the agent's
+/// `AWS_ENDPOINT_URL_S3`, else its `AWS_ENDPOINT_URL` (the SDK's order), with
+/// the variable it came from; `None` for AWS's own.
+pub fn endpoint<'a>(given: Option<&'a str>, env: &'a crate::azp::Env) -> Option<(&'a str, Option<&'static str>)> {
+    if let Some(given) = given {
+        return Some((given, None));
+    }
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find_map(|name| env.var(name).filter(|v| !v.is_empty()).map(|v| (v, Some(name))))
+}
+
+/// An S3 bucket name (3 to 63 of lower-case letters, digits, `-` and `.`).
+pub fn check_bucket(bucket: &str) -> Result<(), String> {
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !bucket.contains("..");
+    if valid { Ok(()) } else { Err(format!("{bucket:?} is not an S3 bucket name")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,5 +495,12 @@ mod tests {
         assert_eq!(parts.next().await.unwrap().unwrap().buf.len(), PART_SIZE);
         assert_eq!(parts.next().await.unwrap().unwrap().buf.len(), 5);
         assert!(parts.next().await.unwrap().is_none());
+    }
+
+    #[test]
+    fn buckets_and_urls() {
+        assert!(check_bucket("my-build-contexts").is_ok());
+        assert!(check_bucket("My_Bucket").is_err());
+        assert!(check_bucket("ab").is_err());
     }
 }

@@ -133,10 +133,15 @@ impl Agent {
         self.command(Command::new("task.setprogress").property("value", percent.min(100).to_string()).data(operation));
     }
 
-    /// Attaches a Markdown file as the step's summary. The file must exist
-    /// until the step ends, or the agent fails the step.
-    pub fn upload_summary(&self, path: &Path) {
-        self.command(Command::new("task.uploadsummary").data(path.to_string_lossy()));
+    /// Writes `markdown` to `path` and attaches it as the step's summary (the
+    /// file must exist until the step ends, or the agent fails the step: put
+    /// it in the agent's temp directory). A summary that cannot be written is
+    /// only a warning: the work it describes is done, a pushed image pushed.
+    pub fn attach_summary(&self, path: &Path, markdown: &str) {
+        match std::fs::write(path, markdown) {
+            Ok(()) => self.command(Command::new("task.uploadsummary").data(path.to_string_lossy())),
+            Err(e) => self.warning_line(&format!("cannot write the summary {}: {e}", path.display())),
+        }
     }
 
     pub fn add_attachment(&self, kind: &str, name: &str, path: &Path) {
@@ -160,6 +165,23 @@ mod tests {
         let agent = Agent::to_writer(capture.clone());
         agent.line("path ##vso[task.complete result=Failed]x\nsecond");
         assert_eq!(capture.text(), "path **vso[task.complete result=Failed]x\nsecond\n");
+    }
+
+    #[test]
+    fn a_summary_that_cannot_be_written_is_a_warning_and_is_not_attached() {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = Capture::default();
+        let agent = Agent::to_writer(capture.clone());
+        let path = dir.path().join("summary.md");
+        agent.attach_summary(&path, "### Done\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "### Done\n");
+        assert_eq!(capture.text(), format!("##vso[task.uploadsummary]{}\n", path.display()));
+        let missing = dir.path().join("gone/summary.md");
+        let capture = Capture::default();
+        Agent::to_writer(capture.clone()).attach_summary(&missing, "### Done\n");
+        let text = capture.text();
+        assert!(text.starts_with(&format!("##[warning]cannot write the summary {}: ", missing.display())), "{text}");
+        assert!(!text.contains("task.uploadsummary"), "{text}");
     }
 
     #[test]

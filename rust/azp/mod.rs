@@ -10,6 +10,7 @@ pub mod env;
 pub mod inputs;
 pub mod log;
 pub mod report;
+pub mod temp;
 pub mod untrusted;
 pub mod visible_rule;
 

@@ -13,18 +13,13 @@ mod gzip;
 mod walk;
 
 use std::fmt;
-use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 pub use archive::{MTIME, PackStream};
 pub use error::Error;
 pub use gzip::DEFAULT_LEVEL;
-
-use crate::cli::ContextArgs;
 
 /// What to pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,44 +226,57 @@ impl fmt::Display for PackStats {
     }
 }
 
-/// `azp-kube context`: lists the entries (`--list`) or writes the tar.gz (`--output`).
-/// Entries go to standard output, the summary and sizes to standard error.
-pub fn run_cli(args: &ContextArgs) -> anyhow::Result<()> {
-    let plan = plan(&PackOptions {
-        context_dir: args.context.clone(),
-        dockerfile: args.dockerfile.clone(),
-        use_dockerignore: args.use_dockerignore,
-    })?;
-    let mut stderr = io::stderr().lock();
-    if args.list {
-        let mut stdout = io::BufWriter::new(io::stdout().lock());
-        for entry in plan.entries() {
-            // One line per entry even for names with a newline in them.
-            let name = entry.tar_name();
-            for part in name.split_inclusive(|b| *b == b'\n') {
-                match part.strip_suffix(b"\n") {
-                    Some(part) => stdout.write_all(part).and_then(|()| stdout.write_all(b"\\n")),
-                    None => stdout.write_all(part),
-                }?;
-            }
-            stdout.write_all(b"\n")?;
-        }
-        stdout.flush()?;
-        writeln!(stderr, "{}", plan.summary())?;
-        return Ok(());
-    }
-    let Some(output) = &args.output else { anyhow::bail!("give --list or --output FILE (- for standard output)") };
-    writeln!(stderr, "{}", plan.summary())?;
-    let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let stream = plan.pack(threads);
-    let stats = if output.as_os_str() == "-" {
-        stream.write_to(io::stdout().lock())?
-    } else {
-        let file = std::fs::File::create(output).with_context(|| format!("failed to create {}", output.display()))?;
-        stream.write_to(file).inspect_err(|_| {
-            let _ = std::fs::remove_file(output);
-        })?
+/// The build context folder: `given` (relative to the repository), else the
+/// repository itself; resolved, and inside the repository even through
+/// symlinks.
+pub fn context_dir(given: Option<&Path>, repository: Option<&Path>) -> Result<PathBuf, String> {
+    let dir = match (given, repository) {
+        (Some(dir), Some(repository)) if dir.is_relative() => repository.join(dir),
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(repository)) => repository.to_path_buf(),
+        (None, None) => PathBuf::from("."),
     };
-    writeln!(stderr, "{stats}")?;
+    let real = dir.canonicalize().map_err(|e| format!("{} cannot be read: {e}", dir.display()))?;
+    if !real.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    if let Some(repository) = repository.and_then(|s| s.canonicalize().ok())
+        && !real.starts_with(&repository)
+    {
+        return Err(format!(
+            "{} leaves the repository {} (through '..' or a symlink)",
+            dir.display(),
+            repository.display()
+        ));
+    }
+    Ok(real)
+}
+
+/// A Dockerfile given as an absolute path must lie in the context.
+pub fn check_dockerfile_path(context_dir: &Path, dockerfile: &Path) -> Result<(), String> {
+    if dockerfile.is_absolute() && !dockerfile.starts_with(context_dir) {
+        return Err(format!("{} is outside the build context", dockerfile.display()));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_stays_in_the_repository() {
+        let repository = tempfile::tempdir().unwrap();
+        let root = repository.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("app")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+        assert_eq!(context_dir(Some(Path::new("app")), Some(&root)).unwrap(), root.join("app"));
+        assert_eq!(context_dir(None, Some(&root)).unwrap(), root);
+        assert!(context_dir(Some(Path::new("..")), Some(&root)).unwrap_err().contains("leaves the repository"));
+        assert!(context_dir(Some(Path::new("escape")), Some(&root)).unwrap_err().contains("leaves the repository"));
+        assert!(context_dir(Some(Path::new("missing")), Some(&root)).unwrap_err().contains("cannot be read"));
+        assert!(check_dockerfile_path(&root, &root.join("app/Dockerfile")).is_ok());
+        assert!(check_dockerfile_path(&root, Path::new("Dockerfile")).is_ok());
+        assert!(check_dockerfile_path(&root, Path::new("/etc/Dockerfile")).is_err());
+    }
 }

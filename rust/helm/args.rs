@@ -104,6 +104,12 @@ pub struct Upgrade {
     pub wait: bool,
     pub timeout: Option<String>,
     pub atomic: bool,
+    /// Replace resources that cannot be patched.
+    pub force: bool,
+    pub reset_values: bool,
+    pub reuse_values: bool,
+    /// Fetch missing chart dependencies first.
+    pub dependency_update: bool,
     pub value_files: Vec<PathBuf>,
     /// `--set` values, already escaped for strvals.
     pub set: Vec<String>,
@@ -135,6 +141,16 @@ pub fn upgrade_args(major: Major, upgrade: &Upgrade) -> Vec<String> {
     }
     if upgrade.atomic {
         args.push(major.rollback_flag().into());
+    }
+    for (on, flag) in [
+        (upgrade.force, major.replace_flag()),
+        (upgrade.reset_values, "--reset-values"),
+        (upgrade.reuse_values, "--reuse-values"),
+        (upgrade.dependency_update, "--dependency-update"),
+    ] {
+        if on {
+            args.push(flag.into());
+        }
     }
     for file in &upgrade.value_files {
         args.extend(["--values".into(), file.display().to_string()]);
@@ -180,6 +196,73 @@ pub fn history_args(release: &str, namespace: &str, max: u32) -> Vec<String> {
     strings(&["history", release, "--namespace", namespace, "--max", &max.to_string()])
 }
 
+/// `helm history -o json`: every revision with its status, for finding the
+/// last deployed one.
+pub fn history_json_args(release: &str, namespace: &str) -> Vec<String> {
+    strings(&["history", release, "--namespace", namespace, "--output", "json"])
+}
+
+/// `helm get manifest`: the release's resources as last applied (no hooks).
+pub fn get_manifest_args(release: &str, namespace: &str) -> Vec<String> {
+    strings(&["get", "manifest", release, "--namespace", namespace])
+}
+
+/// The upgrade rendered, not applied: `--install --dry-run=server` (so
+/// `lookup` sees the cluster), printed as JSON; nothing waits or rolls back.
+pub fn dry_run_args(major: Major, upgrade: &Upgrade) -> Vec<String> {
+    let rendered = Upgrade { install: true, create_namespace: false, wait: false, atomic: false, ..upgrade.clone() };
+    let mut args = upgrade_args(major, &rendered);
+    args.extend(strings(&["--dry-run=server", "--output", "json"]));
+    args
+}
+
+/// `helm uninstall`, waiting for the resources to go when `wait`.
+pub fn uninstall_args(
+    release: &str,
+    namespace: &str,
+    wait: bool,
+    timeout: Option<&str>,
+    ignore_missing: bool,
+) -> Vec<String> {
+    let mut args = strings(&["uninstall", release, "--namespace", namespace]);
+    push_wait(&mut args, wait, timeout);
+    if ignore_missing {
+        args.push("--ignore-not-found".into());
+    }
+    args
+}
+
+/// `helm rollback` to `revision`, or to the one before the current.
+pub fn rollback_args(
+    release: &str,
+    namespace: &str,
+    revision: Option<u64>,
+    wait: bool,
+    timeout: Option<&str>,
+) -> Vec<String> {
+    let mut args = strings(&["rollback", release]);
+    args.extend(revision.map(|r| r.to_string()));
+    args.extend(["--namespace".into(), namespace.into()]);
+    push_wait(&mut args, wait, timeout);
+    args
+}
+
+/// `helm test`, printing the test pods' logs.
+pub fn test_args(release: &str, namespace: &str, timeout: Option<&str>) -> Vec<String> {
+    let mut args = strings(&["test", release, "--namespace", namespace, "--logs"]);
+    push_wait(&mut args, false, timeout);
+    args
+}
+
+fn push_wait(args: &mut Vec<String>, wait: bool, timeout: Option<&str>) {
+    if wait {
+        args.push("--wait".into());
+    }
+    if let Some(timeout) = timeout {
+        args.extend(["--timeout".into(), timeout.into()]);
+    }
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -199,6 +282,10 @@ mod tests {
             wait: true,
             timeout: Some("10m".into()),
             atomic: true,
+            force: false,
+            reset_values: false,
+            reuse_values: false,
+            dependency_update: false,
             value_files: vec!["a.yaml".into(), "b.yaml".into()],
             set: vec!["image.ref=r/web:1".into(), "hosts=a\\,b".into()],
             set_string: vec!["build=0123".into()],
@@ -256,6 +343,51 @@ mod tests {
     }
 
     #[test]
+    fn helmdeploy_s_switches_become_upgrade_flags() {
+        let switches = Upgrade {
+            extra: vec![],
+            force: true,
+            reset_values: true,
+            dependency_update: true,
+            value_files: vec![],
+            set: vec![],
+            set_string: vec![],
+            ..upgrade()
+        };
+        let tail = |major| upgrade_args(major, &switches)[11..].join(" ");
+        assert_eq!(tail(Major::V3), "--force --reset-values --dependency-update");
+        assert_eq!(tail(Major::V4), "--force-replace --reset-values --dependency-update");
+        let reuse = Upgrade { reuse_values: true, ..upgrade() };
+        assert!(upgrade_args(Major::V3, &reuse).contains(&"--reuse-values".to_string()));
+    }
+
+    #[test]
+    fn a_diff_renders_without_waiting_or_rolling_back() {
+        let args = dry_run_args(Major::V4, &Upgrade { install: false, extra: vec![], ..upgrade() }).join(" ");
+        assert_eq!(
+            args,
+            "upgrade --install web charts/web --namespace web --timeout 10m --values a.yaml --values b.yaml \
+             --set image.ref=r/web:1 --set hosts=a\\,b --set-string build=0123 --dry-run=server --output json"
+        );
+        assert_eq!(get_manifest_args("web", "ns").join(" "), "get manifest web --namespace ns");
+    }
+
+    #[test]
+    fn the_other_verbs() {
+        assert_eq!(
+            uninstall_args("web", "ns", true, Some("2m"), true).join(" "),
+            "uninstall web --namespace ns --wait --timeout 2m --ignore-not-found"
+        );
+        assert_eq!(uninstall_args("web", "ns", false, None, false).join(" "), "uninstall web --namespace ns");
+        assert_eq!(rollback_args("web", "ns", Some(3), true, None).join(" "), "rollback web 3 --namespace ns --wait");
+        assert_eq!(
+            rollback_args("web", "ns", None, false, Some("1m")).join(" "),
+            "rollback web --namespace ns --timeout 1m"
+        );
+        assert_eq!(test_args("web", "ns", Some("5m")).join(" "), "test web --namespace ns --logs --timeout 5m");
+    }
+
+    #[test]
     fn flags_are_spelled_per_version() {
         assert_eq!(Major::V4.spell("--atomic"), "--rollback-on-failure");
         assert_eq!(Major::V3.spell("--rollback-on-failure=true"), "--atomic=true");
@@ -286,6 +418,7 @@ mod tests {
     fn release_queries() {
         assert_eq!(status_args("web", "ns").join(" "), "status web --namespace ns --output json");
         assert_eq!(history_args("web", "ns", 5).join(" "), "history web --namespace ns --max 5");
+        assert_eq!(history_json_args("web", "ns").join(" "), "history web --namespace ns --output json");
         assert_eq!(version_args().join(" "), "version --template {{.Version}}");
     }
 }

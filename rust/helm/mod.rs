@@ -5,6 +5,7 @@
 //! the only place that starts helm.
 
 pub mod args;
+pub mod diff;
 pub mod release;
 pub mod runner;
 pub mod values;

@@ -17,9 +17,9 @@ pub struct Release {
     pub app_version: Option<String>,
 }
 
-/// Output of `helm status -o json` that is not a release.
+/// Output of `helm status -o json` or `helm history -o json` that is not what they print.
 #[derive(Debug, thiserror::Error)]
-#[error("helm status did not print a release: {0}")]
+#[error("cannot read the JSON helm printed: {0}")]
 pub struct ParseError(#[source] serde_json::Error);
 
 #[derive(Deserialize)]
@@ -69,9 +69,62 @@ impl Release {
     }
 }
 
+/// The `manifest` of a release printed as JSON (`helm upgrade --dry-run -o
+/// json`); the rest (values included) is dropped unread.
+pub fn manifest_of(release_json: &str) -> Result<String, ParseError> {
+    #[derive(Deserialize)]
+    struct WithManifest {
+        #[serde(default)]
+        manifest: String,
+    }
+    Ok(serde_json::from_str::<WithManifest>(release_json.trim()).map_err(ParseError)?.manifest)
+}
+
+/// One revision of `helm history -o json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Revision {
+    pub revision: u64,
+    pub status: String,
+    /// When helm last wrote the revision (for a pending one: when its run began).
+    #[serde(default, deserialize_with = "timestamp")]
+    pub updated: Option<jiff::Timestamp>,
+}
+
+fn timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<jiff::Timestamp>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    Ok(text.and_then(|t| t.parse().ok()))
+}
+
+/// The revisions of `helm history -o json`, oldest first.
+pub fn history(history_json: &str) -> Result<Vec<Revision>, ParseError> {
+    let mut revisions: Vec<Revision> = serde_json::from_str(history_json.trim()).map_err(ParseError)?;
+    revisions.sort_by_key(|r| r.revision);
+    Ok(revisions)
+}
+
+/// The newest revision whose status is `deployed`: what a release left
+/// `pending-*` by a killed run can be rolled back to.
+pub fn last_deployed_revision(revisions: &[Revision]) -> Option<u64> {
+    revisions.iter().filter(|r| r.status == "deployed").map(|r| r.revision).max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_deployed_revision_is_found_in_the_history() {
+        let text = r#"[{"revision":1,"updated":"x","status":"superseded","chart":"web-0.1.0","app_version":"1","description":"Install complete"},
+            {"revision":3,"updated":"2026-12-06T06:43:47.519946011Z","status":"pending-upgrade","chart":"web-0.1.0"},
+            {"revision":2,"updated":"2026-12-06T06:40:00.1+00:00","status":"deployed","chart":"web-0.1.0","description":"Upgrade complete"}]"#;
+        let revisions = history(text).unwrap();
+        assert_eq!(revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(revisions[2].updated, Some("2026-12-06T06:43:47.519946011Z".parse().unwrap()));
+        assert_eq!(revisions[0].updated, None, "an unreadable time is no time");
+        assert_eq!(last_deployed_revision(&revisions), Some(2));
+        assert_eq!(last_deployed_revision(&history(r#"[{"revision":1,"status":"pending-install"}]"#).unwrap()), None);
+        assert!(history("Error: release: not found").is_err());
+    }
 
     #[test]
     fn a_release_is_read_without_its_values() {

@@ -16,10 +16,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_util::sync::CancellationToken;
 
 use crate::azp::untrusted::LineSplitter;
 use crate::azp::{Agent, Secret};
-use crate::tasks::cancel::Cancellation;
 
 /// How long helm has between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -187,7 +187,7 @@ impl Helm {
         args: &[String],
         stdin: Option<&Secret>,
         stdout: Stdout,
-        cancel: &Cancellation,
+        cancel: &CancellationToken,
     ) -> Result<Finished, Error> {
         let command = args.iter().take_while(|a| !a.starts_with('-')).take(2).cloned().collect::<Vec<_>>().join(" ");
         agent.shell_command(&format!("helm {}", super::words::shown(args)));
@@ -350,7 +350,7 @@ mod tests {
         let helm = helm(&program)
             .inheriting(agents.map(|(k, v)| (k.to_string(), v.to_string())))
             .without(["INPUT_AZPKUBETESTSECRET".to_string()]);
-        helm.run(&agent, &["env".into()], None, Stdout::Show, &Cancellation::never()).await.unwrap();
+        helm.run(&agent, &["env".into()], None, Stdout::Show, &CancellationToken::new()).await.unwrap();
         let log = capture.text();
         for line in ["KUBECONFIG=/p/kubeconfig", "HELM_CACHE_HOME=/p/helm/cache", "HELM_CONFIG_HOME=/p/helm/config"] {
             assert!(log.contains(line), "{line}: {log}");
@@ -374,7 +374,7 @@ mod tests {
         let agent = Agent::to_writer(capture.clone());
         let args = vec!["upgrade".to_string(), "web".into()];
         let done = helm(&program)
-            .run(&agent, &args, Some(&Secret::new("hunter2")), Stdout::Show, &Cancellation::never())
+            .run(&agent, &args, Some(&Secret::new("hunter2")), Stdout::Show, &CancellationToken::new())
             .await
             .unwrap();
         let log = capture.text();
@@ -392,7 +392,7 @@ mod tests {
         let capture = Capture::default();
         let agent = Agent::to_writer(capture.clone());
         let program = script(dir.path(), "echo '{\"config\":{\"password\":\"s3cret\"}}'");
-        let never = Cancellation::never();
+        let never = CancellationToken::new();
         let done = helm(&program).run(&agent, &["status".into()], None, Stdout::Keep, &never).await;
         assert!(done.unwrap().stdout.contains("s3cret"));
         assert!(!capture.text().contains("s3cret"));
@@ -409,7 +409,7 @@ mod tests {
         // A child that keeps helm's stdout and stderr open long after helm is gone.
         let program = script(dir.path(), "echo 'Error: oh no' >&2; sleep 30 & kill -9 $$");
         let started = std::time::Instant::now();
-        let err = helm(&program).run(&agent, &["upgrade".into()], None, Stdout::Show, &Cancellation::never()).await;
+        let err = helm(&program).run(&agent, &["upgrade".into()], None, Stdout::Show, &CancellationToken::new()).await;
         let err = err.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
         assert_eq!(err.exit_code(), 137);
@@ -422,7 +422,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("stopped");
         let program = script(dir.path(), &format!("trap 'touch {}; exit 143' TERM; sleep 30 & wait", marker.display()));
-        let (cancel, canceller) = Cancellation::new();
+        let cancel = CancellationToken::new();
         let agent = Agent::to_writer(Capture::default());
         let started = std::time::Instant::now();
         let helm = helm(&program);
@@ -430,7 +430,7 @@ mod tests {
         let run = helm.run(&agent, &args, None, Stdout::Show, &cancel);
         let (result, _) = tokio::join!(run, async {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            canceller.cancel();
+            cancel.cancel();
         });
         assert!(matches!(result, Err(Error::Canceled { .. })));
         assert!(started.elapsed() < Duration::from_secs(5));

@@ -19,6 +19,29 @@ pub fn set_values(lines: &[String]) -> Result<Vec<String>, BadLine> {
         .collect()
 }
 
+/// A line written as HelmDeploy@1 reads `overrideValues` (`a=1,b=2`, split
+/// at commas): here a line is one `key=value`, so `a` would become `1,b=2`.
+/// Returns the keys the user most likely meant; never any value.
+pub fn helmdeploy_list_keys(line: &str) -> Option<Vec<String>> {
+    let (key, value) = line.trim().split_once('=')?;
+    if value.starts_with('{') && value.ends_with('}') {
+        return None;
+    }
+    let mut keys = vec![key.trim().to_string()];
+    for part in value.split(',').skip(1) {
+        let (key, _) = part.split_once('=')?;
+        let key = key.trim();
+        let is_key = !key.is_empty()
+            && key.starts_with(|c: char| c.is_ascii_alphabetic())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || "._-[]".contains(c));
+        if !is_key {
+            return None;
+        }
+        keys.push(key.to_string());
+    }
+    (keys.len() > 1).then_some(keys)
+}
+
 /// `key=value` with the value escaped: `\` → `\\`, `,` → `\,`. A value that
 /// is a whole strvals list (`{a,b}`) is kept as it is.
 fn escape_line(text: &str) -> Option<String> {
@@ -74,6 +97,22 @@ mod tests {
         assert_eq!(one("no-equals"), None);
         assert_eq!(one("=value"), None);
         assert_eq!(one("a,b=c"), None);
+    }
+
+    #[test]
+    fn helmdeploy_comma_lists_are_recognised_by_their_keys() {
+        let keys = |line| helmdeploy_list_keys(line);
+        assert_eq!(keys("a=1,b=2"), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            keys("image.tag=1, replicas=3,ingress.hosts[0]=x"),
+            Some(vec!["image.tag".to_string(), "replicas".to_string(), "ingress.hosts[0]".to_string()])
+        );
+        // A comma inside a value, not a list.
+        assert_eq!(keys("hosts=a.example.com,b.example.com"), None);
+        assert_eq!(keys("query=a=b,c"), None);
+        assert_eq!(keys("list={a=1,b=2}"), None);
+        assert_eq!(keys("url=https://x/?a=1,2=3"), None);
+        assert_eq!(keys("one=1"), None);
     }
 
     #[test]

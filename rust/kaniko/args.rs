@@ -297,6 +297,112 @@ pub fn secret_env(build: &Build) -> BTreeMap<String, Secret> {
     env
 }
 
+/// One `buildArgs` line. A value that holds a secret variable's value goes
+/// to the pod through the build's Secret. Errors name the line and the key,
+/// never the value.
+pub fn parse_build_arg(number: usize, line: &str, secret_values: &[&str]) -> Result<BuildArg, String> {
+    let is_key = |key: &str| {
+        key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    // Where a secret variable's value starts in the line, if anywhere.
+    let secret_at = secret_values.iter().flat_map(|secret| line.match_indices(secret).map(|(at, _)| at)).min();
+    let Some((key, value)) = line.split_once('=') else {
+        if secret_at.is_some() || !is_key(line) {
+            return Err(format!("line {number} must be KEY=VALUE"));
+        }
+        // kaniko would fill a bare KEY from its own environment, where
+        // nothing sets it: KEY would be empty, not the Dockerfile's default.
+        return Err(format!(
+            "{line} has no value: kaniko would build with {line} set to an empty string, overriding the \
+             Dockerfile's ARG default (Docker leaves it unset); write {line}=VALUE, such as {line}=$(variable), \
+             or leave the line out"
+        ));
+    };
+    if secret_at.is_some_and(|at| at < key.len()) {
+        return Err(format!("line {number}: the key holds a secret variable's value; write KEY=$(variable)"));
+    }
+    if !is_key(key) {
+        return Err(format!("line {number}: the key must be letters, digits and '_', not starting with a digit"));
+    }
+    if value.contains('\0') {
+        return Err(format!("the value of {key} contains a NUL character"));
+    }
+    let key = key.to_string();
+    Ok(match secret_at {
+        Some(_) => BuildArg::Secret { key, value: Secret::new(value) },
+        None => BuildArg::Plain { key, value: value.to_string() },
+    })
+}
+
+/// A `--target` stage name.
+pub fn check_stage(target: &str) -> Result<(), String> {
+    let valid = target.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && target.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid { Ok(()) } else { Err(format!("{target:?} is not a stage name")) }
+}
+
+/// Longest label line accepted (it travels as one executor argument).
+const MAX_LABEL: usize = 4096;
+
+/// An image `--label` line, `KEY=VALUE`.
+pub fn check_image_label(label: &str) -> Result<(), String> {
+    let Some((key, _)) = label.split_once('=') else {
+        return Err(format!("{label:?} must be KEY=VALUE"));
+    };
+    if key.trim().is_empty() {
+        return Err(format!("{label:?} has an empty key"));
+    }
+    if label.len() > MAX_LABEL {
+        return Err(format!("a label of {} characters is longer than {MAX_LABEL}", label.len()));
+    }
+    if label.contains('\0') {
+        return Err(format!("label {key} contains a NUL character"));
+    }
+    Ok(())
+}
+
+/// The cache as kaniko can run it. kaniko refuses `--cache` with `--no-push` unless a
+/// cache repository is named (`cacheFlagsValid`, cmd/executor/cmd/root.go v1.28.3), as it
+/// cannot infer one then: name the one task.json promises (`<first destination's
+/// repository>/cache`), or turn the cache off when there is no destination to derive it.
+pub fn resolve_cache(
+    cache: bool,
+    cache_repo: &Option<String>,
+    push: bool,
+    destinations: &[ImageReference],
+) -> (bool, Option<String>) {
+    if !cache || push || cache_repo.is_some() {
+        return (cache, cache_repo.clone());
+    }
+    match destinations.first() {
+        Some(first) => {
+            let repo = super::reference::default_cache_repository(first);
+            tracing::info!("pushImage is false: cached layers go to {repo} (set cacheRepo to choose another)");
+            (true, Some(repo))
+        }
+        None => {
+            tracing::warn!("The layer cache is off: without destinations or cacheRepo kaniko has nowhere to keep it");
+            (false, None)
+        }
+    }
+}
+
+/// A key prefix kaniko reads back intact: it parses `s3://bucket/key` as a URL (Go's
+/// `url.Parse` in pkg/util/bucket), so `?` and `#` would end the key and `%` would be
+/// decoded or refused.
+pub fn check_key_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.starts_with('/') || prefix.contains("..") || prefix.chars().any(char::is_control) {
+        return Err(format!("{prefix:?} must be a relative key prefix"));
+    }
+    if let Some(c) = prefix.chars().find(|c| matches!(c, '?' | '#' | '%')) {
+        return Err(format!(
+            "{prefix:?} contains {c:?}, which kaniko would read as part of a URL (s3://bucket/key), not of the key"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -416,5 +522,61 @@ pub(crate) mod tests {
         let env = secret_env(&build);
         let exposed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
         assert_eq!(exposed, [("AZP_KUBE_BUILD_ARG_NPM_TOKEN", "npm-s3cr3t"), ("AZP_KUBE_CONTEXT_URL", url)]);
+    }
+
+    #[test]
+    fn build_args() {
+        let plain = |key: &str, value: &str| BuildArg::Plain { key: key.into(), value: value.into() };
+        assert_eq!(parse_build_arg(1, "VERSION=1.2=3", &[]), Ok(plain("VERSION", "1.2=3")));
+        assert_eq!(parse_build_arg(1, "EMPTY=", &[]), Ok(plain("EMPTY", "")));
+        for bad in ["=x", "=", "1X=a", "A B=c", "A=b\0c", "HTTP_PROXY", "not a key"] {
+            assert!(parse_build_arg(1, bad, &[]).is_err(), "{bad:?}");
+        }
+        let bare = parse_build_arg(1, "HTTP_PROXY", &[]).unwrap_err();
+        assert!(bare.contains("ARG default"), "{bare}");
+    }
+
+    #[test]
+    fn build_args_holding_a_secret_value_are_secret_and_never_echoed() {
+        let secrets = ["s3cr3t-t0ken", "dGVzdA=="];
+        let arg = parse_build_arg(1, "NPM_TOKEN=Bearer s3cr3t-t0ken", &secrets).unwrap();
+        assert_eq!(arg, BuildArg::Secret { key: "NPM_TOKEN".into(), value: Secret::new("Bearer s3cr3t-t0ken") });
+        for line in ["s3cr3t-t0ken", "dGVzdA==", "BAD KEY=s3cr3t-t0ken", "X=s3cr3t-t0ken\0"] {
+            let error = parse_build_arg(4, line, &secrets).unwrap_err();
+            assert!(!error.contains("s3cr3t") && !error.contains("dGVzdA"), "{error}");
+        }
+        let error = parse_build_arg(2, "1X=plain-value", &[]).unwrap_err();
+        assert!(error.contains("line 2") && !error.contains("plain-value"), "{error}");
+    }
+
+    #[test]
+    fn durations_labels_and_flags() {
+        assert!(check_image_label("a=b").is_ok());
+        assert!(check_image_label("=b").is_err());
+        assert!(check_image_label("nokey").is_err());
+        assert!(check_image_label(&format!("k={}", "v".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn key_prefixes_kaniko_reads_intact() {
+        assert!(check_key_prefix("kaniko-contexts/team a/").is_ok());
+        assert!(check_key_prefix("").is_ok());
+        for bad in ["a?b/", "a#b/", "a%41/", "/abs/", "a/../b/"] {
+            assert!(check_key_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cache_without_push_gets_a_repository_or_is_turned_off() {
+        let destinations = [crate::kaniko::reference::parse("registry.local/team/app:1").unwrap()];
+        let repo = Some("registry.local/cache".to_string());
+        assert_eq!(resolve_cache(true, &None, true, &destinations), (true, None), "kaniko derives it when pushing");
+        assert_eq!(resolve_cache(true, &repo, false, &destinations), (true, repo.clone()));
+        assert_eq!(
+            resolve_cache(true, &None, false, &destinations),
+            (true, Some("registry.local/team/app/cache".to_string()))
+        );
+        assert_eq!(resolve_cache(true, &None, false, &[]), (false, None));
+        assert_eq!(resolve_cache(false, &None, false, &destinations), (false, None));
     }
 }

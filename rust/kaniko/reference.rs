@@ -227,6 +227,24 @@ pub fn is_sha256_digest(value: &str) -> bool {
         .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
 }
 
+/// A destination: a tag to push, not a digest.
+pub fn parse_destination(text: &str) -> Result<ImageReference, String> {
+    let parsed = parse_push_target(text)?;
+    if parsed.digest.is_some() {
+        return Err(format!("{text:?}: a destination names a tag to push, not a digest"));
+    }
+    Ok(parsed)
+}
+
+/// The `cacheRepo`: a repository, without tag or digest.
+pub fn parse_cache_repository(text: &str) -> Result<ImageReference, String> {
+    let parsed = parse_push_target(text)?;
+    if parsed.tag.is_some() || parsed.digest.is_some() {
+        return Err(format!("{text:?} must be a repository, without tag or digest"));
+    }
+    Ok(parsed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,5 +327,13 @@ mod tests {
         assert!(is_sha256_digest(DIGEST));
         assert!(!is_sha256_digest("sha256:ABC"));
         assert!(!is_sha256_digest(&DIGEST[..70]));
+    }
+
+    #[test]
+    fn destinations_are_tags_and_cache_repositories_are_bare() {
+        assert!(parse_destination("registry.local/app:1").is_ok());
+        assert!(parse_destination(&format!("registry.local/app@sha256:{}", "a".repeat(64))).is_err());
+        assert!(parse_cache_repository("registry.local/cache").is_ok());
+        assert!(parse_cache_repository("registry.local/cache:1").unwrap_err().contains("without tag or digest"));
     }
 }

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use ::kube::config::{AuthInfo, Cluster, Context, ExecConfig, ExecInteractiveMode, Kubeconfig};
 use ::kube::config::{NamedAuthInfo, NamedCluster, NamedContext};
 
-use crate::aws::credentials::{AssumeRole, write_private};
-use crate::aws::eks;
+use super::{Connection, ExecCluster};
+use crate::azp::Env;
 use crate::azp::endpoint::KubernetesEndpoint;
+use crate::azp::temp::write_private;
 
 /// Where an in-cluster pod finds its service account.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -179,72 +180,76 @@ impl PrivateDir {
     }
 }
 
-/// How the step reaches its cluster.
-#[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant, reason = "one per step; boxing would only add noise")]
-pub enum Source {
-    /// An EKS cluster, with tokens from `azp-kube eks-token`.
-    Eks { cluster: eks::Cluster, exec: EksExec },
-    /// A Kubernetes service connection.
-    ServiceConnection(KubernetesEndpoint),
-    /// A kubeconfig file of the user's; its current context.
-    File(PathBuf),
-    /// The agent pod's own cluster.
-    InCluster { host: String, port: String, service_account_dir: PathBuf },
+/// Where a service account's token goes.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenAt<'a> {
+    /// A 0600 file in the step's private directory, which helm and kubectl
+    /// read: the kubeconfig itself holds no secret.
+    File(&'a PrivateDir),
+    /// In the kubeconfig, for a client in this process that writes it nowhere.
+    Inline,
 }
 
-/// The `exec` entry that makes EKS tokens.
-#[derive(Debug, Clone)]
-pub struct EksExec {
-    /// This very binary.
-    pub program: PathBuf,
-    pub role: Option<AssumeRole>,
-}
-
-/// Writes the kubeconfig for `source` into the private directory.
-pub fn write(dir: &PrivateDir, source: &Source) -> Result<PathBuf, Error> {
-    let yaml = match source {
-        Source::Eks { cluster, exec } => to_yaml(&eks_kubeconfig(cluster, exec, dir.path())),
-        Source::ServiceConnection(KubernetesEndpoint::Kubeconfig {
+/// The kubeconfig (YAML) of a connection: the one builder behind both the
+/// private file ([`write`]) and the in-process client.
+pub fn build(connection: &Connection, env: &Env, token_at: TokenAt<'_>) -> Result<String, Error> {
+    match connection {
+        Connection::Exec(cluster) => Ok(to_yaml(&exec_kubeconfig(cluster))),
+        Connection::ServiceConnection(KubernetesEndpoint::Kubeconfig {
             kubeconfig,
             context,
             accept_untrusted_certs,
             ..
         }) => {
             let what = "the service connection's kubeconfig";
-            with_context(kubeconfig.expose(), context.as_deref(), what, None, *accept_untrusted_certs)?
+            with_context(kubeconfig.expose(), context.as_deref(), what, None, *accept_untrusted_certs)
         }
-        Source::ServiceConnection(KubernetesEndpoint::ServiceAccount {
+        Connection::ServiceConnection(KubernetesEndpoint::ServiceAccount {
             server_url,
             token,
             ca_data,
             accept_untrusted_certs,
         }) => {
-            let token_file = dir.write("token", token.expose().as_bytes())?;
-            let mut kubeconfig = token_file_kubeconfig(server_url, ca_data.as_deref(), None, &token_file);
+            let user = match token_at {
+                TokenAt::File(dir) => {
+                    let file = dir.write("token", token.expose().as_bytes())?;
+                    AuthInfo { token_file: Some(file.display().to_string()), ..Default::default() }
+                }
+                TokenAt::Inline => AuthInfo { token: Some(token.expose().to_string().into()), ..Default::default() },
+            };
+            let mut cluster = Cluster {
+                server: Some(server_url.clone()),
+                certificate_authority_data: ca_data.clone(),
+                ..Default::default()
+            };
             if *accept_untrusted_certs {
-                kubeconfig
-                    .clusters
-                    .iter_mut()
-                    .filter_map(|c| c.cluster.as_mut())
-                    .for_each(super::client::skip_tls_verify);
+                skip_tls_verify(&mut cluster);
             }
-            to_yaml(&kubeconfig)
+            Ok(to_yaml(&single("cluster", cluster, user)))
         }
-        Source::File(path) => {
+        Connection::KubeconfigFile(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.clone(), source })?;
-            with_context(&text, None, &path.display().to_string(), path.parent(), false)?
+            with_context(&text, None, &path.display().to_string(), path.parent(), false)
         }
-        Source::InCluster { host, port, service_account_dir } => {
-            let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-            let ca = service_account_dir.join("ca.crt");
-            let server = format!("https://{host}:{port}");
-            to_yaml(&token_file_kubeconfig(&server, None, Some(&ca), &service_account_dir.join("token")))
-        }
-    };
+        Connection::InCluster => in_cluster_kubeconfig(env, Path::new(SERVICE_ACCOUNT_DIR)),
+    }
+}
+
+/// Writes the kubeconfig of `connection` into the private directory (a
+/// service account's token beside it).
+pub fn write(dir: &PrivateDir, connection: &Connection, env: &Env) -> Result<PathBuf, Error> {
+    let yaml = build(connection, env, TokenAt::File(dir))?;
     let path = dir.kubeconfig();
     write_private(&path, yaml.as_bytes()).map_err(|source| Error::Write { path: path.clone(), source })?;
     Ok(path)
+}
+
+/// What a connection's `acceptUntrustedCerts` means, as kubectl's
+/// `--insecure-skip-tls-verify` does it: no verification, and no CA.
+fn skip_tls_verify(cluster: &mut Cluster) {
+    cluster.insecure_skip_tls_verify = Some(true);
+    cluster.certificate_authority = None;
+    cluster.certificate_authority_data = None;
 }
 
 /// What the cluster's `/version` said to the kubeconfig's identity.
@@ -286,33 +291,28 @@ pub async fn check_access(path: &Path, hidden: &[String]) -> Result<Access, Pref
     }
 }
 
-/// The in-cluster source, from `KUBERNETES_SERVICE_HOST`/`_PORT`.
-pub fn in_cluster(env: &crate::azp::Env) -> Result<Source, Error> {
+/// The agent pod's own cluster, from `KUBERNETES_SERVICE_HOST`/`_PORT` and
+/// the service account's files (read by the client, never copied).
+fn in_cluster_kubeconfig(env: &Env, service_account_dir: &Path) -> Result<String, Error> {
     let (Some(host), Some(port)) = (env.var("KUBERNETES_SERVICE_HOST"), env.var("KUBERNETES_SERVICE_PORT")) else {
         return Err(Error::NotInCluster);
     };
-    Ok(Source::InCluster { host: host.into(), port: port.into(), service_account_dir: SERVICE_ACCOUNT_DIR.into() })
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    let cluster = Cluster {
+        server: Some(format!("https://{host}:{port}")),
+        certificate_authority: Some(service_account_dir.join("ca.crt").display().to_string()),
+        ..Default::default()
+    };
+    let token_file = service_account_dir.join("token").display().to_string();
+    let user = AuthInfo { token_file: Some(token_file), ..Default::default() };
+    Ok(to_yaml(&single("cluster", cluster, user)))
 }
 
-/// The arguments of the `exec` entry: `eks-token --cluster … --region …`.
-pub fn eks_token_args(cluster: &eks::Cluster, role: Option<&AssumeRole>, cache_dir: &Path) -> Vec<String> {
-    let mut args = vec!["eks-token".into(), "--cluster".into(), cluster.name.clone(), "--region".into()];
-    args.push(cluster.region.clone());
-    if let Some(role) = role {
-        // The external ID is handed over in the private folder, not here:
-        // any process on the agent can read an argument list.
-        args.extend(["--role-arn".into(), role.arn.to_string()]);
-        args.extend(["--session-name".into(), role.session_name.clone()]);
-    }
-    args.extend(["--cache-dir".into(), cache_dir.display().to_string()]);
-    args
-}
-
-fn eks_kubeconfig(cluster: &eks::Cluster, exec: &EksExec, cache_dir: &Path) -> Kubeconfig {
+fn exec_kubeconfig(cluster: &ExecCluster) -> Kubeconfig {
     let exec = ExecConfig {
         api_version: Some("client.authentication.k8s.io/v1".into()),
-        command: Some(exec.program.display().to_string()),
-        args: Some(eks_token_args(cluster, exec.role.as_ref(), cache_dir)),
+        command: Some(cluster.program.display().to_string()),
+        args: Some(cluster.args.clone()),
         env: None,
         drop_env: None,
         interactive_mode: Some(ExecInteractiveMode::Never),
@@ -322,23 +322,11 @@ fn eks_kubeconfig(cluster: &eks::Cluster, exec: &EksExec, cache_dir: &Path) -> K
         other: Default::default(),
     };
     let server = Cluster {
-        server: Some(cluster.endpoint.clone()),
+        server: Some(cluster.server.clone()),
         certificate_authority_data: Some(cluster.ca_data.clone()),
         ..Default::default()
     };
     single(&cluster.name, server, AuthInfo { exec: Some(exec), ..Default::default() })
-}
-
-/// `ca_data` is `certificate-authority-data` (base64 of the PEM).
-fn token_file_kubeconfig(server: &str, ca_data: Option<&str>, ca_file: Option<&Path>, token_file: &Path) -> Kubeconfig {
-    let cluster = Cluster {
-        server: Some(server.into()),
-        certificate_authority_data: ca_data.map(str::to_string),
-        certificate_authority: ca_file.map(|p| p.display().to_string()),
-        ..Default::default()
-    };
-    let user = AuthInfo { token_file: Some(token_file.display().to_string()), ..Default::default() };
-    single("cluster", cluster, user)
 }
 
 /// A kubeconfig with one cluster, one user and one context of the same name.
@@ -422,30 +410,24 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
-    use crate::aws::arn::RoleArn;
     use crate::azp::Secret;
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
-    fn cluster() -> eks::Cluster {
-        eks::Cluster {
+    fn cluster() -> ExecCluster {
+        ExecCluster {
             name: "dev".into(),
-            region: "eu-west-1".into(),
-            endpoint: "https://ABC.gr7.eu-west-1.eks.amazonaws.com".into(),
+            server: "https://ABC.gr7.eu-west-1.eks.amazonaws.com".into(),
             ca_data: "Q0E=".into(),
-            version: None,
+            program: "/opt/azp-kube".into(),
+            args: vec!["eks-token".into(), "--cluster".into(), "dev".into()],
         }
     }
 
-    fn role() -> AssumeRole {
-        AssumeRole {
-            arn: RoleArn::parse("arn:aws:iam::222222222222:role/deployer").unwrap(),
-            external_id: Some("ext-1".into()),
-            session_name: "azp-kube-7".into(),
-            duration: std::time::Duration::from_secs(3600),
-        }
+    fn write(dir: &PrivateDir, connection: &Connection) -> Result<PathBuf, Error> {
+        super::write(dir, connection, &Env::default())
     }
 
     #[test]
@@ -454,8 +436,7 @@ mod tests {
         let dir = PrivateDir::create(parent.path()).unwrap();
         let path = dir.path().to_path_buf();
         assert_eq!(mode(&path), 0o700);
-        let exec = EksExec { program: "/opt/azp-kube".into(), role: None };
-        let file = write(&dir, &Source::Eks { cluster: cluster(), exec }).unwrap();
+        let file = write(&dir, &Connection::Exec(cluster())).unwrap();
         assert_eq!(mode(&file), 0o600);
         assert_eq!(mode(&dir.subdir("helm/cache").unwrap()), 0o700);
         let other = PrivateDir::create(parent.path()).unwrap();
@@ -502,21 +483,15 @@ mod tests {
     }
 
     #[test]
-    fn eks_exec_entry_golden() {
-        let args = eks_token_args(&cluster(), Some(&role()), Path::new("/tmp/p"));
-        assert_eq!(
-            args.join(" "),
-            "eks-token --cluster dev --region eu-west-1 --role-arn arn:aws:iam::222222222222:role/deployer \
-             --session-name azp-kube-7 --cache-dir /tmp/p"
-        );
-        let exec = EksExec { program: "/opt/azp-kube".into(), role: Some(role()) };
-        let yaml = to_yaml(&eks_kubeconfig(&cluster(), &exec, Path::new("/tmp/p")));
+    fn exec_entry_golden() {
+        let yaml = to_yaml(&exec_kubeconfig(&cluster()));
         let doc: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
         let user = &doc["users"][0]["user"]["exec"];
         assert_eq!(user["apiVersion"].as_str(), Some("client.authentication.k8s.io/v1"));
         assert_eq!(user["interactiveMode"].as_str(), Some("Never"));
         assert_eq!(user["command"].as_str(), Some("/opt/azp-kube"));
-        assert_eq!(doc["clusters"][0]["cluster"]["server"].as_str(), Some(cluster().endpoint.as_str()));
+        assert_eq!(user["args"][2].as_str(), Some("dev"));
+        assert_eq!(doc["clusters"][0]["cluster"]["server"].as_str(), Some(cluster().server.as_str()));
         assert_eq!(doc["clusters"][0]["cluster"]["certificate-authority-data"].as_str(), Some("Q0E="));
         assert_eq!(doc["current-context"].as_str(), Some("dev"));
         // The written file is one kube-rs reads back.
@@ -533,7 +508,7 @@ mod tests {
             ca_data: Some("Q0E=".into()),
             accept_untrusted_certs: false,
         };
-        let file = write(&dir, &Source::ServiceConnection(endpoint)).unwrap();
+        let file = write(&dir, &Connection::ServiceConnection(endpoint)).unwrap();
         let yaml = std::fs::read_to_string(file).unwrap();
         assert!(!yaml.contains("sa-token"), "{yaml}");
         assert!(yaml.contains("certificate-authority-data: Q0E="), "the CA data is not encoded again: {yaml}");
@@ -552,7 +527,7 @@ mod tests {
             context: None,
             accept_untrusted_certs: true,
         };
-        let yaml = std::fs::read_to_string(write(&dir, &Source::ServiceConnection(endpoint)).unwrap()).unwrap();
+        let yaml = std::fs::read_to_string(write(&dir, &Connection::ServiceConnection(endpoint)).unwrap()).unwrap();
         assert!(yaml.contains("insecure-skip-tls-verify: true") && !yaml.contains("Q0E="), "{yaml}");
     }
 
@@ -589,15 +564,29 @@ mod tests {
 
     #[test]
     fn in_cluster_uses_the_pods_service_account_files() {
-        let env =
-            crate::azp::Env::from_vars([("KUBERNETES_SERVICE_HOST", "fd00::1"), ("KUBERNETES_SERVICE_PORT", "443")]);
-        let Source::InCluster { host, port, service_account_dir } = in_cluster(&env).unwrap() else { panic!() };
+        let env = Env::from_vars([("KUBERNETES_SERVICE_HOST", "fd00::1"), ("KUBERNETES_SERVICE_PORT", "443")]);
         let parent = tempfile::tempdir().unwrap();
         let dir = PrivateDir::create(parent.path()).unwrap();
-        let source = Source::InCluster { host, port, service_account_dir };
-        let yaml = std::fs::read_to_string(write(&dir, &source).unwrap()).unwrap();
+        let yaml = std::fs::read_to_string(super::write(&dir, &Connection::InCluster, &env).unwrap()).unwrap();
         assert!(yaml.contains("server: https://[fd00::1]:443"), "{yaml}");
         assert!(yaml.contains("tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token"), "{yaml}");
-        assert!(matches!(in_cluster(&crate::azp::Env::default()), Err(Error::NotInCluster)));
+        assert!(matches!(write(&dir, &Connection::InCluster), Err(Error::NotInCluster)));
+    }
+
+    #[test]
+    fn the_in_process_client_gets_the_token_inline_and_nothing_is_written() {
+        let endpoint = KubernetesEndpoint::ServiceAccount {
+            server_url: "https://k8s:6443".into(),
+            token: Secret::new("sa-token"),
+            ca_data: Some("Q0E=".into()),
+            accept_untrusted_certs: true,
+        };
+        let yaml = build(&Connection::ServiceConnection(endpoint), &Env::default(), TokenAt::Inline).unwrap();
+        let kubeconfig = Kubeconfig::from_yaml(&yaml).unwrap();
+        let user = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap();
+        assert!(user.token.is_some() && user.token_file.is_none(), "{yaml}");
+        let cluster = kubeconfig.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.insecure_skip_tls_verify, Some(true));
+        assert_eq!(cluster.certificate_authority_data, None, "acceptUntrustedCerts drops the CA");
     }
 }

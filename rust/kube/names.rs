@@ -1,6 +1,10 @@
 //! Kubernetes' rules for names, labels and quantities, checked before any
 //! request so that a bad input is named as such and not as a 422 from the API.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Toleration;
+
 /// A DNS-1123 label: namespaces, Helm release names (≤ 53), service names.
 pub fn check_dns1123_label(value: &str, max: usize) -> Result<(), String> {
     if value.is_empty() || value.len() > max {
@@ -110,6 +114,90 @@ pub fn parse_quantity(text: &str) -> Result<f64, String> {
     Ok(value * factor)
 }
 
+/// `KEY=VALUE` lines (node selectors, labels, annotations): qualified-name
+/// keys, and with `label_rules` label values.
+pub fn key_values(lines: &[String], label_rules: bool) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for line in lines {
+        let (key, value) = line.split_once('=').ok_or_else(|| format!("{line:?} must be KEY=VALUE"))?;
+        let (key, value) = (key.trim(), value.trim());
+        check_qualified_name(key)?;
+        if label_rules {
+            check_label_value(value)?;
+        }
+        map.insert(key.to_string(), value.to_string());
+    }
+    Ok(map)
+}
+
+/// `KEY[=VALUE]:EFFECT`, `KEY:EFFECT`, or `:EFFECT` (tolerate every taint with it).
+pub fn parse_toleration(text: &str) -> Result<Toleration, String> {
+    const EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
+    let (selector, effect) = text.rsplit_once(':').ok_or_else(|| format!("{text:?} must be KEY[=VALUE]:EFFECT"))?;
+    if !EFFECTS.contains(&effect) {
+        return Err(format!("{text:?}: the effect must be one of {}, not {effect:?}", EFFECTS.join(", ")));
+    }
+    let (key, value) = match selector.split_once('=') {
+        Some((key, value)) => (key, Some(value)),
+        None => (selector, None),
+    };
+    if !key.is_empty() {
+        check_qualified_name(key)?;
+    }
+    if let Some(value) = value {
+        check_label_value(value)?;
+    }
+    Ok(Toleration {
+        key: (!key.is_empty()).then(|| key.to_string()),
+        operator: Some(if value.is_some() { "Equal" } else { "Exists" }.to_string()),
+        value: value.map(str::to_string),
+        effect: Some(effect.to_string()),
+        toleration_seconds: None,
+    })
+}
+
+/// Any text made into a valid label value.
+pub fn label_value(text: &str) -> String {
+    let cleaned: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect();
+    let cleaned: String = cleaned.chars().take(63).collect();
+    cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+}
+
+/// Which of a container's resources a [`check_resources`] error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    CpuRequest,
+    MemoryRequest,
+    MemoryLimit,
+}
+
+/// Container resources a build can run with: quantities, a CPU request above
+/// 0, memory of at least 1Mi, and a memory request no larger than the limit.
+pub fn check_resources(
+    cpu_request: Option<&str>,
+    memory_request: Option<&str>,
+    memory_limit: Option<&str>,
+) -> Result<(), (Resource, String)> {
+    let quantity = |resource, value: Option<&str>| value.map(parse_quantity).transpose().map_err(|e| (resource, e));
+    if quantity(Resource::CpuRequest, cpu_request)?.is_some_and(|q| q <= 0.0) {
+        return Err((Resource::CpuRequest, "must be more than 0".into()));
+    }
+    let request = quantity(Resource::MemoryRequest, memory_request)?;
+    let limit = quantity(Resource::MemoryLimit, memory_limit)?;
+    for (resource, value) in [(Resource::MemoryRequest, request), (Resource::MemoryLimit, limit)] {
+        if value.is_some_and(|q| q < 1024.0 * 1024.0) {
+            return Err((resource, "is below 1Mi, too little for any build".into()));
+        }
+    }
+    if let (Some(request), Some(limit)) = (request, limit)
+        && request > limit
+    {
+        return Err((Resource::MemoryRequest, "is larger than memoryLimit".into()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +248,46 @@ mod tests {
         }
         let err = parse_quantity("1GB").unwrap_err();
         assert!(err.contains("write 1Gi or 1G") && err.contains("byte units"), "{err}");
+    }
+
+    #[test]
+    fn tolerations() {
+        let t = parse_toleration("dedicated=build:NoSchedule").unwrap();
+        assert_eq!(
+            (t.key.as_deref(), t.operator.as_deref(), t.value.as_deref()),
+            (Some("dedicated"), Some("Equal"), Some("build"))
+        );
+        let t = parse_toleration("spot:PreferNoSchedule").unwrap();
+        assert_eq!(t.operator.as_deref(), Some("Exists"));
+        assert!(parse_toleration(":NoExecute").is_ok());
+        assert!(parse_toleration("x:NoWay").unwrap_err().contains("NoWay"));
+        assert!(parse_toleration("x").is_err());
+    }
+
+    #[test]
+    fn label_values_are_cleaned() {
+        assert_eq!(label_value("20261129.3"), "20261129.3");
+        assert_eq!(label_value("Job: build #1"), "Job--build--1");
+        assert_eq!(label_value(&"x".repeat(80)).len(), 63);
+    }
+    #[test]
+    fn key_value_lines() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let map = key_values(&lines(&["team = build", "example.com/tier=ci"]), true).unwrap();
+        assert_eq!(map["team"], "build");
+        assert!(key_values(&lines(&["no-value"]), true).is_err());
+        assert!(key_values(&lines(&["a=not a label value"]), true).is_err());
+        assert!(key_values(&lines(&["a=any text: fine"]), false).is_ok());
+    }
+
+    #[test]
+    fn resources() {
+        assert_eq!(check_resources(Some("500m"), Some("1Gi"), Some("2Gi")), Ok(()));
+        assert_eq!(check_resources(None, None, None), Ok(()));
+        assert_eq!(check_resources(Some("0"), None, None).unwrap_err().0, Resource::CpuRequest);
+        assert_eq!(check_resources(None, Some("512Ki"), None).unwrap_err().0, Resource::MemoryRequest);
+        assert_eq!(check_resources(None, None, Some("1GB")).unwrap_err().0, Resource::MemoryLimit);
+        let (resource, message) = check_resources(None, Some("2Gi"), Some("1Gi")).unwrap_err();
+        assert_eq!((resource, message.as_str()), (Resource::MemoryRequest, "is larger than memoryLimit"));
     }
 }

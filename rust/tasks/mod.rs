@@ -1,7 +1,10 @@
-//! The tasks. Each module only orchestrates the concern modules, in the order
-//! a user would describe the steps.
+//! The tasks, and the terminal commands beside them (`context`, `eks-token`).
+//! Each module only orchestrates the concern modules, in the order a user
+//! would describe the steps.
 
 pub mod cancel;
+pub mod context_command;
+pub mod eks_token;
 pub mod inputs;
 mod kaniko_build;
 mod multicluster_helm;
@@ -18,12 +21,6 @@ pub fn run(spec: &'static TaskSpec, env: &Env, agent: &Agent) -> anyhow::Result<
         name if name == inputs::multicluster_helm::SPEC.name => multicluster_helm::run(env, agent),
         name => anyhow::bail!("azp-kube has no task named {name}"),
     }
-}
-
-/// `azp-kube context --upload s3://bucket/prefix/`: packs and uploads a
-/// context exactly as KanikoBuild does, and prints the key and sizes.
-pub fn upload_context_cli(env: &Env, args: &crate::cli::ContextArgs) -> anyhow::Result<()> {
-    kaniko_build::upload_context_cli(env, args)
 }
 
 /// Reads a task's inputs and registers every secret among them with the

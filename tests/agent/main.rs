@@ -4,6 +4,8 @@
 
 mod contract;
 mod inputs_stay_in_sync;
+mod layers;
+mod migration;
 mod readme;
 mod schema;
 mod tasks;

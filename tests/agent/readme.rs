@@ -30,6 +30,10 @@ fn inputs_table(folder: &str) -> String {
             description.push_str(" (required)");
         }
         description.push_str(&format!(". {}", input["helpMarkDown"].as_str().unwrap_or("")));
+        if let Some(aliases) = input["aliases"].as_array() {
+            let names: Vec<String> = aliases.iter().map(|a| format!("`{}`", a.as_str().unwrap())).collect();
+            description.push_str(&format!(" Also accepted as {} (HelmDeploy@1's name).", names.join(", ")));
+        }
         if let Some(rule) = input["visibleRule"].as_str() {
             description.push_str(&format!(" Used when `{rule}`."));
         }

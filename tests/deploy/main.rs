@@ -3,11 +3,14 @@
 //! for the PAT, its objects by @kubernetes-models/keda, KEDA's rules per release
 //! (keda_facts.py) and kubernetes-validate, its trigger
 //! as KEDA's scaler reads it, its RBAC tried with the agent's own token, and the agent
-//! image's start.sh run against a fake Azure DevOps.
+//! image's start.sh run against a fake Azure DevOps; docs/getting-started.md
+//! command by command, and the names the docs mention.
 
 mod support;
 
 mod chart;
+mod docs;
+mod guide;
 mod install;
 mod manifests;
 mod rbac;

@@ -207,3 +207,52 @@ fn the_agent_builds_in_the_build_namespace_and_cannot_touch_pods_in_its_own() {
     assert!(kubectl_as(&kubeconfig, &["create", "configmap", "deployed", "-n", &web]).0);
     assert_forbidden(&kubeconfig, &["create", "configmap", "deployed", "-n", &ns]);
 }
+
+/// Helm's `--create-namespace` writes the namespace even when it exists (helm 4
+/// applies it, helm 3 creates it), and the chart grants no cluster-wide right: an in-cluster
+/// MulticlusterHelm@1 deploy into a namespace of `rbac.helmNamespaces` needs
+/// `createNamespace: false` (deploy/README.md says so). With it, the deploy succeeds.
+#[test]
+fn an_in_cluster_deploy_needs_create_namespace_false_and_then_succeeds() {
+    let (ns, web) = install(&world().tools().helm4, "createns", &[]);
+    let token = world().service_account_token(&ns, "azure-agent").unwrap();
+    let kubeconfig = world().kubeconfig_for(&format!("agent-{ns}"), &token).unwrap();
+    let (allowed, answer) = kubectl_as(&kubeconfig, &["auth", "can-i", "create", "namespaces"]);
+    assert!(!allowed && answer.lines().next() == Some("no"), "the agents may create namespaces: {answer}");
+
+    let task = StagedTask::new("MulticlusterHelmV1", Path::new(env!("CARGO_BIN_EXE_azp-kube")));
+    let home = tempfile::tempdir().unwrap();
+    let deploy = |helm: &Path, release: &str, create_namespace: &str| {
+        TaskRun::new(task.path())
+            .timeout(Duration::from_secs(120))
+            .env("HOME", &home.path().display().to_string())
+            .input("connectionType", "Kubeconfig file")
+            .input("kubeconfig", kubeconfig.to_str().unwrap())
+            .input("helmPath", &helm.display().to_string())
+            .input("chartType", "FilePath")
+            .input("chartPath", &repo().join("examples/chart").display().to_string())
+            .input("releaseName", release)
+            .input("namespace", &web)
+            .input("createNamespace", create_namespace)
+            .input("overrideValues", "image.ref=registry.local/web:1")
+            .input("timeout", "1m")
+            .run()
+    };
+    for (helm_name, helm) in helms() {
+        let release = format!("web-{helm_name}");
+        let refused = deploy(helm, &release, "true");
+        assert_eq!(refused.result, StepResult::Failed, "{helm_name}: {}", refused.log_text());
+        // helm 4 applies the namespace (patch), helm 3 creates it: both cluster-scoped.
+        let log = refused.log_text();
+        assert!(log.contains("is forbidden") && log.contains(r#"resource "namespaces""#), "{helm_name}: {log}");
+        let deployed = deploy(helm, &release, "false");
+        assert_eq!(
+            deployed.result,
+            StepResult::Succeeded,
+            "{helm_name}: {:?}\n{}",
+            deployed.errors(),
+            deployed.log_text()
+        );
+        assert_eq!(deployed.output("releaseStatus"), Some("deployed"));
+    }
+}

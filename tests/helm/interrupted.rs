@@ -24,9 +24,14 @@ fn helm_upgrade_pid(helm: &Path, needle: &str) -> Option<i32> {
 
 /// Whether helm has recorded revision 1 of `release` (its pending-install Secret).
 fn release_recorded(namespace: &str, release: &str) -> bool {
+    revision_recorded(namespace, release, 1)
+}
+
+/// Whether helm has recorded `revision` of `release` (its release Secret).
+fn revision_recorded(namespace: &str, release: &str, revision: u32) -> bool {
     std::process::Command::new(&world().tools().kubectl)
         .args(["--kubeconfig", &world().kubeconfig_path().display().to_string(), "-n", namespace])
-        .args(["get", "secret", &format!("sh.helm.release.v1.{release}.v1")])
+        .args(["get", "secret", &format!("sh.helm.release.v1.{release}.v{revision}")])
         .output()
         .is_ok_and(|out| out.status.success())
 }
@@ -79,4 +84,70 @@ fn helm_killed_by_a_signal_is_named_and_the_next_run_says_how_to_unlock() {
     assert!(message.contains(&format!("`helm uninstall web -n {namespace}`")), "{message}");
     assert_eq!(again.output("helmExitCode"), Some("1"));
     assert!(helm_upgrade_pid(&helm, &namespace).is_none(), "no helm is left running");
+
+    // Asked to, the task frees the never-deployed release itself and installs
+    // (once the release has been pending longer than the step's timeout).
+    std::thread::sleep(Duration::from_millis(1100));
+    let unlocked = deploy()
+        .input("overrideValues", "hook=false")
+        .input("waitForExecution", "false")
+        .input("unlockPendingRelease", "true")
+        .input("timeout", "1s")
+        .run();
+    assert_eq!(unlocked.result, StepResult::Succeeded, "{:?}\n{}", unlocked.errors(), unlocked.log_text());
+    assert!(unlocked.log_text().contains("was never deployed"), "{}", unlocked.log_text());
+    assert_eq!((unlocked.output("releaseRevision"), unlocked.output("releaseStatus")), (Some("1"), Some("deployed")));
+}
+
+/// A killed upgrade leaves revision 2 `pending-upgrade`; with
+/// `unlockPendingRelease` the next run rolls back to revision 1 (revision 3)
+/// and upgrades (revision 4).
+#[test]
+fn a_release_left_pending_upgrade_is_rolled_back_and_upgraded_when_asked() {
+    let helm = world().tools().helm3.clone();
+    let image = "never.ready/killed-upgrade:1";
+    world().set_behaviour(image, azp_kube_world::Behaviour::pull_error());
+    let namespace = world().unique_namespace("pending-upgrade").unwrap();
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let deploy = |values: &str| {
+        run(&task, home.path())
+            .with_chart_from_world()
+            .input("releaseName", "web")
+            .input("namespace", &namespace)
+            .input("overrideValues", values)
+            .input("timeout", "5m")
+            .input("helmPath", &helm.display().to_string())
+    };
+    let first = deploy("hook=false").input("waitForExecution", "false").run();
+    assert_eq!(first.result, StepResult::Succeeded, "{}", first.log_text());
+    let running = deploy(&format!("hook=false\nimage={image}")).spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid = loop {
+        match helm_upgrade_pid(&helm, &namespace) {
+            Some(pid) if revision_recorded(&namespace, "web", 2) => break pid,
+            _ if Instant::now() > deadline => panic!("helm never got going: {:?}", running.lines()),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    // SAFETY: a plain kill(2) of a process this test found by its command line.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let killed = running.wait();
+    assert_eq!(killed.output("releaseStatus"), Some("pending-upgrade"), "{}", killed.log_text());
+
+    // A revision pending for less than the step's timeout may be a live run's
+    // (another pipeline's on a shared pool): it is not rolled back under it.
+    let too_soon = deploy("hook=false").input("waitForExecution", "false").input("unlockPendingRelease", "true").run();
+    assert_eq!(too_soon.result, StepResult::Failed, "{}", too_soon.log_text());
+    let message = &too_soon.errors()[0].message;
+    assert!(message.contains("may still be working on it") && message.contains("300 s"), "{message}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let unlocked = deploy("hook=false\nmessage=after")
+        .input("waitForExecution", "false")
+        .input("unlockPendingRelease", "true")
+        .input("timeout", "1s")
+        .run();
+    assert_eq!(unlocked.result, StepResult::Succeeded, "{:?}\n{}", unlocked.errors(), unlocked.log_text());
+    assert!(unlocked.log_text().contains("rolling back to revision 1"), "{}", unlocked.log_text());
+    assert_eq!((unlocked.output("releaseRevision"), unlocked.output("releaseStatus")), (Some("4"), Some("deployed")));
 }

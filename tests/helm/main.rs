@@ -14,6 +14,8 @@ use base64::Engine as _;
 mod aws_faults;
 mod interrupted;
 mod isolation;
+mod migration;
+mod verbs;
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/deployer";
 const AT: &str = "1700000000";
@@ -377,19 +379,24 @@ fn never_ready_rolls_back(helm: &Path, image: &str) {
     let message = &bad.errors()[0].message;
     assert!(message.contains("rolled back"), "the error says the rollback happened: {message}");
     assert_ne!(bad.output("helmExitCode"), Some("0"));
-    let history = Command::new(helm)
-        .args(["history", "web", "-n", &namespace, "-o", "json"])
-        .args(["--kubeconfig", &world().kubeconfig_path().display().to_string()])
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(history.status.success(), "{}", String::from_utf8_lossy(&history.stderr));
-    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let history = release_history(helm, &namespace, "web", home.path());
     let last = history.as_array().unwrap().last().unwrap();
     assert_eq!(last["status"], "deployed", "{history}");
     assert!(last["description"].as_str().unwrap().contains("Rollback to 1"), "{history}");
+}
+
+/// `helm history -o json` of a release in the world's cluster.
+fn release_history(helm: &Path, namespace: &str, release: &str, home: &Path) -> serde_json::Value {
+    let history = Command::new(helm)
+        .args(["history", release, "-n", namespace, "-o", "json"])
+        .args(["--kubeconfig", &world().kubeconfig_path().display().to_string()])
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap();
+    assert!(history.status.success(), "{}", String::from_utf8_lossy(&history.stderr));
+    serde_json::from_slice(&history.stdout).unwrap()
 }
 
 #[test]

@@ -143,3 +143,24 @@ fn cancel_during_the_build_removes_pod_and_object_within_five_seconds() {
     assert!(pods_in(&namespace).is_empty(), "no pod remains");
     assert_eq!(leftovers(&bucket), (vec![], 0), "no object remains");
 }
+
+/// The image is pushed before the summary is written: a summary that cannot
+/// be written (a full or missing temp folder) is a warning, not a failed build.
+#[test]
+fn a_summary_that_cannot_be_written_does_not_fail_a_pushed_build() {
+    let namespace = world().unique_namespace("no-summary").unwrap();
+    let repo = repository();
+    let task = task();
+    let image = kaniko_image("no-summary", kaniko_success());
+    let gone = repo.path().join("no-such-temp-folder");
+    let outcome = run(&task, repo.path(), &namespace, &image)
+        .input("contextTransport", "Stream")
+        .env("AGENT_TEMPDIRECTORY", &gone.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{}", outcome.log_text());
+    assert_eq!(outcome.output("imageDigest"), Some(DIGEST));
+    let warning = format!("##[warning]cannot write the summary {}/", gone.display());
+    assert!(outcome.log.iter().any(|l| l.starts_with(&warning)), "{}", outcome.log_text());
+    assert!(outcome.summaries.is_empty(), "nothing is attached: {:?}", outcome.summaries);
+    assert!(pods_in(&namespace).is_empty(), "no pod remains");
+}

@@ -10,12 +10,16 @@ outlives the test process that started it.
 
 import argparse
 import base64
+import json
 import os
 import threading
 import time
 
 
-def patch_eks(endpoint: str, ca_pem: bytes) -> None:
+def patch_eks(endpoint: str, ca_pem: bytes, endpoints_file: str | None) -> None:
+    """Clusters listed by ARN in `endpoints_file` ({"arn": {"endpoint", "ca"}}, written by
+    the world before it creates them) get their own simulator; every other cluster gets the
+    world's own."""
     import moto.eks.models as eks
 
     ca_data = base64.b64encode(ca_pem).decode("ascii")
@@ -26,6 +30,12 @@ def patch_eks(endpoint: str, ca_pem: bytes) -> None:
         original_init(self, *args, **kwargs)
         self.endpoint = endpoint
         self.certificate_authority = {"data": ca_data}
+        if endpoints_file and os.path.exists(endpoints_file):
+            with open(endpoints_file, encoding="utf-8") as f:
+                own = json.load(f).get(self.arn)
+            if own:
+                self.endpoint = own["endpoint"]
+                self.certificate_authority = {"data": base64.b64encode(own["ca"].encode()).decode("ascii")}
 
     eks.Cluster.__init__ = init
 
@@ -63,12 +73,13 @@ def main() -> None:
     parser.add_argument("--eks-endpoint", required=True)
     parser.add_argument("--eks-ca-file", required=True)
     parser.add_argument("--credentials-file")
+    parser.add_argument("--eks-endpoints-file")
     args = parser.parse_args()
     exit_with_parent()
     if args.credentials_file:
         record_assumed_credentials(args.credentials_file)
     with open(args.eks_ca_file, "rb") as f:
-        patch_eks(args.eks_endpoint, f.read())
+        patch_eks(args.eks_endpoint, f.read(), args.eks_endpoints_file)
     from moto.server import main as serve
 
     serve(["-H", "127.0.0.1", "-p", args.port])

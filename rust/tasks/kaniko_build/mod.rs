@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use self::params::{Plan, Transport};
 use self::report::Report;
 use self::transfer::Tampering;
-use super::cancel::{Canceled, Cancellation};
+use super::cancel::{self, Canceled};
 use super::read_inputs;
 use crate::aws::s3::{ContextStore, ObjectVersion, PendingUpload};
 use crate::aws::{AwsTarget, credentials, sdk_config};
@@ -58,7 +58,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     show_context(agent, &context);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let cancellation = Cancellation::on_signals()?;
+        let cancellation = cancel::on_signals()?;
         let cleanup = Cleanup::default();
         // The pod's own deadline does not run while it is unscheduled: a
         // deadline of our own, with room for the upload, covers that.
@@ -97,7 +97,7 @@ const PANIC_SWITCH: &str = "AZP_KUBE_PANIC_AFTER_POD_START";
 async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, cleanup: &Cleanup) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new(plan, &context);
-    let kube = client::connect(&plan.cluster).await?;
+    let kube = client::connect(&plan.cluster, env).await?;
     let pods: Api<Pod> = Api::namespaced(kube, &plan.pod.namespace);
 
     let mut build = plan.build.clone();
@@ -214,7 +214,7 @@ async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, clea
         anyhow::bail!("kaniko finished but did not report an image digest (termination message {digest:?})");
     }
     report.timings.total = started.elapsed();
-    report.finish(agent, env, &build, &digest)?;
+    report.finish(agent, env, &build, &digest);
     Ok(())
 }
 

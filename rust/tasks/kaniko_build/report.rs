@@ -4,8 +4,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use super::params::{Plan, Transport};
 use crate::azp::agent::VariableOptions;
 use crate::azp::{Agent, Env};
@@ -51,7 +49,7 @@ impl Report {
     }
 
     /// Sets the output variables and attaches the summary.
-    pub fn finish(&self, agent: &Agent, env: &Env, build: &Build, digest: &str) -> anyhow::Result<()> {
+    pub fn finish(&self, agent: &Agent, env: &Env, build: &Build, digest: &str) {
         let refs: Vec<String> = build.destinations.iter().map(|d| d.with_digest(digest)).collect();
         let output = VariableOptions { is_output: true, is_secret: false };
         agent.set_variable("imageDigest", digest, output);
@@ -62,10 +60,7 @@ impl Report {
         tracing::info!("Built {} ({digest})", refs.join(", "));
 
         let path = env.temp_dir().join(format!("azp-kube-kaniko-{}.md", self.pod));
-        std::fs::write(&path, self.markdown(&refs, digest))
-            .with_context(|| format!("cannot write the build summary {}", path.display()))?;
-        agent.upload_summary(&path);
-        Ok(())
+        agent.attach_summary(&path, &self.markdown(&refs, digest));
     }
 
     fn markdown(&self, refs: &[String], digest: &str) -> String {

@@ -8,30 +8,35 @@
 
 mod params;
 mod report;
+mod verbs;
 
 use std::path::Path;
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
-use self::params::{Params, Target};
+use self::params::{Command, Params, RegistryLogin, Repository, Target};
 use self::report::Summary;
-use super::cancel::{Canceled, Cancellation};
+use super::cancel::{self, Canceled};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
 use crate::aws::credentials::{self, Cache};
 use crate::aws::{AwsTarget, eks};
+use crate::azp::command::{Issue, IssueType};
 use crate::azp::report::Outcome;
 use crate::azp::{Agent, Env};
-use crate::helm::{self, Helm, Major, Release, Stdout};
-use crate::kube::kubeconfig::{self, Access, EksExec, PrivateDir, Source};
+use crate::helm::{self, Helm, Major, Release, Stdout, Upgrade};
+use crate::kube::kubeconfig::{self, Access, PrivateDir};
+use crate::kube::{Connection, ExecCluster};
 
 pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
     describe(agent, &inputs);
+    warn_of_helmdeploy_lists(agent, &inputs);
     let params = Params::from_inputs(&inputs, env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let cancel = Cancellation::on_signals()?;
+        let cancel = cancel::on_signals()?;
         let stale = PrivateDir::remove_stale(&env.temp_dir());
         if stale > 0 {
             agent.line(&format!("Removed {stale} private folder(s) that killed steps left in the agent's temp folder"));
@@ -49,33 +54,131 @@ async fn deploy(
     agent: &Agent,
     params: &Params,
     private: &PrivateDir,
-    cancel: &Cancellation,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
-    let (source, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
-    let kubeconfig = kubeconfig::write(private, &source)?;
+    let (connection, identity) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let kubeconfig = kubeconfig::write(private, &connection, env)?;
     let hidden = hidden_from_helm(env, &params.target);
     cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
     let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
     let major = helm_version(agent, &helm, cancel).await?;
-    log_in(agent, &helm, params, cancel).await?;
-    let upgraded = upgrade(agent, &helm, major, params, cancel).await;
-    let code = upgraded.as_ref().err().map_or(0, helm::runner::Error::exit_code);
-    agent.set_variable("helmExitCode", &code.to_string(), output());
-    if let Err(error) = upgraded {
-        let error = explain_failure(agent, &helm, params, cancel, error).await;
-        if cancel.is_cancelled() {
-            return Err(error);
+    let ran = match &params.command {
+        Command::Upgrade { upgrade, repository, registry_login, fail_on_stderr, unlock } => {
+            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            if *unlock {
+                verbs::unlock(agent, &helm, params, cancel).await?;
+            }
+            run_upgrade(agent, &helm, major, upgrade, cancel).await.map(|stderr| (*fail_on_stderr, stderr))
         }
-        return Err(match refused_now(&kubeconfig, &hidden, &identity, &params.target).await {
-            Some(refused) => error.context(refused),
-            None => error,
-        });
-    }
+        Command::Uninstall { ignore_missing } => {
+            let uninstalled = verbs::uninstall(agent, &helm, params, *ignore_missing, cancel).await;
+            let code = uninstalled
+                .as_ref()
+                .err()
+                .and_then(|e| e.downcast_ref::<helm::runner::Error>())
+                .map_or(0, |e| e.exit_code());
+            agent.set_variable("helmExitCode", &code.to_string(), output());
+            return match uninstalled {
+                Ok(uninstalled) => Ok(report_uninstall(agent, env, params, &identity, uninstalled)),
+                Err(error) => Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await),
+            };
+        }
+        Command::Rollback { revision } => {
+            verbs::rollback(agent, &helm, params, *revision, cancel).await.map(|()| (false, Vec::new()))
+        }
+        Command::Test => verbs::test(agent, &helm, params, cancel).await.map(|()| (false, Vec::new())),
+        Command::Diff { upgrade, repository, registry_login } => {
+            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            let changes = verbs::diff(agent, &helm, major, upgrade, cancel).await?;
+            agent.set_variable("helmExitCode", "0", output());
+            report_diff(agent, env, params, &changes);
+            return Ok(Outcome::Succeeded);
+        }
+    };
+    let code = ran.as_ref().err().map_or(0, helm::runner::Error::exit_code);
+    agent.set_variable("helmExitCode", &code.to_string(), output());
+    let (fail_on_stderr, stderr) = match ran {
+        Ok(ran) => ran,
+        Err(error) => {
+            let error = explain_failure(agent, &helm, params, cancel, error).await;
+            return Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await);
+        }
+    };
     let release = read_release(agent, &helm, params, cancel).await?;
     set_outputs(agent, &release);
     let summary = Summary { release: &release, params, cluster: &target_name(&params.target), identity: &identity };
     summary.upload(agent, &env.temp_dir());
+    if fail_on_stderr && !stderr.is_empty() {
+        anyhow::bail!(
+            "helm upgrade succeeded but wrote {} line(s) to standard error (the warnings above), and failOnStderr is true",
+            stderr.len()
+        );
+    }
     Ok(Outcome::Succeeded)
+}
+
+/// A failed helm run's error, with the cluster's refusal when that is the
+/// cause (an access entry removed during the deploy).
+async fn on_failure(
+    error: anyhow::Error,
+    cancel: &CancellationToken,
+    kubeconfig: &Path,
+    hidden: &[String],
+    identity: &str,
+    target: &Target,
+) -> anyhow::Error {
+    if cancel.is_cancelled() {
+        return error;
+    }
+    match refused_now(kubeconfig, hidden, identity, target).await {
+        Some(refused) => error.context(refused),
+        None => error,
+    }
+}
+
+/// The diff in the log (Secret values hidden), as the run's summary, and
+/// `hasChanges`.
+fn report_diff(agent: &Agent, env: &Env, params: &Params, changes: &[helm::diff::Change]) {
+    let release = &params.release;
+    let title =
+        format!("Helm diff of {}/{} on cluster {}", release.namespace, release.name, target_name(&params.target));
+    agent.group(&title);
+    if changes.is_empty() {
+        agent.line("No changes: the upgrade would leave every resource as it is");
+    }
+    for change in changes {
+        agent.line(&format!("{}: {}", change.resource, change.kind.as_str()));
+        // Chart text: never read as agent commands.
+        agent.untrusted_lines(&change.diff.lines().map(str::to_string).collect::<Vec<_>>());
+    }
+    agent.end_group();
+    agent.set_variable("hasChanges", if changes.is_empty() { "false" } else { "true" }, output());
+    let file = env.temp_dir().join(format!(
+        "azp-kube-helm-diff-{}-{}-{}.md",
+        release.namespace,
+        release.name,
+        std::process::id()
+    ));
+    agent.attach_summary(&file, &helm::diff::markdown(&title, changes));
+}
+
+/// Outputs and summary of an uninstall: the release as it was, now gone.
+fn report_uninstall(
+    agent: &Agent,
+    env: &Env,
+    params: &Params,
+    identity: &str,
+    uninstalled: verbs::Uninstalled,
+) -> Outcome {
+    agent.set_variable("releaseStatus", "uninstalled", output());
+    agent.set_variable("releaseNamespace", &params.release.namespace, output());
+    if let verbs::Uninstalled::Release(Some(before)) = uninstalled {
+        agent.set_variable("releaseRevision", &before.revision.to_string(), output());
+        let gone = Release { status: "uninstalled".into(), ..before };
+        let summary = Summary { release: &gone, params, cluster: &target_name(&params.target), identity };
+        summary.upload(agent, &env.temp_dir());
+    }
+    Outcome::Succeeded
 }
 
 /// Variables of the task that helm and the kubeconfig's exec entry do not
@@ -93,7 +196,7 @@ fn hidden_from_helm(env: &Env, target: &Target) -> Vec<String> {
 }
 
 /// Runs a step unless the step is canceled first.
-async fn cancelable<T>(cancel: &Cancellation, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+async fn cancelable<T>(cancel: &CancellationToken, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::select! {
         result = step => result,
         () = cancel.cancelled() => Err(Canceled.into()),
@@ -104,14 +207,15 @@ fn output() -> crate::azp::agent::VariableOptions {
     crate::azp::agent::VariableOptions { is_output: true, is_secret: false }
 }
 
-type Reached = (Source, String);
+type Reached = (Connection, String);
 
 /// Credentials and cluster description (EKS), or the connection as given.
-/// Returns the kubeconfig source and who we are. What the kubeconfig's exec
+/// Returns the connection and who we are. What the kubeconfig's exec
 /// entry needs (base credentials, external ID) is handed over in `private`.
 async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
-    let Target::Eks { name, region, base, role } = &params.target else {
-        return Ok((other_source(env, &params.target)?, "the connection's identity".into()));
+    let (name, region, base, role) = match &params.target {
+        Target::Kubernetes(connection) => return Ok((connection.clone(), "the connection's identity".into())),
+        Target::Eks { name, region, base, role } => (name, region, base, role),
     };
     agent.group("AWS identity and cluster");
     let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
@@ -137,16 +241,9 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
     cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
     let program = std::env::current_exe().context("cannot find the azp-kube binary for the kubeconfig's exec entry")?;
-    Ok((Source::Eks { cluster, exec: EksExec { program, role: role.clone() } }, identity))
-}
-
-fn other_source(env: &Env, target: &Target) -> anyhow::Result<Source> {
-    Ok(match target {
-        Target::ServiceConnection(endpoint) => Source::ServiceConnection(endpoint.clone()),
-        Target::File(path) => Source::File(path.clone()),
-        Target::InCluster => kubeconfig::in_cluster(env)?,
-        Target::Eks { .. } => unreachable!("EKS is handled by reach_cluster"),
-    })
+    let args = super::eks_token::exec_args(&cluster.name, &cluster.region, role.as_ref(), private.path());
+    let exec = ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
+    Ok((Connection::Exec(exec), identity))
 }
 
 /// One request to `/version`: a refusal becomes the access-entry message.
@@ -191,13 +288,14 @@ async fn refused_now(kubeconfig: &Path, hidden: &[String], identity: &str, targe
 fn target_name(target: &Target) -> String {
     match target {
         Target::Eks { name, region, .. } => format!("{name} ({region})"),
-        Target::ServiceConnection(_) => "of the service connection".into(),
-        Target::File(path) => format!("of {}", path.display()),
-        Target::InCluster => "of the agent".into(),
+        Target::Kubernetes(Connection::ServiceConnection(_)) => "of the service connection".into(),
+        Target::Kubernetes(Connection::KubeconfigFile(path)) => format!("of {}", path.display()),
+        Target::Kubernetes(Connection::InCluster) => "of the agent".into(),
+        Target::Kubernetes(Connection::Exec(cluster)) => cluster.name.clone(),
     }
 }
 
-async fn helm_version(agent: &Agent, helm: &Helm, cancel: &Cancellation) -> anyhow::Result<Major> {
+async fn helm_version(agent: &Agent, helm: &Helm, cancel: &CancellationToken) -> anyhow::Result<Major> {
     let out = helm.run(agent, &helm::args::version_args(), None, Stdout::Keep, cancel).await?;
     let major = Major::parse(&out.stdout)?;
     agent.line(&format!("Helm {}", out.stdout.trim()));
@@ -205,33 +303,45 @@ async fn helm_version(agent: &Agent, helm: &Helm, cancel: &Cancellation) -> anyh
 }
 
 /// `helm repo add` or `helm registry login`, passwords on stdin.
-async fn log_in(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancellation) -> anyhow::Result<()> {
-    if let Some(repo) = &params.repository {
+async fn log_in(
+    agent: &Agent,
+    helm: &Helm,
+    repository: Option<&Repository>,
+    registry_login: Option<&RegistryLogin>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    if let Some(repo) = repository {
         let user = repo.login.as_ref().map(|(user, _)| user.as_str());
         let args = helm::args::repo_add_args(&repo.name, &repo.url, user);
         helm.run(agent, &args, repo.login.as_ref().map(|(_, p)| p), Stdout::Show, cancel).await?;
     }
-    if let Some((host, user, password)) = &params.registry_login {
+    if let Some((host, user, password)) = registry_login {
         let args = helm::args::registry_login_args(host, user);
         helm.run(agent, &args, Some(password), Stdout::Show, cancel).await?;
     }
     Ok(())
 }
 
-async fn upgrade(
+/// `helm upgrade`; returns what helm wrote to stderr.
+async fn run_upgrade(
     agent: &Agent,
     helm: &Helm,
     major: Major,
-    params: &Params,
-    cancel: &Cancellation,
-) -> Result<(), helm::runner::Error> {
-    agent.section(&format!("helm upgrade {}", params.upgrade.release));
-    let args = helm::args::upgrade_args(major, &params.upgrade);
-    helm.run(agent, &args, None, Stdout::Show, cancel).await.map(drop)
+    upgrade: &Upgrade,
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, helm::runner::Error> {
+    agent.section(&format!("helm upgrade {}", upgrade.release));
+    let args = helm::args::upgrade_args(major, upgrade);
+    Ok(helm.run(agent, &args, None, Stdout::Show, cancel).await?.stderr)
 }
 
-async fn read_release(agent: &Agent, helm: &Helm, params: &Params, cancel: &Cancellation) -> anyhow::Result<Release> {
-    let args = helm::args::status_args(&params.upgrade.release, &params.upgrade.namespace);
+async fn read_release(
+    agent: &Agent,
+    helm: &Helm,
+    params: &Params,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Release> {
+    let args = helm::args::status_args(&params.release.name, &params.release.namespace);
     let out = helm.run(agent, &args, None, Stdout::Keep, cancel).await?;
     Ok(Release::from_json(&out.stdout)?)
 }
@@ -248,13 +358,13 @@ async fn explain_failure(
     agent: &Agent,
     helm: &Helm,
     params: &Params,
-    cancel: &Cancellation,
+    cancel: &CancellationToken,
     error: helm::runner::Error,
 ) -> anyhow::Error {
     if matches!(error, helm::runner::Error::Canceled { .. }) || cancel.is_cancelled() {
         return Canceled.into();
     }
-    let (release, namespace) = (&params.upgrade.release, &params.upgrade.namespace);
+    let (release, namespace) = (&params.release.name, &params.release.namespace);
     agent.group(&format!("Release {namespace}/{release} after the failure"));
     let history = helm::args::history_args(release, namespace, 5);
     let _ = helm.run(agent, &history, None, Stdout::Show, cancel).await;
@@ -263,7 +373,8 @@ async fn explain_failure(
     if let Some(release) = &state {
         set_outputs(agent, release);
     }
-    let rollback = match (&state, params.upgrade.atomic) {
+    let atomic = matches!(&params.command, Command::Upgrade { upgrade, .. } if upgrade.atomic);
+    let rollback = match (&state, atomic) {
         (_, false) => String::new(),
         (Some(r), true) if r.status == "deployed" => format!("; rolled back: revision {} is deployed", r.revision),
         (Some(r), true) => format!("; the rollback did not succeed: revision {} is {}", r.revision, r.status),
@@ -273,7 +384,8 @@ async fn explain_failure(
         error.stderr().iter().any(|l| l.contains("another operation (install/upgrade/rollback) is in progress"));
     let pending = state.as_ref().map(|r| r.status.as_str()).filter(|s| s.starts_with("pending-"));
     let fix = unlock_hint(release, namespace, pending, locked);
-    anyhow::Error::from(error).context(format!("helm upgrade of {namespace}/{release} failed{rollback}{fix}"))
+    let verb = params.command.verb();
+    anyhow::Error::from(error).context(format!("helm {verb} of {namespace}/{release} failed{rollback}{fix}"))
 }
 
 /// How to free a release that a helm run which did not finish (killed, or
@@ -287,7 +399,32 @@ fn unlock_hint(release: &str, namespace: &str, pending: Option<&str>, locked: bo
         (None, false) => return String::new(),
     };
     let status = pending.map(|s| format!(" {s}")).unwrap_or_default();
-    format!("; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again")
+    format!(
+        "; the release is left{status} by a helm run that did not finish: run {unlock}, then run this step again \
+         (or set unlockPendingRelease to let the step do it)"
+    )
+}
+
+/// HelmDeploy@1 splits `overrideValues` at commas; this task does not, so a
+/// migrated `a=1,b=2` would quietly set `a` to `1,b=2`.
+fn warn_of_helmdeploy_lists(agent: &Agent, inputs: &Inputs) {
+    for (input, lines) in
+        [("overrideValues", &inputs.override_values), ("overrideValuesString", &inputs.override_values_string)]
+    {
+        for (number, line) in lines.iter().enumerate() {
+            let Some(keys) = helm::values::helmdeploy_list_keys(line) else { continue };
+            let one_per_line = keys.iter().map(|k| format!("{k}=…")).collect::<Vec<_>>().join(" / ");
+            agent.log_issue(&Issue::new(
+                IssueType::Warning,
+                format!(
+                    "{input} line {}: {} is set to everything after its '=', commas included; \
+                     HelmDeploy@1's comma-separated list is one key=value per line here: {one_per_line}",
+                    number + 1,
+                    keys[0]
+                ),
+            ));
+        }
+    }
 }
 
 /// The `arguments` input with `--set` values reduced to their keys.
@@ -315,11 +452,14 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         session_duration_seconds,
         namespace,
         create_namespace,
+        command,
         chart_type,
         chart_name,
         chart_path,
         chart_version,
         release_name,
+        revision,
+        ignore_missing_release,
         value_file,
         override_values,
         override_values_string,
@@ -331,6 +471,12 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         wait_for_execution,
         timeout,
         atomic,
+        force,
+        reset_values,
+        reuse_values,
+        update_dependency,
+        fail_on_stderr,
+        unlock_pending_release,
         arguments,
         helm_path,
     } = inputs;
@@ -357,11 +503,14 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Session duration (s)", shown(session_duration_seconds)),
             ("Namespace", namespace.clone()),
             ("Create namespace", create_namespace.to_string()),
-            ("Chart type", chart_type.as_str().to_string()),
+            ("Command", command.as_str().to_string()),
+            ("Chart type", chart_type.map(|c| c.as_str().to_string()).unwrap_or_default()),
             ("Chart", shown(chart_name)),
             ("Chart path", path(chart_path)),
             ("Chart version", shown(chart_version)),
             ("Release", release_name.clone()),
+            ("Revision", shown(revision)),
+            ("Missing release is uninstalled", ignore_missing_release.to_string()),
             ("Values files", value_file.join(", ")),
             ("Set", set_keys(override_values)),
             ("Set string", set_keys(override_values_string)),
@@ -373,6 +522,12 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Wait", wait_for_execution.to_string()),
             ("Timeout", shown(timeout)),
             ("Roll back on failure", atomic.to_string()),
+            ("Force", force.to_string()),
+            ("Reset values", reset_values.to_string()),
+            ("Reuse values", reuse_values.to_string()),
+            ("Update dependencies", update_dependency.to_string()),
+            ("Fail on standard error", fail_on_stderr.to_string()),
+            ("Recover a pending release", unlock_pending_release.to_string()),
             ("Extra arguments", extra_arguments(arguments.as_deref())),
             ("Helm", shown(helm_path)),
         ],

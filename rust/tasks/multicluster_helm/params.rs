@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use crate::aws::arn::{self, RoleArn};
 use crate::aws::credentials::{AssumeRole, Base};
-use crate::azp::endpoint::KubernetesEndpoint;
 use crate::azp::{Env, Secret};
 use crate::helm::args::oci_host;
 use crate::helm::{ChartRef, Upgrade, values, words};
+use crate::kube::Connection;
 use crate::kube::names::check_dns1123_label;
-use crate::tasks::inputs::multicluster_helm::{ChartType, ConnectionType, Inputs};
+use crate::tasks::inputs::multicluster_helm::{ChartType, Command as HelmCommand, ConnectionType, Inputs};
 use crate::tasks::syntax::check_go_duration;
 
 /// An input that cannot be used, named by its task.json name.
@@ -26,14 +26,13 @@ fn bad(input: &'static str, message: impl Into<String>) -> InputError {
     InputError { input, message: message.into() }
 }
 
-/// How the step reaches its cluster.
+/// Which cluster the step deploys to: an EKS cluster, which AWS describes
+/// first, or a Kubernetes connection as given.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant, reason = "one per step; boxing would only add noise")]
 pub enum Target {
     Eks { name: String, region: String, base: Base, role: Option<AssumeRole> },
-    ServiceConnection(KubernetesEndpoint),
-    File(PathBuf),
-    InCluster,
+    Kubernetes(Connection),
 }
 
 /// A chart repository to add before the upgrade.
@@ -44,29 +43,118 @@ pub struct Repository {
     pub login: Option<(String, Secret)>,
 }
 
+/// What the step does with the release.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one per step; boxing would only add noise")]
+pub enum Command {
+    Upgrade {
+        upgrade: Upgrade,
+        repository: Option<Repository>,
+        /// `helm registry login <host>` for an OCI chart with credentials.
+        registry_login: Option<RegistryLogin>,
+        /// Fail when helm upgrade writes to stderr, as HelmDeploy@1's `failOnStderr`.
+        fail_on_stderr: bool,
+        /// Free a release a killed helm left `pending-*` before upgrading.
+        unlock: bool,
+    },
+    Uninstall {
+        ignore_missing: bool,
+    },
+    Rollback {
+        /// The previous revision when None.
+        revision: Option<u64>,
+    },
+    Test,
+    /// What `Upgrade` with these inputs would change; changes nothing.
+    Diff {
+        upgrade: Upgrade,
+        repository: Option<Repository>,
+        registry_login: Option<RegistryLogin>,
+    },
+}
+
+impl Command {
+    /// helm's name of the command.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Upgrade { .. } => "upgrade",
+            Self::Uninstall { .. } => "uninstall",
+            Self::Rollback { .. } => "rollback",
+            Self::Test => "test",
+            Self::Diff { .. } => "diff",
+        }
+    }
+}
+
 /// The plan of the step.
 #[derive(Debug, Clone)]
 pub struct Params {
     pub target: Target,
     pub helm: PathBuf,
-    pub upgrade: Upgrade,
-    pub repository: Option<Repository>,
-    /// `helm registry login <host>` for an OCI chart with credentials.
-    pub registry_login: Option<RegistryLogin>,
+    pub release: ReleaseRef,
+    /// `--wait` (upgrade, uninstall, rollback).
+    pub wait: bool,
+    /// helm's `--timeout`, a Go duration.
+    pub timeout: Option<String>,
+    pub command: Command,
+}
+
+/// Which release: its name and namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRef {
+    pub name: String,
+    pub namespace: String,
 }
 
 impl Params {
     pub fn from_inputs(inputs: &Inputs, env: &Env) -> Result<Self, InputError> {
         let target = target(inputs, env)?;
-        let upgrade = upgrade(inputs, env)?;
-        let (repository, registry_login) = logins(inputs, &upgrade.chart)?;
+        check_dns1123_label(&inputs.release_name, 53).map_err(|m| bad("releaseName", m))?;
+        check_dns1123_label(&inputs.namespace, 63).map_err(|m| bad("namespace", m))?;
+        let release = ReleaseRef { name: inputs.release_name.clone(), namespace: inputs.namespace.clone() };
+        let timeout = inputs
+            .timeout
+            .clone()
+            .map(|t| check_go_duration(&t).map(|()| t).map_err(|e| bad("timeout", e)))
+            .transpose()?;
+        let command = match inputs.command {
+            HelmCommand::Upgrade => {
+                let upgrade = upgrade(inputs, env, &release, timeout.clone())?;
+                let (repository, registry_login) = logins(inputs, &upgrade.chart)?;
+                Command::Upgrade {
+                    upgrade,
+                    repository,
+                    registry_login,
+                    fail_on_stderr: inputs.fail_on_stderr,
+                    unlock: inputs.unlock_pending_release,
+                }
+            }
+            HelmCommand::Uninstall => Command::Uninstall { ignore_missing: inputs.ignore_missing_release },
+            HelmCommand::Rollback => Command::Rollback { revision: revision(inputs.revision.as_deref())? },
+            HelmCommand::Test => Command::Test,
+            HelmCommand::Diff => {
+                let upgrade = upgrade(inputs, env, &release, timeout.clone())?;
+                let (repository, registry_login) = logins(inputs, &upgrade.chart)?;
+                Command::Diff { upgrade, repository, registry_login }
+            }
+        };
         Ok(Self {
             target,
             helm: inputs.helm_path.clone().map(PathBuf::from).unwrap_or_else(|| "helm".into()),
-            upgrade,
-            repository,
-            registry_login,
+            release,
+            wait: inputs.wait_for_execution,
+            timeout,
+            command,
         })
+    }
+}
+
+/// A revision of `helm history`: a positive whole number.
+fn revision(text: Option<&str>) -> Result<Option<u64>, InputError> {
+    let Some(text) = text else { return Ok(None) };
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(bad("revision", format!("{text:?} is not a revision number (1, 2, …; see helm history)"))),
     }
 }
 
@@ -76,27 +164,24 @@ fn target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
         ConnectionType::KubernetesServiceConnection => inputs
             .kubernetes_service_connection
             .clone()
-            .map(Target::ServiceConnection)
+            .map(|endpoint| Target::Kubernetes(Connection::ServiceConnection(endpoint)))
             .ok_or_else(|| bad("kubernetesServiceConnection", "a service connection is required")),
         ConnectionType::KubeconfigFile => {
             let path = inputs.kubeconfig.clone().ok_or_else(|| bad("kubeconfig", "a kubeconfig file is required"))?;
             if !path.is_file() {
                 return Err(bad("kubeconfig", format!("{} does not exist", path.display())));
             }
-            Ok(Target::File(path))
+            Ok(Target::Kubernetes(Connection::KubeconfigFile(path)))
         }
-        ConnectionType::InCluster => Ok(Target::InCluster),
+        ConnectionType::InCluster => Ok(Target::Kubernetes(Connection::InCluster)),
     }
 }
 
 fn eks_target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
     let name = inputs.cluster_name.clone().ok_or_else(|| bad("clusterName", "the EKS cluster name is required"))?;
     check_cluster_name(&name).map_err(|m| bad("clusterName", m))?;
-    let region = inputs
-        .region_name
-        .clone()
-        .or_else(|| env.var("AWS_REGION").or_else(|| env.var("AWS_DEFAULT_REGION")).map(str::to_string))
-        .ok_or_else(|| bad("regionName", "no region given, and the agent has no AWS_REGION"))?;
+    let region = crate::aws::region(env, inputs.region_name.as_deref())
+        .ok_or_else(|| bad("regionName", "no region given, and the agent has no AWS_REGION or AWS_DEFAULT_REGION"))?;
     arn::check_region(&region).map_err(|e| bad("regionName", e.to_string()))?;
     let base = match &inputs.aws_credentials {
         Some(endpoint) => Base::Connection(endpoint.clone()),
@@ -172,11 +257,14 @@ fn session_duration(text: Option<&str>) -> Result<Duration, InputError> {
     Ok(Duration::from_secs(seconds))
 }
 
-fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
-    check_dns1123_label(&inputs.release_name, 53).map_err(|m| bad("releaseName", m))?;
-    check_dns1123_label(&inputs.namespace, 63).map_err(|m| bad("namespace", m))?;
-    let timeout =
-        inputs.timeout.clone().map(|t| check_go_duration(&t).map(|()| t).map_err(|e| bad("timeout", e))).transpose()?;
+fn upgrade(inputs: &Inputs, env: &Env, release: &ReleaseRef, timeout: Option<String>) -> Result<Upgrade, InputError> {
+    if inputs.reset_values && inputs.reuse_values {
+        // helm would silently ignore --reuse-values.
+        return Err(bad(
+            "reuseValues",
+            "cannot be used with resetValues: choose the chart's values or the last release's",
+        ));
+    }
     let set = values::set_values(&inputs.override_values).map_err(|e| bad("overrideValues", e.to_string()))?;
     let set_string =
         values::set_values(&inputs.override_values_string).map_err(|e| bad("overrideValuesString", e.to_string()))?;
@@ -189,15 +277,19 @@ fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
         }
     };
     Ok(Upgrade {
-        release: inputs.release_name.clone(),
+        release: release.name.clone(),
         chart: chart(inputs, env)?,
-        version: inputs.chart_version.clone().filter(|_| inputs.chart_type != ChartType::FilePath),
-        namespace: inputs.namespace.clone(),
+        version: inputs.chart_version.clone().filter(|_| inputs.chart_type != Some(ChartType::FilePath)),
+        namespace: release.namespace.clone(),
         create_namespace: inputs.create_namespace,
         install: inputs.install,
         wait: inputs.wait_for_execution,
         timeout,
         atomic: inputs.atomic,
+        force: inputs.force,
+        reset_values: inputs.reset_values,
+        reuse_values: inputs.reuse_values,
+        dependency_update: inputs.update_dependency,
         value_files: value_files(&inputs.value_file, env)?,
         set,
         set_string,
@@ -207,7 +299,7 @@ fn upgrade(inputs: &Inputs, env: &Env) -> Result<Upgrade, InputError> {
 
 fn chart(inputs: &Inputs, env: &Env) -> Result<ChartRef, InputError> {
     let name = || inputs.chart_name.clone().ok_or_else(|| bad("chartName", "a chart name is required"));
-    match inputs.chart_type {
+    match inputs.chart_type.unwrap_or(ChartType::Name) {
         ChartType::FilePath => {
             // The agent sends the repository folder for an empty path (and
             // for `.`): that is the chart when the repository is one.
@@ -352,8 +444,42 @@ mod tests {
         assert_eq!((name.as_str(), region.as_str()), ("dev", "eu-west-1"));
         assert_eq!(role.session_name, "azp-kube-local");
         assert_eq!(role.duration, Duration::from_secs(3600));
-        assert_eq!(params.upgrade.chart, ChartRef::Oci("oci://r.example.com/charts/web".into()));
-        assert_eq!(params.upgrade.timeout.as_deref(), Some("10m"));
+        let Command::Upgrade { upgrade, .. } = &params.command else { panic!("{:?}", params.command) };
+        assert_eq!(upgrade.chart, ChartRef::Oci("oci://r.example.com/charts/web".into()));
+        assert_eq!(upgrade.timeout.as_deref(), Some("10m"));
+    }
+
+    #[test]
+    fn the_other_commands_need_no_chart() {
+        let rollback = read(&eks(&[("command", "rollback"), ("revision", "3"), ("chartName", "")])).unwrap();
+        assert!(matches!(rollback.command, Command::Rollback { revision: Some(3) }), "{:?}", rollback.command);
+        let previous = read(&eks(&[("command", "rollback")])).unwrap();
+        assert!(matches!(previous.command, Command::Rollback { revision: None }));
+        for bad in ["0", "-1", "two", "1.5"] {
+            let err = read(&eks(&[("command", "rollback"), ("revision", bad)])).unwrap_err();
+            assert!(err.starts_with("input revision:"), "{bad}: {err}");
+        }
+        let uninstall = read(&eks(&[("command", "uninstall"), ("ignoreMissingRelease", "true")])).unwrap();
+        assert!(matches!(uninstall.command, Command::Uninstall { ignore_missing: true }));
+        assert!(matches!(read(&eks(&[("command", "test")])).unwrap().command, Command::Test));
+        // A chart input left over from an upgrade step is not read (it is not visible).
+        let leftover = read(&eks(&[("command", "test"), ("chartType", "OCI"), ("chartName", "oci://-x")])).unwrap();
+        assert!(matches!(leftover.command, Command::Test));
+    }
+
+    #[test]
+    fn the_region_falls_back_to_aws_default_region_as_the_sdk_does() {
+        let mut vars: Vec<(String, String)> = eks(&[])
+            .into_iter()
+            .filter(|(k, _)| *k != "regionName")
+            .map(|(k, v)| (format!("INPUT_{}", k.to_uppercase()), v.to_string()))
+            .collect();
+        vars.push(("AWS_DEFAULT_REGION".into(), "us-east-2".into()));
+        let env = Env::from_vars(vars);
+        let inputs = Inputs::read(&crate::azp::inputs::InputReader::new(&env, &SPEC)).unwrap();
+        let params = Params::from_inputs(&inputs, &env).unwrap();
+        let Target::Eks { region, .. } = &params.target else { panic!("{:?}", params.target) };
+        assert_eq!(region, "us-east-2");
     }
 
     #[test]
@@ -406,8 +532,9 @@ mod tests {
         };
         let ok = repo(&[("chartName", "web"), ("helmRepoName", "co"), ("helmRepoUrl", "https://charts.example.com")])
             .unwrap();
-        assert_eq!(ok.upgrade.chart, ChartRef::Repo("co/web".into()));
-        assert_eq!(ok.repository.unwrap().url, "https://charts.example.com");
+        let Command::Upgrade { upgrade, repository, .. } = ok.command else { panic!("{:?}", ok.command) };
+        assert_eq!(upgrade.chart, ChartRef::Repo("co/web".into()));
+        assert_eq!(repository.unwrap().url, "https://charts.example.com");
         let err = repo(&[("chartName", "web"), ("helmRepoUrl", "https://c.example.com")]).unwrap_err();
         assert!(err.contains("input helmRepoName:"), "{err}");
         let err = repo(&[("chartName", "web"), ("helmRepoName", "co"), ("helmRepoUrl", "ftp://c")]).unwrap_err();

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::params::Params;
+use super::params::{Command, Params};
 use crate::azp::Agent;
 use crate::helm::Release;
 
@@ -29,7 +29,7 @@ impl Summary<'_> {
             ("Cluster", self.cluster.to_string()),
             ("Namespace", r.namespace.clone()),
             ("Identity", self.identity.to_string()),
-            ("Source", self.params.upgrade.chart.as_arg()),
+            ("Source", self.source()),
         ];
         let mut text = format!("### Helm release {}\n\n| | |\n|---|---|\n", cell(&r.name));
         for (name, value) in rows.iter().filter(|(_, v)| !v.trim().is_empty()) {
@@ -38,14 +38,17 @@ impl Summary<'_> {
         text
     }
 
-    /// Writes the file under `temp_dir` and attaches it; a summary that
-    /// cannot be written is only a warning.
-    pub fn upload(&self, agent: &Agent, temp_dir: &Path) {
-        let path = self.path(temp_dir);
-        match std::fs::write(&path, self.markdown()) {
-            Ok(()) => agent.upload_summary(&path),
-            Err(e) => agent.warning_line(&format!("cannot write the summary {}: {e}", path.display())),
+    /// The chart an upgrade installed from; what the other commands did.
+    fn source(&self) -> String {
+        match &self.params.command {
+            Command::Upgrade { upgrade, .. } => upgrade.chart.as_arg(),
+            other => format!("helm {}", other.verb()),
         }
+    }
+
+    /// Writes the file under `temp_dir` and attaches it.
+    pub fn upload(&self, agent: &Agent, temp_dir: &Path) {
+        agent.attach_summary(&self.path(temp_dir), &self.markdown());
     }
 
     fn path(&self, temp_dir: &Path) -> PathBuf {

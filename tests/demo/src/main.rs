@@ -184,7 +184,7 @@ fn main() -> ExitCode {
         }
         (None, env, Vec::new(), real_connections)
     } else {
-        out.note("starting the local world (Kubernetes API simulator, moto, registry)…");
+        out.note("starting the local world (Kubernetes API simulators, moto, registry)…");
         let world = match LocalWorld::start() {
             Ok(world) => world,
             Err(e) => return fail(&format!("{e}\n(run `bash scripts/setup.sh` once; scripts/demo.sh does)")),

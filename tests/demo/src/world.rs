@@ -1,11 +1,13 @@
-//! The local world the demo runs against: the Kubernetes API simulator
-//! (playing both the management cluster that runs kaniko and the "dev"
-//! cluster in account 222222222222), moto (S3, STS, EKS) and helm, prepared
-//! as the example pipeline expects.
+//! The local world the demo runs against: two Kubernetes API simulators (the
+//! management cluster that runs kaniko, and the "dev" cluster in account
+//! 222222222222), moto (S3, STS, EKS) and helm, prepared as the example
+//! pipeline expects.
 
 use std::process::Command;
 
 use azp_kube_world::World;
+use azp_kube_world::clusters::{ClusterSpec, ExtraCluster};
+use std::sync::Arc;
 
 use crate::runner::ServiceConnection;
 use serde_json::json;
@@ -35,6 +37,8 @@ pub struct LocalWorld {
     pub notes: Vec<String>,
     /// `management-cluster`: the cluster that runs the kaniko pods.
     pub connections: Vec<ServiceConnection>,
+    /// The EKS cluster `dev` of the target account: an API server of its own.
+    pub dev: Arc<ExtraCluster>,
 }
 
 impl LocalWorld {
@@ -57,52 +61,21 @@ impl LocalWorld {
         }
         let mut env: Vec<(String, String)> = world.env().into_iter().filter(|(k, _)| k != "KUBECONFIG").collect();
         aws(&world, &env, &["s3api", "create-bucket", "--bucket", BUCKET])?;
-        // The "dev" cluster in the target account: created with the deploy
-        // role's credentials, so it lives in account 222222222222.
-        let assumed =
-            aws(&world, &env, &["sts", "assume-role", "--role-arn", DEPLOY_ROLE, "--role-session-name", "demo-setup"])?;
-        let c = &assumed["Credentials"];
-        let mut role_env = env.clone();
-        for (key, field) in [
-            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
-            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
-            ("AWS_SESSION_TOKEN", "SessionToken"),
-        ] {
-            role_env.retain(|(k, _)| k != key);
-            role_env.push((key.to_string(), c[field].as_str().unwrap_or_default().to_string()));
-        }
-        aws(
-            &world,
-            &role_env,
-            &[
-                "eks",
-                "create-cluster",
-                "--name",
-                DEV_CLUSTER,
-                "--region",
-                DEV_REGION,
-                "--role-arn",
-                "arn:aws:iam::222222222222:role/eks",
-                "--resources-vpc-config",
-                "subnetIds=subnet-1",
-            ],
-        )?;
-        // The simulator authenticates EKS tokens of the world's own cluster;
-        // tokens for "dev" need an authenticator of their own, with the
-        // access entry that lets the deploy role in.
-        let endpoint = world.aws_endpoint().ok_or("the world runs no moto")?;
-        let sts_host = endpoint.trim_start_matches("http://").to_string();
-        let dev = std::sync::Arc::new(azp_kube_world::eks::EksAuthenticator::new(
-            &sts_host,
-            DEV_CLUSTER,
-            azp_kube_world::moto::credentials_file(&world.dir().join("moto.log")),
-        ));
+        // The "dev" cluster in the target account: an API server of its own, and
+        // an EKS entry in account 222222222222 that describes to it.
+        let dev = world
+            .add_cluster(ClusterSpec {
+                name: DEV_CLUSTER.to_string(),
+                region: DEV_REGION.to_string(),
+                account_role: Some(DEPLOY_ROLE.to_string()),
+            })
+            .map_err(|e| format!("cluster {DEV_CLUSTER}: {e:?}"))?;
         dev.add_access_entry(DEPLOY_ROLE, "deployer:{{SessionName}}", &["system:masters"]);
-        world.cluster().auth.add_authenticator(dev);
         notes.push(format!("cluster {DEV_CLUSTER} has an access entry for {DEPLOY_ROLE} (cluster admin)"));
         notes.push(format!(
-            "one API simulator plays both clusters: the management cluster (kaniko pods in {KANIKO_NAMESPACE}) \
-             and the EKS cluster {DEV_CLUSTER} ({DEV_REGION}, account 222222222222), whose endpoint moto points at it"
+            "two API simulators: the management cluster (kaniko pods in {KANIKO_NAMESPACE}) and the EKS cluster \
+             {DEV_CLUSTER} ({DEV_REGION}, account 222222222222, {}), whose endpoint moto points at",
+            dev.api_url()
         ));
         // helm and kubectl on the agent's PATH, as a HelmInstaller step would put them.
         let bin = world.dir().join("agent-bin");
@@ -129,7 +102,7 @@ impl LocalWorld {
             "world",
             world.api_url(),
         )];
-        Ok(Self { world, variables, env, notes, connections })
+        Ok(Self { world, variables, env, notes, connections, dev })
     }
 }
 

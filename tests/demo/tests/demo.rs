@@ -72,6 +72,47 @@ fn the_example_pipeline_builds_and_deploys_the_digest() {
     assert!(deploy.contains("web runs 127.0.0.1:") && deploy.contains(&format!("/web@{digest}")), "{deploy}");
     assert!(deploy.contains("│ Revision   1"), "{deploy}");
     assert!(deploy.contains("AWS identity: role deployer"), "{deploy}");
+    // The cluster's version from DescribeCluster is the one its API server reports.
+    assert!(deploy.contains("Kubernetes 1.34\n") && deploy.contains("(server v1.34.0)"), "{deploy}");
+    // The README's copy of this output is what the demo prints now.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let copy = readme
+        .split("```text\nazp-kube-demo: examples/azure-pipelines.yml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```\n").next())
+        .expect("README.md has no copy of the demo's output");
+    let copy = format!("azp-kube-demo: examples/azure-pipelines.yml\n{copy}\n");
+    let copy = normalise(&copy.replace(README_CHECKOUT, "<repo>"));
+    let printed = normalise(&stdout.replace(&repo().display().to_string(), "<repo>"));
+    if copy != printed {
+        let first = copy.lines().zip(printed.lines()).find(|(a, b)| a != b);
+        panic!(
+            "README.md's demo output differs from what the demo prints (first differing line: {first:?}):\n{printed}"
+        );
+    }
+}
+
+/// Where the README's copy of the demo output was run.
+const README_CHECKOUT: &str = "/home/me/azp-kube";
+
+/// The demo's output without what changes from run to run: times, ports,
+/// digests and other hashes, build ids, durations.
+fn normalise(text: &str) -> String {
+    let rules = [
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "<time>"),
+        (r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}", "<time>"),
+        (r"[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2} ", "<time> "),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:<port>"),
+        (r"\b[0-9a-f]{64}\b", "<digest>"),
+        (r"\b[0-9a-f]{32}\b", "<hash>"),
+        (r"--> [0-9a-f]{11}", "--> <id>"),
+        (r"kaniko-\d+-[a-z0-9]{5}", "kaniko-<build>"),
+        (r"azp-kube-\d+", "azp-kube-<build>"),
+        (r"\d+\.\d s\b", "<duration>"),
+    ];
+    rules.iter().fold(text.to_string(), |text, (pattern, with)| {
+        regex::Regex::new(pattern).unwrap().replace_all(&text, *with).into_owned()
+    })
 }
 
 /// A Dockerfile whose RUN fails: kaniko fails, the Build stage fails and
@@ -287,4 +328,66 @@ fn the_quick_start_shows_the_example_pipeline_as_it_is() {
     let body = &example[example.find("trigger:").unwrap()..];
     assert!(quick_start.contains(&format!("```yaml\n{}```", body)), "the Quick start's YAML differs from the example");
     assert!(quick_start.contains("bash scripts/demo.sh") && quick_start.contains("bash scripts/test.sh"));
+}
+
+/// deploy/agent-image/azure-pipelines.yml, the pipeline that publishes the
+/// chart's default image: it parses, its inputs validate, its tag is the
+/// chart's appVersion, and its build step starts the world's kaniko with the
+/// arguments the image needs. The world cannot install the image's packages
+/// (it has no internet), so the build itself stops there at `FROM ubuntu`.
+#[test]
+fn the_agent_image_pipeline_builds_the_chart_s_default_image_with_kaniko() {
+    use azp_kube_demo::render::Renderer;
+    use azp_kube_demo::runner::{Runner, check_tasks};
+    use azp_kube_demo::world::{KANIKO_NAMESPACE, LocalWorld};
+
+    let text = std::fs::read_to_string(repo().join("deploy/agent-image/azure-pipelines.yml")).unwrap();
+    let pipeline = yaml::parse(&text).unwrap_or_else(|refusal| panic!("{refusal}"));
+    let chart = std::fs::read_to_string(repo().join("deploy/chart/Chart.yaml")).unwrap();
+    let app_version = chart
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .unwrap();
+    assert!(text.contains(&format!("\n  agentImageTag: {app_version}\n")), "the tag is not appVersion {app_version}");
+    // The repository is the one the chart's image.repository names (its registry aside).
+    let values = std::fs::read_to_string(repo().join("deploy/chart/values.yaml")).unwrap();
+    let image = values.split("\nimage:\n").nth(1).unwrap();
+    let repository = image.lines().find_map(|l| l.trim().strip_prefix("repository:")).unwrap().trim();
+    assert!(repository.ends_with("/azure-agent"), "{repository}");
+
+    let local = LocalWorld::start().unwrap();
+    check_tasks(&pipeline, &repo(), &local.connections).unwrap_or_else(|refusal| panic!("{refusal}"));
+    let recorder = local.world.record(KANIKO_NAMESPACE);
+    let runner = Runner {
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_azp-kube-demo")).parent().unwrap().join("azp-kube"),
+        repo: repo(),
+        sources: repo(),
+        env: local.env.iter().cloned().chain([("SYSTEM_TEAMPROJECT".into(), "demo".into())]).collect(),
+        variables: local.variables.clone(),
+        build_id: 7,
+        branch: "main".into(),
+        connections: local.connections.clone(),
+    };
+    let mut out = Renderer::new(Box::new(std::io::sink()), false);
+    runner.run(&pipeline, &mut out);
+    let recording = recorder.finish();
+    let pod = recording
+        .of("pods")
+        .map(|event| &event.object)
+        .find(|pod| pod["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("kaniko-")))
+        .expect("no kaniko pod was started");
+    let container = &pod["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    let registry = &local.variables.iter().find(|(k, _)| k == "registry").unwrap().1;
+    let expected = [
+        format!("--destination={registry}/azure-agent:{app_version}"),
+        "--build-arg=HELM_VERSION=v3.17.3".to_string(),
+        "--context=tar://stdin".to_string(),
+        "--cache=true".to_string(),
+    ];
+    for arg in &expected {
+        assert!(args.contains(&arg.as_str()), "{arg} missing from {args:?}");
+    }
+    assert_eq!(pod["spec"]["serviceAccountName"], "azure-agent-kaniko");
 }

@@ -14,6 +14,9 @@ use crate::parse::mangle;
 /// One input as task.json declares it (what the agent needs of it).
 struct DeclaredInput {
     name: String,
+    /// Other names a pipeline may use (task.json `aliases`): the server
+    /// hands the task the value under `name`.
+    aliases: Vec<String>,
     kind: String,
     default: Option<String>,
 }
@@ -41,6 +44,12 @@ impl TaskRun {
             .flatten()
             .map(|i| DeclaredInput {
                 name: i["name"].as_str().unwrap_or_default().to_string(),
+                aliases: i["aliases"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_string))
+                    .collect(),
                 kind: i["type"].as_str().unwrap_or_default().to_string(),
                 default: match &i["defaultValue"] {
                     serde_json::Value::String(s) => Some(s.clone()),
@@ -124,7 +133,8 @@ impl TaskRun {
         }
         // Defaults first, then the step's values; literal values are trimmed.
         for input in &self.declared {
-            let given = self.inputs.get(&input.name).or(input.default.as_ref());
+            let by_alias = || input.aliases.iter().find_map(|alias| self.inputs.get(alias));
+            let given = self.inputs.get(&input.name).or_else(by_alias).or(input.default.as_ref());
             let mut value = given.map(|v| v.trim().to_string()).unwrap_or_default();
             if input.kind == "filePath" {
                 value = root_file_path(&value, &sources);
@@ -132,7 +142,8 @@ impl TaskRun {
             env.insert(format!("INPUT_{}", mangle(&input.name)), value);
         }
         // Inputs that task.json does not declare still arrive (the agent does not check).
-        for (name, value) in &self.inputs {
+        let aliases: Vec<&String> = self.declared.iter().flat_map(|i| &i.aliases).collect();
+        for (name, value) in self.inputs.iter().filter(|(name, _)| !aliases.contains(name)) {
             env.entry(format!("INPUT_{}", mangle(name))).or_insert_with(|| value.trim().to_string());
         }
         env.extend(self.env.clone());

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod aws_faults;
 pub mod cluster;
+pub mod clusters;
 pub mod controllers;
 pub mod deletion;
 pub mod eks;

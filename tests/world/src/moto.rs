@@ -73,6 +73,8 @@ impl Moto {
             .arg(ca_file)
             .arg("--credentials-file")
             .arg(credentials_file(log))
+            .arg("--eks-endpoints-file")
+            .arg(eks_endpoints_file(log))
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(log_file)
@@ -112,6 +114,11 @@ impl Drop for Moto {
 /// Where the launcher records assumed-role credentials (beside moto's log).
 pub fn credentials_file(log: &Path) -> std::path::PathBuf {
     log.with_file_name("moto-credentials")
+}
+
+/// Where the world lists the EKS clusters (by ARN) that have a simulator of their own.
+pub fn eks_endpoints_file(log: &Path) -> std::path::PathBuf {
+    log.with_file_name("eks-endpoints.json")
 }
 
 fn free_port() -> std::io::Result<u16> {

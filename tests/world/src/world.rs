@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
+use crate::clusters::{ClusterSpec, ExtraCluster};
 use crate::error::ApiError;
 use crate::moto::{self, Moto};
 use crate::pods::{Behaviour, Kubelet};
@@ -22,6 +23,8 @@ use crate::tools::{self, Tools};
 pub const REGION: &str = "us-east-1";
 /// The name of the world's EKS cluster.
 pub const CLUSTER_NAME: &str = "world";
+/// moto's default account: the world's own keys are in it.
+pub const ACCOUNT: &str = "123456789012";
 
 /// Why the world could not start or write a file.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,7 @@ struct Started {
     moto: Option<(u16, u32)>,
     moto_https: Option<u16>,
     registry: Option<(u16, u32)>,
+    runtime: tokio::runtime::Handle,
 }
 
 /// A running world.
@@ -99,6 +103,9 @@ pub struct World {
     tools: Tools,
     cluster: Arc<Cluster>,
     kubelet: Arc<Kubelet>,
+    version: crate::version::ServerVersion,
+    runtime: tokio::runtime::Handle,
+    extra_clusters: Mutex<Vec<Arc<ExtraCluster>>>,
     stop: CancellationToken,
     thread: Mutex<Option<JoinHandle<()>>>,
     startup: Duration,
@@ -155,6 +162,9 @@ impl World {
             tools,
             cluster: started.cluster,
             kubelet: started.kubelet,
+            version: options.kubernetes,
+            runtime: started.runtime,
+            extra_clusters: Mutex::default(),
             stop,
             thread: Mutex::new(Some(thread)),
             startup: Duration::ZERO,
@@ -412,6 +422,12 @@ impl World {
     /// account of `role_arn` too, with that role's credentials, so that a task
     /// that assumes the role finds it: moto keeps clusters per account.
     pub fn create_cluster_in_account_of(&self, role_arn: &str) -> Result<(), Error> {
+        self.create_eks_cluster(CLUSTER_NAME, REGION, Some(role_arn))
+    }
+
+    /// Creates an EKS cluster entry in moto, in the account of `role_arn` (assumed with the
+    /// world's keys) or in the world's own account.
+    fn create_eks_cluster(&self, name: &str, region: &str, role_arn: Option<&str>) -> Result<(), Error> {
         let aws = |args: &[&str], extra: &[(&str, String)]| -> Result<serde_json::Value, Error> {
             let out = std::process::Command::new(&self.tools.aws)
                 .args(args)
@@ -426,18 +442,68 @@ impl World {
             }
             Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
         };
-        let assumed = aws(&["sts", "assume-role", "--role-arn", role_arn, "--role-session-name", "world"], &[])?;
-        let key = |name: &str| assumed["Credentials"][name].as_str().unwrap_or_default().to_string();
-        let keys = [
-            ("AWS_ACCESS_KEY_ID", key("AccessKeyId")),
-            ("AWS_SECRET_ACCESS_KEY", key("SecretAccessKey")),
-            ("AWS_SESSION_TOKEN", key("SessionToken")),
-        ];
-        let account = role_arn.split(':').nth(4).unwrap_or_default();
+        let mut keys = vec![("AWS_REGION", region.to_string()), ("AWS_DEFAULT_REGION", region.to_string())];
+        let account = match role_arn {
+            Some(role_arn) => {
+                let assumed =
+                    aws(&["sts", "assume-role", "--role-arn", role_arn, "--role-session-name", "world"], &[])?;
+                let key = |name: &str| assumed["Credentials"][name].as_str().unwrap_or_default().to_string();
+                keys.extend([
+                    ("AWS_ACCESS_KEY_ID", key("AccessKeyId")),
+                    ("AWS_SECRET_ACCESS_KEY", key("SecretAccessKey")),
+                    ("AWS_SESSION_TOKEN", key("SessionToken")),
+                ]);
+                role_arn.split(':').nth(4).unwrap_or_default()
+            }
+            None => ACCOUNT,
+        };
         let cluster_role = format!("arn:aws:iam::{account}:role/eks");
-        let create = ["eks", "create-cluster", "--name", CLUSTER_NAME, "--role-arn", &cluster_role];
-        aws(&[&create[..], &["--resources-vpc-config", "subnetIds=subnet-1"]].concat(), &keys)?;
+        // The version the API servers report, so that DescribeCluster and /version agree.
+        let version = format!("1.{}", self.version.minor);
+        let create = ["eks", "create-cluster", "--name", name, "--role-arn", &cluster_role];
+        let rest = ["--kubernetes-version", &version, "--resources-vpc-config", "subnetIds=subnet-1"];
+        aws(&[&create[..], &rest[..]].concat(), &keys)?;
         Ok(())
+    }
+
+    /// Starts another cluster: an API server of its own and, in a world with AWS, an EKS
+    /// cluster entry `spec.name` in the spec's account and region whose DescribeCluster
+    /// gives that server's endpoint and CA, and whose tokens are checked for that name.
+    pub fn add_cluster(&self, spec: ClusterSpec) -> Result<Arc<ExtraCluster>, Error> {
+        // One at a time: each adds itself to moto's list of endpoints.
+        let mut extra_clusters = self.extra_clusters.lock().unwrap_or_else(|e| e.into_inner());
+        let served =
+            crate::clusters::serve(&self.runtime, self.version, self.stop.clone()).map_err(Error::Simulator)?;
+        let dir = self.dir_path.join("clusters");
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+        let account = spec.account_role.as_deref().and_then(|r| r.split(':').nth(4)).unwrap_or(ACCOUNT).to_string();
+        let kubeconfig_path = dir.join(format!("{account}-{}-{}.kubeconfig", spec.region, spec.name));
+        let kubeconfig =
+            crate::kubeconfig::render(&served.url, &served.ca_pem, "admin", &served.admin_token, "default");
+        write(&kubeconfig_path, &kubeconfig)?;
+        let mut eks = None;
+        if let Some((port, _)) = self.moto {
+            let log = self.dir_path.join("moto.log");
+            let arn = format!("arn:aws:eks:{}:{account}:cluster/{}", spec.region, spec.name);
+            let endpoints = moto::eks_endpoints_file(&log);
+            let mut listed: serde_json::Map<String, serde_json::Value> = std::fs::read(&endpoints)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or_default();
+            listed.insert(arn, json!({"endpoint": served.url, "ca": served.ca_pem}));
+            write(&endpoints, &serde_json::Value::Object(listed).to_string())?;
+            self.create_eks_cluster(&spec.name, &spec.region, spec.account_role.as_deref())?;
+            let authenticator = Arc::new(crate::eks::EksAuthenticator::new(
+                &format!("127.0.0.1:{port}"),
+                &spec.name,
+                moto::credentials_file(&log),
+            ));
+            served.cluster.auth.add_authenticator(authenticator.clone());
+            eks = Some(authenticator);
+        }
+        let extra = Arc::new(ExtraCluster::new(spec, served, kubeconfig_path, eks));
+        extra_clusters.push(extra.clone());
+        Ok(extra)
     }
 
     /// Wipes moto's state and recreates the world's EKS cluster.
@@ -621,6 +687,7 @@ fn run(
             moto: moto.as_ref().map(|m| (m.port(), m.pid())),
             moto_https,
             registry: registry.as_ref().map(|r| (r.port(), r.pid())),
+            runtime: tokio::runtime::Handle::current(),
         };
         if ready.send(Ok(started)).is_ok() {
             stop.cancelled().await;

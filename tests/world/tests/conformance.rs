@@ -7,7 +7,8 @@ mod support;
 pub mod cases {
     mod api;
     mod auth;
-    mod eks;
+    mod clusters;
+    pub mod eks;
     mod faults;
     mod helm;
     pub mod kaniko;
