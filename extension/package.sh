@@ -12,7 +12,8 @@
 #      images, and <Name>/<Name>V<n>/ per task folder with task.json, icon.png, run.js and
 #      bin/linux-x64/azp-kube;
 #   4. tfx extension create, failing on any "warning:" line (tfx exits 0 on bad task.json);
-#   5. the VSIX path and size; fails at 25 MB (Azure DevOps Server's default upload cap).
+#   5. the VSIX path and size; fails at 12 MB, a guard against size regressions (the
+#      release VSIX is about 11 MB; Azure DevOps Server's default upload cap is 25 MB).
 #
 # Options and environment:
 #   --publisher NAME / AZP_KUBE_PUBLISHER   marketplace publisher (default: the manifest's)
@@ -32,7 +33,7 @@ target_dir=${CARGO_TARGET_DIR:-$repo/target}
 publisher=${AZP_KUBE_PUBLISHER:-}
 profile=release
 glibc_max=2.17
-size_cap=$((25 * 1024 * 1024))
+size_cap=$((12 * 1024 * 1024))
 ziglang_pin=ziglang==0.17.1
 zigbuild_pin=cargo-zigbuild==0.24.1
 
@@ -199,8 +200,8 @@ echo "$vsix"
 echo "size: $bytes bytes ($mb MB), binary needs glibc $min_glibc, profile $profile, $((SECONDS - started)) s"
 if ((bytes >= size_cap)); then
     if [[ $profile == dev ]]; then
-        warn "the VSIX is $mb MB, over Azure DevOps Server's default 25 MB upload cap"
+        warn "the VSIX is $mb MB, over the release cap of $((size_cap / 1048576)) MB"
     else
-        die "the VSIX is $mb MB; Azure DevOps Server refuses 25 MB or more by default"
+        die "the VSIX is $mb MB, over the cap of $((size_cap / 1048576)) MB: every job downloads a task's copy of the binary (see the README's benchmarks)"
     fi
 fi

@@ -49,7 +49,25 @@ pub async fn sdk_config(env: &Env, target: &AwsTarget, credentials: Option<Share
     if let Some(credentials) = credentials {
         loader = loader.credentials_provider(credentials);
     }
-    loader.load().await
+    loader.http_client(https_client()).load().await
+}
+
+/// The SDK's default HTTPS client (proxy from `HTTPS_PROXY`/`NO_PROXY`, the
+/// SDK's timeouts and sleep) on rustls with ring instead of aws-lc: one TLS
+/// crypto library in the binary, the one kube uses.
+fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            aws_smithy_http_client::ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// What a failed AWS call says, for a user: the service's code and message

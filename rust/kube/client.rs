@@ -34,5 +34,13 @@ pub async fn connect(connection: &Connection, env: &Env) -> Result<Client, Error
         }
     };
     config.default_retry = true;
+    use_ring();
     Client::try_from(config).map_err(Error::Client)
+}
+
+/// Makes ring the process's rustls provider, which kube's TLS takes: the
+/// binary has only ring, but a build with a second provider (the tests' world
+/// brings aws-lc) leaves rustls unable to choose.
+pub fn use_ring() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

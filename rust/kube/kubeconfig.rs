@@ -282,6 +282,7 @@ pub async fn check_access(path: &Path, hidden: &[String]) -> Result<Access, Pref
     let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(PreflightError::Config)?;
+    super::client::use_ring();
     let client = ::kube::Client::try_from(config).map_err(PreflightError::Request)?;
     match client.apiserver_version().await {
         Ok(info) => Ok(Access::Allowed(info.git_version)),

@@ -85,6 +85,7 @@ pub fn pods_in(namespace: &str) -> Vec<String> {
         )
         .await
         .unwrap();
+        azp_kube::kube::client::use_ring();
         let client = kube::Client::try_from(config).unwrap();
         let pods: Api<Pod> = Api::namespaced(client, namespace);
         pods.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|p| p.metadata.name).collect()
