@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the deploy tests need besides the test world: shellcheck (apt),
+# Installs what the deploy tests need besides the test world: shellcheck and skopeo (apt),
 # for deploy/agent-image/start.sh; into the world's venv (scripts/setup-world.sh
 # makes it) kubernetes-validate, which checks the chart's core objects (--strict);
 # and into $CACHE/keda-models the npm package @kubernetes-models/keda, which
@@ -49,7 +49,8 @@ else
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
 fi
-for tool in jq curl tar; do
+# skopeo: the getting-started guide copies the base image with it (tests/deploy/guide.rs).
+for tool in jq curl tar skopeo; do
     command -v "$tool" >/dev/null 2>&1 || {
         say "installing $tool (apt)"
         apt-get update -qq

@@ -4,7 +4,7 @@
 //! pins is one the chart is checked with, the extension commands take the
 //! flags they are given; and every task input and output the docs use exists.
 //!
-//! Not run: `skopeo` (not installed; it would copy from Docker Hub) and
+//! Run with a local source: `skopeo copy` (the guide copies from Docker Hub). Not run:
 //! `helm repo add` / `helm install keda` (they download KEDA's chart); the
 //! pinned version is checked instead.
 
@@ -316,4 +316,78 @@ fn every_chart_install_command_in_the_docs_renders() {
         }
     }
     assert!(checked >= 3, "only {checked} chart install commands found");
+}
+
+/// A one-layer image as an OCI layout (`oci:<dir>:latest`): what the guide's
+/// `skopeo copy` copies from Docker Hub, made here since the tests have no internet.
+fn oci_layout(dir: &Path) {
+    use sha2::{Digest, Sha256};
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let blob = |bytes: &[u8]| {
+        let digest = hex::encode(Sha256::digest(bytes));
+        std::fs::write(blobs.join(&digest), bytes).unwrap();
+        (format!("sha256:{digest}"), bytes.len())
+    };
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    layer.append_data(&mut header, "hello", &b"hello\n"[..]).unwrap();
+    let (layer, layer_size) = blob(&layer.into_inner().unwrap());
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer]}});
+    let (config, config_size) = blob(config.to_string().as_bytes());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}]});
+    let (manifest, manifest_size) = blob(manifest.to_string().as_bytes());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest, "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// The guide's base-image copy, run as written with skopeo: the ECR login
+/// with `aws ecr get-login-password` (moto), then the copy into the registry
+/// (a docker-registry of its own here, playing ECR). Only the source is
+/// swapped for a local image, the registry's address for the local one, and
+/// TLS verification is turned off for that plain-HTTP registry.
+#[test]
+fn the_guide_s_base_image_copy_runs_with_skopeo() {
+    let guide = guide();
+    let block = blocks(&guide, "bash").into_iter().find(|b| b.contains("skopeo copy")).expect("the skopeo block");
+    let source = tempfile::tempdir().unwrap();
+    oci_layout(source.path());
+    let registry_dir = tempfile::tempdir().unwrap();
+    let local = azp_kube_world::registry::Registry::spawn(registry_dir.path()).unwrap();
+    let registry = format!("127.0.0.1:{}", local.port());
+    let script = block
+        .lines()
+        .map(|line| match line.strip_prefix("REGISTRY=") {
+            Some(_) => format!("REGISTRY={registry}"),
+            // The local registry speaks plain HTTP, which skopeo only accepts when told.
+            None => line
+                .replace(
+                    "docker://docker.io/library/busybox:latest",
+                    &format!("oci:{}:latest", source.path().display()),
+                )
+                .replace("skopeo login ", "skopeo login --tls-verify=false ")
+                .replace("skopeo copy ", "skopeo copy --dest-tls-verify=false "),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(script, block, "the source and the registry were swapped");
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .envs(world().env().into_iter().filter(|(k, _)| k.starts_with("AWS_")))
+        .env("PATH", format!("{}:{}", world().tools().aws.parent().unwrap().display(), std::env::var("PATH").unwrap()))
+        .env("HOME", home.path())
+        .env("REGISTRY_AUTH_FILE", home.path().join("auth.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(azp_kube_world::registry::digest(&registry, "busybox", "latest").is_some(), "the image is in the registry");
 }
