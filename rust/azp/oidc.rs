@@ -91,8 +91,9 @@ impl IdTokenSource {
             .header("accept", "application/json")
             .body(Full::new(bytes::Bytes::from_static(b"{}")))
             .map_err(|e| unreachable(e.into()))?;
+        // ring, as every TLS client of the binary (see kube::client::use_ring).
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
             .map_err(|e| unreachable(e.into()))?
             .https_or_http()
             .enable_http1()

@@ -92,3 +92,24 @@ fn the_floor_check_sees_every_form_of_a_path() {
     std::fs::write(root.path().join("helm/runner.rs"), "use crate::tasks::cancel::Cancellation;\n").unwrap();
     assert_eq!(violations(root.path()), ["helm/runner.rs: crate::tasks", "kube/kubeconfig.rs: crate::aws"]);
 }
+
+/// The binary's TLS is ring alone (kube, the AWS SDK, the OIDC client): a
+/// second provider brings aws-lc's megabytes back into every task package,
+/// and leaves rustls unable to choose one where no client names it.
+#[test]
+fn the_binary_depends_on_one_crypto_provider() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(azp_harness::repo_root())
+        .args(["tree", "--locked", "--offline", "-p", "azp-kube", "-e", "normal", "-i", "aws-lc-sys"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.trim().is_empty(), "aws-lc is in the binary's dependencies:\n{stdout}");
+    let ring = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(azp_harness::repo_root())
+        .args(["tree", "--locked", "--offline", "-p", "azp-kube", "-e", "normal", "-i", "ring"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ring.stdout).contains("rustls"), "ring is the provider");
+}
