@@ -98,18 +98,18 @@ fn the_floor_check_sees_every_form_of_a_path() {
 /// and leaves rustls unable to choose one where no client names it.
 #[test]
 fn the_binary_depends_on_one_crypto_provider() {
+    let aws_lc = dependents_in_the_binary("aws-lc-sys");
+    assert!(aws_lc.trim().is_empty(), "aws-lc is in the binary's dependencies:\n{aws_lc}");
+    assert!(dependents_in_the_binary("ring").contains("rustls"), "ring is the provider");
+}
+
+/// `cargo tree -i <krate>` over the binary's normal dependencies: what pulls it in.
+fn dependents_in_the_binary(krate: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
         .current_dir(azp_harness::repo_root())
-        .args(["tree", "--locked", "--offline", "-p", "azp-kube", "-e", "normal", "-i", "aws-lc-sys"])
+        .args(["tree", "--locked", "--offline", "-p", "azp-kube", "-e", "normal", "-i", krate])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.trim().is_empty(), "aws-lc is in the binary's dependencies:\n{stdout}");
-    let ring = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(azp_harness::repo_root())
-        .args(["tree", "--locked", "--offline", "-p", "azp-kube", "-e", "normal", "-i", "ring"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&ring.stdout).contains("rustls"), "ring is the provider");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
