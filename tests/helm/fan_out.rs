@@ -39,6 +39,9 @@ fn clusters() -> &'static [Arc<ExtraCluster>] {
                 if *account != "555555555555" {
                     cluster.add_access_entry(&role(account), "deployer", &["system:masters"]);
                 }
+                // The chart's test pod, as `helm test` runs it.
+                let probe = azp_kube_world::Behaviour::exit(&["probe reached web:80"], 0, Duration::from_millis(100));
+                cluster.cluster().behaviours.set("registry.world/probe:1", probe);
                 cluster
             })
             .collect()
@@ -63,7 +66,11 @@ fn targets(order: &[(usize, u32)]) -> String {
 fn fan_out_run(home: &Path, namespace: &str, helm: &Path, targets: &str) -> TaskRun {
     static TASK: OnceLock<StagedTask> = OnceLock::new();
     clusters();
-    run(TASK.get_or_init(task), home)
+    run_of(TASK.get_or_init(task), home, namespace, helm, targets)
+}
+
+fn run_of(task: &StagedTask, home: &Path, namespace: &str, helm: &Path, targets: &str) -> TaskRun {
+    run(task, home)
         .input("targets", targets)
         .input("chartType", "FilePath")
         .input("chartPath", &chart().display().to_string())
@@ -237,22 +244,25 @@ fn waves_go_one_after_another_and_stop_at_a_failed_wave() {
     assert_eq!(message_in(&clusters()[0], &namespace).as_deref(), Some("from-dev"));
 }
 
-/// The other verbs per target: a diff shows each target's changes (and sets
-/// `<name>_hasChanges`, `hasChanges` for any), then an uninstall removes the
-/// release from every cluster.
+/// Every verb per target (helm 4): a diff shows each target's changes (and
+/// sets `<name>_hasChanges`, and `hasChanges` for any), then upgrade, test,
+/// rollback and uninstall run on both clusters.
 #[test]
-fn diff_and_uninstall_run_per_target() {
-    let helm = &world().tools().helm3;
+fn every_verb_runs_per_target() {
+    let helm = &world().tools().helm4;
     let namespace = world().unique_namespace("fanverbs").unwrap();
     let home = tempfile::tempdir().unwrap();
     let two = targets(&[(0, 1), (1, 1)]);
-    let deployed = fan_out_run(home.path(), &namespace, helm, &two).run();
-    assert_eq!(deployed.result, StepResult::Succeeded, "{}", deployed.log_text());
+    let step = |targets: &str, command: &str| {
+        let outcome = fan_out_run(home.path(), &namespace, helm, targets).input("command", command).run();
+        assert_eq!(outcome.result, StepResult::Succeeded, "{command}: {:?}\n{}", outcome.errors(), outcome.log_text());
+        outcome
+    };
+    step(&two, "upgrade");
 
     // prod_us gets a new message; dev stays as deployed.
     let changed = two.replacen("message=from-prod_us", "message=changed", 1);
-    let diff = fan_out_run(home.path(), &namespace, helm, &changed).input("command", "diff").run();
-    assert_eq!(diff.result, StepResult::Succeeded, "{:?}\n{}", diff.errors(), diff.log_text());
+    let diff = step(&changed, "diff");
     assert_eq!(diff.output("dev_hasChanges"), Some("false"));
     assert_eq!(diff.output("prod_us_hasChanges"), Some("true"));
     assert_eq!(diff.output("hasChanges"), Some("true"));
@@ -262,10 +272,112 @@ fn diff_and_uninstall_run_per_target() {
     let summaries: Vec<_> = diff.summaries.iter().filter_map(|(_, t)| t.as_deref()).collect();
     assert!(summaries.iter().any(|s| s.starts_with("### Helm diff of") && s.contains("fan-prod")), "{summaries:#?}");
 
-    let removed = fan_out_run(home.path(), &namespace, helm, &two).input("command", "uninstall").run();
-    assert_eq!(removed.result, StepResult::Succeeded, "{}", removed.log_text());
+    let upgraded = step(&changed, "upgrade");
+    assert_eq!(upgraded.output("prod_us_releaseRevision"), Some("2"));
+    assert_eq!(message_in(&clusters()[1], &namespace).as_deref(), Some("changed"));
+    let tested = step(&two, "test");
+    for name in ["dev", "prod_us"] {
+        let lines = group(&tested, &format!("Target {name}:"));
+        assert!(lines.iter().any(|l| l.contains("probe reached web:80")), "{name}: {lines:#?}");
+    }
+    let back = step(&two, "rollback");
+    assert_eq!(back.output("prod_us_releaseRevision"), Some("3"));
+    assert_eq!(message_in(&clusters()[1], &namespace).as_deref(), Some("from-prod_us"), "rolled back");
+
+    let removed = step(&two, "uninstall");
     assert_eq!(removed.output("dev_releaseStatus"), Some("uninstalled"));
     for cluster in &clusters()[..2] {
         assert_eq!(message_in(cluster, &namespace), None, "{}", cluster.name());
     }
+}
+
+/// The fan-out benchmark (bench/fan_out.sh runs it): one target, then five
+/// targets in five accounts at once, side by side, rounds alternating. Wall
+/// time medians, their ratio, and the peak memory of an azp-kube process are
+/// printed for the README; nothing is asserted about them.
+#[test]
+#[ignore = "a benchmark: bash bench/fan_out.sh"]
+fn fan_out_benchmark() {
+    let rounds: usize = std::env::var("FAN_OUT_BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
+    let helm = world().tools().helm4.clone();
+    let five: Vec<(String, String)> = (1..=5)
+        .map(|n| {
+            let (cluster, account) = (format!("bench-{n}"), format!("60000000000{n}"));
+            let spec =
+                ClusterSpec { name: cluster.clone(), region: "eu-west-1".into(), account_role: Some(role(&account)) };
+            world().add_cluster(spec).unwrap().add_access_entry(&role(&account), "deployer", &["system:masters"]);
+            (cluster, account)
+        })
+        .collect();
+    let yaml = |count: usize| -> String {
+        five[..count]
+            .iter()
+            .enumerate()
+            .map(|(i, (cluster, account))| {
+                format!(
+                    "- name: t{i}\n  clusterName: {cluster}\n  region: eu-west-1\n  assumeRoleArn: {}\n",
+                    role(account)
+                )
+            })
+            .collect()
+    };
+    // The binary users get (bench/fan_out.sh finds it), else the test build.
+    let release = std::env::var_os("AZP_KUBE_BENCH_BINARY").map(std::path::PathBuf::from);
+    let measured: &Path = release.as_deref().unwrap_or(binary());
+    println!("  binary: {}", measured.display());
+    let task = StagedTask::new("MulticlusterHelmV1", measured);
+    let home = tempfile::tempdir().unwrap();
+    let timed = |count: usize| -> (Duration, u64) {
+        let namespace = world().unique_namespace("bench").unwrap();
+        let memory = azp_harness::PeakRss::watch("azp-kube");
+        let (cpu_before, started) = (children_cpu(), Instant::now());
+        let outcome = run_of(&task, home.path(), &namespace, &helm, &yaml(count))
+            .input("maxParallel", "5")
+            .input("waitForExecution", "true")
+            .run();
+        let wall = started.elapsed();
+        let peak = memory.stop();
+        assert_eq!(outcome.result, StepResult::Succeeded, "{}", outcome.log_text());
+        let cpu = children_cpu() - cpu_before;
+        println!(
+            "  {count} target(s): {:.2} s wall, {:.2} s CPU in the step's processes",
+            wall.as_secs_f64(),
+            cpu.as_secs_f64()
+        );
+        (wall, peak)
+    };
+    timed(1); // warm-up: helm's first start, the clusters' first requests
+    let (mut one, mut many, mut peak_one, mut peak_many) = (Vec::new(), Vec::new(), 0, 0);
+    for _ in 0..rounds {
+        let (wall, peak) = timed(1);
+        one.push(wall);
+        peak_one = peak_one.max(peak);
+        let (wall, peak) = timed(5);
+        many.push(wall);
+        peak_many = peak_many.max(peak);
+    }
+    let median = |samples: &mut Vec<Duration>| {
+        samples.sort();
+        samples[samples.len() / 2]
+    };
+    let (one, many) = (median(&mut one), median(&mut many));
+    println!(
+        "fan-out benchmark ({rounds} rounds, helm 4, wait on): one target {:.2} s, five targets in five accounts \
+         {:.2} s ({:.2}x); peak RSS of the azp-kube process {:.1} MiB (one target) / {:.1} MiB (five)",
+        one.as_secs_f64(),
+        many.as_secs_f64(),
+        many.as_secs_f64() / one.as_secs_f64(),
+        peak_one as f64 / 1024.0,
+        peak_many as f64 / 1024.0
+    );
+}
+
+/// CPU time (user and system) of this process's waited-for children and
+/// their descendants: the step's node, azp-kube, helm and exec processes.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
