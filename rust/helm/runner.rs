@@ -174,6 +174,12 @@ impl Helm {
         self
     }
 
+    /// Also sets these variables for helm (the agent's proxy).
+    pub fn with_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
     /// The variables set for helm (tests).
     pub fn environment(&self) -> impl Iterator<Item = (&str, &str)> {
         self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))

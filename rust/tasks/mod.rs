@@ -12,6 +12,7 @@ mod syntax;
 
 use crate::azp::inputs::{InputReader, TaskSpec};
 use crate::azp::report::Outcome;
+use crate::azp::proxy::ProxySettings;
 use crate::azp::{Agent, Env};
 
 /// Runs one task to its end.
@@ -40,6 +41,22 @@ fn read_inputs<T>(
 }
 
 /// Shows a list of `name: value` lines in a collapsible group.
+/// The agent's proxy (`Agent.ProxyUrl` and friends), its password
+/// registered as a secret before anything can print it, and said in the log.
+fn agent_proxy(env: &Env, agent: &Agent) -> anyhow::Result<Option<ProxySettings>> {
+    if let Some(password) = env.var(crate::azp::proxy::PASSWORD_VAR) {
+        agent.set_secret(password);
+    }
+    let proxy = ProxySettings::read(env)?;
+    if let Some(proxy) = &proxy {
+        let bypass = proxy.handover().bypass_list;
+        let bypass = if bypass.is_empty() { "nothing but loopback".to_string() } else { bypass.join(", ") };
+        let auth = if proxy.basic_auth().is_some() { ", with the agent's proxy credentials" } else { "" };
+        agent.line(&format!("Agent proxy: {}{auth}; around it: {bypass}", proxy.address()));
+    }
+    Ok(proxy)
+}
+
 fn show_plan(agent: &Agent, title: &str, lines: &[(&str, String)]) {
     agent.group(title);
     for (name, value) in lines.iter().filter(|(_, v)| !v.is_empty()) {

@@ -25,6 +25,7 @@ use super::{read_inputs, show_plan, shown};
 use crate::aws::credentials::{self, Base, Cache};
 use crate::aws::{AwsTarget, eks};
 use crate::azp::command::{Issue, IssueType};
+use crate::azp::proxy::ProxySettings;
 use crate::azp::report::Outcome;
 use crate::azp::{Agent, Env};
 use crate::helm::{self, Helm, Major, Release, Stdout, Upgrade};
@@ -36,6 +37,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     describe(agent, &inputs);
     warn_of_helmdeploy_lists(agent, &inputs);
     let params = Params::from_inputs(&inputs, env)?;
+    let proxy = super::agent_proxy(env, agent)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let cancel = cancel::on_signals()?;
@@ -44,7 +46,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
             agent.line(&format!("Removed {stale} private folder(s) that killed steps left in the agent's temp folder"));
         }
         let private = PrivateDir::create(&env.temp_dir())?;
-        let result = deploy(env, agent, &params, &private, &cancel).await;
+        let result = deploy(env, agent, &params, proxy.as_ref(), &private, &cancel).await;
         drop(private);
         result
     })
@@ -55,17 +57,22 @@ async fn deploy(
     env: &Env,
     agent: &Agent,
     params: &Params,
+    proxy: Option<&ProxySettings>,
     private: &PrivateDir,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
-    let (connection, identity, broker) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let (connection, identity, broker) =
+        cancelable(cancel, reach_cluster(env, agent, params, proxy, private)).await?;
     // OIDC: the exec entry asks this process for tokens while the step runs.
     let socket = crate::aws::token_broker::socket(private.path());
     let _serving = broker.map(|b| b.serve(&socket)).transpose().context("cannot open the exec entry's token socket")?;
     let kubeconfig = kubeconfig::write(private, &connection, env)?;
     let hidden = hidden_from_helm(env, &params.target);
-    cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
-    let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
+    let reach = Reach { kubeconfig: &kubeconfig, hidden: &hidden, identity: &identity, target: &params.target, proxy };
+    cancelable(cancel, preflight(agent, &reach)).await?;
+    let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?)
+        .without(hidden.clone())
+        .with_env(helm_proxy_env(agent, proxy));
     let major = helm_version(agent, &helm, cancel).await?;
     let ran = match &params.command {
         Command::Upgrade { upgrade, repository, registry_login, fail_on_stderr, unlock } => {
@@ -85,7 +92,7 @@ async fn deploy(
             agent.set_variable("helmExitCode", &code.to_string(), output());
             return match uninstalled {
                 Ok(uninstalled) => Ok(report_uninstall(agent, env, params, &identity, uninstalled)),
-                Err(error) => Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await),
+                Err(error) => Err(on_failure(error, cancel, &reach).await),
             };
         }
         Command::Rollback { revision } => {
@@ -106,7 +113,7 @@ async fn deploy(
         Ok(ran) => ran,
         Err(error) => {
             let error = explain_failure(agent, &helm, params, cancel, error).await;
-            return Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await);
+            return Err(on_failure(error, cancel, &reach).await);
         }
     };
     let release = read_release(agent, &helm, params, cancel).await?;
@@ -124,18 +131,11 @@ async fn deploy(
 
 /// A failed helm run's error, with the cluster's refusal when that is the
 /// cause (an access entry removed during the deploy).
-async fn on_failure(
-    error: anyhow::Error,
-    cancel: &CancellationToken,
-    kubeconfig: &Path,
-    hidden: &[String],
-    identity: &str,
-    target: &Target,
-) -> anyhow::Error {
+async fn on_failure(error: anyhow::Error, cancel: &CancellationToken, reach: &Reach<'_>) -> anyhow::Error {
     if cancel.is_cancelled() {
         return error;
     }
-    match refused_now(kubeconfig, hidden, identity, target).await {
+    match refused_now(reach).await {
         Some(refused) => error.context(refused),
         None => error,
     }
@@ -192,12 +192,38 @@ fn report_uninstall(
 /// agent's AWS keys, which `eks-token` reads from the private directory. (A
 /// user's own kubeconfig may run `aws eks get-token` with them: it keeps them.)
 fn hidden_from_helm(env: &Env, target: &Target) -> Vec<String> {
-    let task_only = ["INPUT_", "ENDPOINT_", "SECRET_"];
+    // The agent's proxy reaches helm as HTTPS_PROXY/NO_PROXY only (helm_proxy_env).
+    let task_only = ["INPUT_", "ENDPOINT_", "SECRET_", "AGENT_PROXY", "AGENT_USEBASICAUTHFORPROXY"];
     let keys = if matches!(target, Target::Eks { .. }) { credentials::KEY_VARIABLES } else { &[] };
     env.names()
         .filter(|n| task_only.iter().any(|p| n.starts_with(p)) || *n == "SYSTEM_ACCESSTOKEN" || keys.contains(n))
         .map(str::to_string)
         .collect()
+}
+
+/// helm's proxy variables: `HTTPS_PROXY`/`HTTP_PROXY` with the agent's
+/// proxy credentials in the URL (Go's `http.ProxyFromEnvironment` takes
+/// them only from there) and `NO_PROXY` from the bypass list; a bypass entry
+/// that `NO_PROXY` cannot say is named in a warning.
+fn helm_proxy_env(agent: &Agent, proxy: Option<&ProxySettings>) -> Vec<(String, String)> {
+    let Some(proxy) = proxy else { return Vec::new() };
+    let (env, unconverted) = proxy.child_env();
+    if !unconverted.is_empty() {
+        agent.warning_line(&format!(
+            "helm connects through the agent's proxy for these Agent.ProxyBypassList entries too: NO_PROXY takes host names, not regular expressions like {}",
+            unconverted.join(", ")
+        ));
+    }
+    env.into_iter().map(|(name, value)| (name, value.expose().to_string())).collect()
+}
+
+/// How the task reaches the cluster, for its own checks.
+struct Reach<'a> {
+    kubeconfig: &'a Path,
+    hidden: &'a [String],
+    identity: &'a str,
+    target: &'a Target,
+    proxy: Option<&'a ProxySettings>,
 }
 
 /// Runs a step unless the step is canceled first.
@@ -219,16 +245,22 @@ type Reached = (Connection, String, Option<TokenBroker>);
 /// Returns the connection and who we are. What the kubeconfig's exec
 /// entry needs (base credentials, external ID) is handed over in `private`;
 /// with OIDC, it asks this process's broker instead.
-async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
+async fn reach_cluster(
+    env: &Env,
+    agent: &Agent,
+    params: &Params,
+    proxy: Option<&ProxySettings>,
+    private: &PrivateDir,
+) -> anyhow::Result<Reached> {
     let (name, region, base, role) = match &params.target {
         Target::Kubernetes(connection) => return Ok((connection.clone(), "the connection's identity".into(), None)),
         Target::Eks { name, region, base, role } => (name, region, base, role),
     };
     agent.group("AWS identity and cluster");
-    let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
+    let target = AwsTarget { region: Some(region.clone()), endpoint_url: None, proxy: proxy.cloned() };
     let register = |obtained: &_| credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
     let federation = match base {
-        Base::Connection(endpoint) => Federation::of(env, agent, endpoint)?,
+        Base::Connection(endpoint) => Federation::of(env, agent, endpoint, proxy)?,
         _ => None,
     };
     let base = match &federation {
@@ -269,20 +301,18 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     let base = resolved.base_from_connection.clone().or_else(|| credentials::environment_keys(env));
     let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
     cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
+    if let Some(proxy) = proxy {
+        cache.hand_over_proxy(&proxy.handover()).context("cannot write the exec entry's proxy settings")?;
+    }
     let exec = ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
     Ok((Connection::Exec(exec), identity, None))
 }
 
 /// One request to `/version`: a refusal becomes the access-entry message.
-async fn preflight(
-    agent: &Agent,
-    kubeconfig: &Path,
-    hidden: &[String],
-    identity: &str,
-    target: &Target,
-) -> anyhow::Result<()> {
+async fn preflight(agent: &Agent, reach: &Reach<'_>) -> anyhow::Result<()> {
+    let Reach { identity, target, .. } = reach;
     let cluster = target_name(target);
-    match kubeconfig::check_access(kubeconfig, hidden)
+    match kubeconfig::check_access(reach.kubeconfig, reach.hidden, reach.proxy)
         .await
         .with_context(|| format!("preflight of cluster {cluster}"))?
     {
@@ -301,8 +331,12 @@ async fn preflight(
 /// access entry is removed during the deploy. helm's own error hides it or
 /// only hints at it: "Unauthorized" at best, and waiting for a Deployment,
 /// helm 4 waits out its timeout and reports the Deployment "not ready".
-async fn refused_now(kubeconfig: &Path, hidden: &[String], identity: &str, target: &Target) -> Option<String> {
-    let Ok(Access::Denied(code)) = kubeconfig::check_access(kubeconfig, hidden).await else { return None };
+async fn refused_now(reach: &Reach<'_>) -> Option<String> {
+    let Reach { identity, target, .. } = reach;
+    let Ok(Access::Denied(code)) = kubeconfig::check_access(reach.kubeconfig, reach.hidden, reach.proxy).await
+    else {
+        return None;
+    };
     let cluster = target_name(target);
     let why = if matches!(target, Target::Eks { .. }) {
         "its access entry (or aws-auth mapping) was removed or changed during the deploy"
