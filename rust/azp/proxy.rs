@@ -7,13 +7,19 @@
 //! the bypass list as a JSON array); `Handler.cs` `AddVariablesToEnvironment`
 //! hands a Node handler each public variable as its mangled name
 //! (`AGENT_PROXYURL`) and each secret one as `SECRET_<NAME>`
-//! (`SECRET_AGENT_PROXYPASSWORD`). `Agent.Sdk/AgentWebProxy.cs` decides what
-//! bypasses the proxy: a loopback host, or a bypass entry — a regular
-//! expression, case-insensitive, not anchored — that matches
-//! `scheme://host` (`:port` only when not the scheme's default); credentials
-//! only when both username and password are set. azure-pipelines-task-lib
-//! 5.2.10 `getHttpProxyConfiguration` reads the same variables and tests the
-//! same expressions (`new RegExp(entry, 'i')`) against a request URL.
+//! (`SECRET_AGENT_PROXYPASSWORD`).
+//!
+//! What goes around the proxy follows what a Node task gets from
+//! azure-pipelines-task-lib 5.2.10 `getHttpProxyConfiguration`: a bypass
+//! entry — a regular expression, case-insensitive, not anchored
+//! (`new RegExp(entry, 'i').test(url)`) — that matches; nothing else (unlike
+//! the agent's own traffic, loopback is not special). A connection does not
+//! know a request's path, so the text matched is the one the agent's
+//! `Agent.Sdk/AgentWebProxy.cs` matches: `scheme://host`, with `:port` only
+//! when not the scheme's default. Credentials are used only when both
+//! username and password are set (AgentWebProxy). Regular expressions are
+//! read by regex-lite: ECMAScript's look-arounds and back-references are
+//! refused with an error naming the entry.
 
 use base64::Engine as _;
 use hyper::Uri;
@@ -142,13 +148,10 @@ impl ProxySettings {
         &self.address
     }
 
-    /// Whether a connection to `url` goes around the proxy: a loopback host,
-    /// or a bypass entry matching `scheme://host[:port]` (AgentWebProxy).
+    /// Whether a connection to `url` goes around the proxy: a bypass entry
+    /// matches `scheme://host[:port]`.
     pub fn bypasses(&self, url: &Uri) -> bool {
-        let host = url.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-        if is_loopback(host) {
-            return true;
-        }
+        let host = url.host().unwrap_or_default();
         let scheme = url.scheme_str().unwrap_or("http");
         let default_port = if scheme == "https" { 443 } else { 80 };
         let target = match url.port_u16() {
@@ -213,12 +216,6 @@ impl ProxySettings {
 /// The proxy for a connection to `url`, or `None` to connect directly.
 pub fn route<'a>(proxy: Option<&'a ProxySettings>, url: &Uri) -> Option<&'a ProxySettings> {
     proxy.filter(|p| !p.bypasses(url))
-}
-
-/// `Uri.IsLoopback`: `localhost`, 127.0.0.0/8, `::1`.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// RFC 3986 userinfo: unreserved characters stay, everything else is %XX.
@@ -289,7 +286,9 @@ mod tests {
         assert!(!bypassed("http://s3.eu-west-1.amazonaws.com"));
         assert!(bypassed("https://abc.gr7.eu-west-1.eks.amazonaws.com"), "case-insensitive");
         assert!(!bypassed("https://sts.amazonaws.com"));
-        assert!(bypassed("https://127.0.0.1:6443") && bypassed("http://localhost") && bypassed("https://[::1]:1"));
+        assert!(!bypassed("https://127.0.0.1:6443") && !bypassed("http://localhost"), "loopback is not special");
+        let loopback = proxy(r#"["^https://127\\.0\\.0\\.1:6443$"]"#);
+        assert!(loopback.bypasses(&"https://127.0.0.1:6443/version".parse().unwrap()));
     }
 
     #[test]

@@ -17,11 +17,27 @@ use crate::azp::{Agent, Env};
 
 /// Runs one task to its end.
 pub fn run(spec: &'static TaskSpec, env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
-    match spec.name {
+    let result = match spec.name {
         name if name == inputs::kaniko_build::SPEC.name => kaniko_build::run(env, agent),
         name if name == inputs::multicluster_helm::SPEC.name => multicluster_helm::run(env, agent),
         name => anyhow::bail!("azp-kube has no task named {name}"),
+    };
+    result.map_err(explain_proxy_refusal)
+}
+
+/// A connection the agent's proxy refused for its credentials says so
+/// first: the clients only say "proxy authorization required" deep in the chain.
+fn explain_proxy_refusal(error: anyhow::Error) -> anyhow::Error {
+    // hyper-util's TunnelError::ProxyAuthRequired, under the AWS SDK, kube and the OIDC request.
+    let refused = error.chain().any(|cause| cause.to_string().contains("proxy authorization required"));
+    if !refused {
+        return error;
     }
+    error.context(
+        "the agent's proxy refused its credentials (HTTP 407 Proxy Authentication Required): check the agent's \
+         proxy username and password (Agent.ProxyUsername and Agent.ProxyPassword, set by config.sh \
+         --proxyusername and --proxypassword)",
+    )
 }
 
 /// Reads a task's inputs and registers every secret among them with the
@@ -52,7 +68,8 @@ fn agent_proxy(env: &Env, agent: &Agent) -> anyhow::Result<Option<ProxySettings>
         let bypass = proxy.handover().bypass_list;
         let bypass = if bypass.is_empty() { "nothing but loopback".to_string() } else { bypass.join(", ") };
         let auth = if proxy.basic_auth().is_some() { ", with the agent's proxy credentials" } else { "" };
-        agent.line(&format!("Agent proxy: {}{auth}; around it: {bypass}", proxy.address()));
+        let address = proxy.address().to_string();
+        agent.line(&format!("Agent proxy: {}{auth}; around it: {bypass}", address.trim_end_matches('/')));
     }
     Ok(proxy)
 }

@@ -16,6 +16,7 @@ mod interrupted;
 mod isolation;
 mod migration;
 mod oidc;
+mod proxy;
 mod verbs;
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/deployer";

@@ -15,6 +15,7 @@ pub mod eks;
 pub mod error;
 pub mod faults;
 pub mod federation;
+pub mod forward_proxy;
 pub mod https_front;
 pub mod kaniko;
 pub mod kubeconfig;

@@ -58,6 +58,9 @@ pub enum Error {
     /// The AWS fault proxy failed to start (or the world runs no moto).
     #[error("failed to start the AWS fault proxy: {0}")]
     AwsFaultProxy(#[source] std::io::Error),
+    /// The forward proxy failed to start.
+    #[error("failed to start the forward proxy: {0}")]
+    ForwardProxy(#[source] std::io::Error),
 }
 
 /// What to start.
@@ -378,6 +381,15 @@ impl World {
         self.registry.map(|(port, _)| format!("127.0.0.1:{port}"))
     }
 
+    /// A new forward proxy (see [`crate::forward_proxy`]) requiring `credentials` (user,
+    /// password) when given; it stops when dropped.
+    pub fn forward_proxy(
+        &self,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<crate::forward_proxy::ForwardProxy, Error> {
+        crate::forward_proxy::ForwardProxy::start(&self.runtime, credentials).map_err(Error::ForwardProxy)
+    }
+
     /// The `Docker-Content-Digest` the registry serves for `repo:tag` (None if unknown).
     pub fn registry_digest(&self, repo: &str, tag: &str) -> Option<String> {
         crate::registry::digest(&self.registry_address()?, repo, tag)
@@ -470,6 +482,18 @@ impl World {
     /// cluster entry `spec.name` in the spec's account and region whose DescribeCluster
     /// gives that server's endpoint and CA, and whose tokens are checked for that name.
     pub fn add_cluster(&self, spec: ClusterSpec) -> Result<Arc<ExtraCluster>, Error> {
+        self.add_cluster_named(spec, None)
+    }
+
+    /// [`World::add_cluster`] whose DescribeCluster endpoint is `https://NAME.proxied.invalid:PORT`
+    /// instead of `https://127.0.0.1:PORT`: reachable only through a [`ForwardProxy`].
+    ///
+    /// [`ForwardProxy`]: crate::forward_proxy::ForwardProxy
+    pub fn add_cluster_behind_proxy(&self, spec: ClusterSpec, name: &str) -> Result<Arc<ExtraCluster>, Error> {
+        self.add_cluster_named(spec, Some(name))
+    }
+
+    fn add_cluster_named(&self, spec: ClusterSpec, proxied_name: Option<&str>) -> Result<Arc<ExtraCluster>, Error> {
         // One at a time: each adds itself to moto's list of endpoints.
         let mut extra_clusters = self.extra_clusters.lock().unwrap_or_else(|e| e.into_inner());
         let served =
@@ -490,7 +514,11 @@ impl World {
                 .ok()
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok())
                 .unwrap_or_default();
-            listed.insert(arn, json!({"endpoint": served.url, "ca": served.ca_pem}));
+            let endpoint = match proxied_name {
+                Some(name) => crate::forward_proxy::proxied_url(&served.url, name),
+                None => served.url.clone(),
+            };
+            listed.insert(arn, json!({"endpoint": endpoint, "ca": served.ca_pem}));
             write(&endpoints, &serde_json::Value::Object(listed).to_string())?;
             self.create_eks_cluster(&spec.name, &spec.region, spec.account_role.as_deref())?;
             let authenticator = Arc::new(crate::eks::EksAuthenticator::new(
