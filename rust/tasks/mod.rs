@@ -66,7 +66,7 @@ fn agent_proxy(env: &Env, agent: &Agent) -> anyhow::Result<Option<ProxySettings>
     let proxy = ProxySettings::read(env)?;
     if let Some(proxy) = &proxy {
         let bypass = proxy.handover().bypass_list;
-        let bypass = if bypass.is_empty() { "nothing but loopback".to_string() } else { bypass.join(", ") };
+        let bypass = if bypass.is_empty() { "nothing".to_string() } else { bypass.join(", ") };
         let auth = if proxy.basic_auth().is_some() { ", with the agent's proxy credentials" } else { "" };
         let address = proxy.address().to_string();
         agent.line(&format!("Agent proxy: {}{auth}; around it: {bypass}", address.trim_end_matches('/')));
