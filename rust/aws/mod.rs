@@ -23,7 +23,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::azp::Env;
-use crate::azp::proxy::{Handover, ProxySettings};
+use crate::azp::proxy::ProxySettings;
 
 /// Where AWS calls go and with which identity.
 #[derive(Debug, Clone, Default)]
@@ -88,15 +88,13 @@ fn https_client(proxy: ProxyConfig) -> SharedHttpClient {
 }
 
 /// The SDK's proxy configuration for every request (CONNECT for HTTPS),
-/// with the agent's credentials.
+/// with the agent's credentials percent-encoded in the URL: the SDK's own
+/// `with_basic_auth` pastes them in unencoded (aws-smithy-http-client 1.5.2
+/// `build_proxy_url`), which breaks a password with `@`, `:` or `/`.
 fn proxied(proxy: &ProxySettings) -> ProxyConfig {
-    let address = proxy.address().to_string();
-    // The address was parsed as an http:// URI already.
-    let config = ProxyConfig::all(address.as_str()).unwrap_or_else(|_| ProxyConfig::disabled());
-    match proxy.handover() {
-        Handover { username: Some(user), password: Some(password), .. } => config.with_basic_auth(user, password),
-        _ => config,
-    }
+    let url = proxy.url_with_credentials();
+    // The URL is made of an http:// address that parsed already.
+    ProxyConfig::all(url.expose()).unwrap_or_else(|_| ProxyConfig::disabled())
 }
 
 /// Sends each request through the agent's proxy, or around it when the

@@ -6,5 +6,6 @@ mod helm_isolation;
 mod hostile;
 mod kaniko_secrets;
 mod oidc_secrets;
+mod proxy_secrets;
 mod secrets;
 mod support;

@@ -1,0 +1,122 @@
+//! The agent's proxy password: a deploy through a proxy that requires it,
+//! with System.Debug on. The password is registered with the agent before
+//! anything can print it, and appears in no log line, no error, no process's
+//! argument list, no file left in the agent's temp folder, and in the step's
+//! private folder only in the exec entry's handover. Of every environment of
+//! helm and the exec entry, it is in exactly `HTTPS_PROXY` and `HTTP_PROXY`
+//! (percent-encoded in the proxy URL, the only place Go's proxy support
+//! takes credentials from); no `SECRET_`/`AGENT_PROXY*` variable reaches
+//! them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azp_harness::{StepResult, TaskRun};
+use azp_kube_world::World;
+use azp_kube_world::clusters::ClusterSpec;
+use azp_kube_world::forward_proxy::proxied_url;
+
+use crate::secrets::{Seen, files_under, helm_wrapper, watch_processes};
+use crate::support::task;
+
+const USER: &str = "build-agent";
+/// With characters a URL must escape, so that the proxy URL's encoding is checked too.
+const PASSWORD: &str = "pa55:w@rd/proxy-secret";
+const ENCODED: &str = "pa55%3Aw%40rd%2Fproxy-secret";
+const DEPLOYER: &str = "arn:aws:iam::123456789012:role/proxy-secrets-deployer";
+
+#[test]
+fn the_proxy_password_reaches_only_helms_proxy_variables() {
+    let world = World::start().unwrap();
+    let spec = ClusterSpec { name: "proxy-secrets".into(), region: world.region().into(), account_role: None };
+    let cluster = world.add_cluster_behind_proxy(spec, "cluster").unwrap();
+    cluster.add_access_entry(DEPLOYER, "deployer", &["system:masters"]);
+    let aws_url = proxied_url(&world.aws_https_endpoint().unwrap(), "moto");
+    cluster.trust_sts_host(aws_url.trim_start_matches("https://"));
+    let proxy = world.forward_proxy(Some((USER, PASSWORD))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // helm, through a wrapper that keeps every file of the private folder, by name.
+    let private_files = dir.path().join("private-files.log");
+    let helm = &world.tools().helm4;
+    let keep = format!(
+        "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do echo \"== $f\"; cat \"$f\"; echo; done >> '{}' 2>/dev/null",
+        private_files.display()
+    );
+    let wrapper = helm_wrapper(dir.path(), helm, &keep);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
+    let task = task("MulticlusterHelmV1");
+    let agent_temp = dir.path().join("agent-temp");
+    std::fs::create_dir_all(&agent_temp).unwrap();
+    let mut run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &dir.path().display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
+        .env("SYSTEM_DEBUG", "true");
+    for (name, value) in world.env().into_iter().filter(|(name, _)| name.starts_with("AWS_")) {
+        run = run.env(&name, &value);
+    }
+    let outcome = run
+        .env("AWS_ENDPOINT_URL", &aws_url)
+        .env("AWS_ENDPOINT_URL_STS", &aws_url)
+        .env("SSL_CERT_FILE", &world.ca_file().display().to_string())
+        .agent_proxy(&proxy.url(), Some((USER, PASSWORD)), &[])
+        .input("clusterName", cluster.name())
+        .input("regionName", cluster.region())
+        .input("assumeRoleArn", DEPLOYER)
+        .input("chartType", "FilePath")
+        .input("chartPath", &azp_harness::repo_root().join("tests/world/testdata/chart").display().to_string())
+        .input("releaseName", "web")
+        .input("namespace", "web")
+        .input("overrideValues", "hook=false")
+        .input("helmPath", &wrapper.display().to_string())
+        .run();
+    watching.store(false, Ordering::Relaxed);
+    watcher.join().unwrap();
+
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(proxy.tunnels_to("cluster.proxied.invalid") >= 1, "{:?}", proxy.tunnels());
+    assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]")), "System.Debug is on");
+    assert!(outcome.secrets.iter().any(|s| s == PASSWORD), "the password is registered");
+    // The log is masked with the values registered before each line only: a
+    // line printed before the registration would show the password here.
+    let forms = [PASSWORD, ENCODED];
+    for form in forms {
+        assert!(!outcome.log_text().contains(form), "in the log: {form}");
+        assert!(outcome.errors().iter().all(|e| !e.message.contains(form)), "in an error: {form}");
+    }
+    let seen = seen.lock().unwrap();
+    assert!(seen.command_lines.iter().all(|l| forms.iter().all(|f| !l.contains(f))), "in an argument list");
+    assert!(!seen.helm_environments.is_empty(), "helm's environment was read");
+    let expected = format!("{USER}:{ENCODED}@127.0.0.1:");
+    let mut with_proxy = 0;
+    for environment in &seen.helm_environments {
+        let holding: Vec<&str> =
+            environment.lines().filter(|line| forms.iter().any(|form| line.contains(form))).collect();
+        let names: Vec<&str> = holding.iter().map(|line| line.split('=').next().unwrap_or_default()).collect();
+        // helm and what it runs have the proxy; the exec entry the task's own preflight runs has not.
+        if !names.is_empty() {
+            with_proxy += 1;
+            assert_eq!(names, ["HTTPS_PROXY", "HTTP_PROXY"], "exactly helm's proxy variables hold it:\n{environment}");
+        }
+        assert!(holding.iter().all(|line| line.contains(&expected) && !line.contains(PASSWORD)), "{holding:?}");
+        assert!(
+            environment.lines().all(|l| !l.starts_with("SECRET_") && !l.starts_with("AGENT_PROXY")),
+            "an agent variable reached helm:\n{environment}"
+        );
+    }
+    assert!(with_proxy >= 1, "helm got the proxy");
+    let private_text = String::from_utf8_lossy(&std::fs::read(&private_files).unwrap()).into_owned();
+    let holders: Vec<&str> = private_text
+        .split("== ")
+        .filter(|file| file.contains(PASSWORD))
+        .map(|file| file.lines().next().unwrap_or_default())
+        .collect();
+    assert!(!holders.is_empty(), "the exec entry's handover was read");
+    assert!(holders.iter().all(|path| path.ends_with("/eks-token-proxy.json")), "in {holders:?}");
+    for (path, text) in files_under(&agent_temp) {
+        assert!(forms.iter().all(|form| !text.contains(form)), "in {} left in the agent's temp folder", path.display());
+    }
+}
