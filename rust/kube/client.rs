@@ -31,7 +31,8 @@ pub async fn connect(connection: &Connection, env: &Env, proxy: Option<&ProxySet
         Connection::InCluster => Config::incluster().map_err(Error::InCluster)?,
         other => {
             let yaml = kubeconfig::build(other, env, TokenAt::Inline)?;
-            let kubeconfig = Kubeconfig::from_yaml(&yaml).map_err(Error::Config)?;
+            let mut kubeconfig = Kubeconfig::from_yaml(&yaml).map_err(Error::Config)?;
+            hide_secret_variables(&mut kubeconfig, env);
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(Error::Config)?
         }
     };
@@ -39,6 +40,19 @@ pub async fn connect(connection: &Connection, env: &Env, proxy: Option<&ProxySet
     through(&mut config, proxy);
     use_ring();
     Client::try_from(config).map_err(Error::Client)
+}
+
+/// A kubeconfig's exec entries (`aws eks get-token`, …) run without the
+/// pipeline's secret variables (`SECRET_*`: the agent's proxy password among
+/// them), which no credential plugin needs.
+fn hide_secret_variables(kubeconfig: &mut Kubeconfig, env: &Env) {
+    let secret: Vec<String> = env.names().filter(|n| n.starts_with("SECRET_")).map(str::to_string).collect();
+    if secret.is_empty() {
+        return;
+    }
+    for exec in kubeconfig.auth_infos.iter_mut().filter_map(|a| a.auth_info.as_mut()?.exec.as_mut()) {
+        exec.drop_env.get_or_insert_with(Vec::new).extend(secret.iter().cloned());
+    }
 }
 
 /// Sends a client's connections through the agent's proxy (a CONNECT tunnel,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azp_harness::{StepResult, TaskRun};
-use azp_kube_world::World;
+use azp_kube_world::{Behaviour, World};
 use azp_kube_world::clusters::ClusterSpec;
 use azp_kube_world::forward_proxy::proxied_url;
 
@@ -119,4 +119,48 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
     for (path, text) in files_under(&agent_temp) {
         assert!(forms.iter().all(|form| !text.contains(form)), "in {} left in the agent's temp folder", path.display());
     }
+}
+
+/// KanikoBuild with a kubeconfig whose user runs an exec plugin: the plugin
+/// (as `aws eks get-token` would) runs without the proxy password or any
+/// other secret variable of the pipeline.
+#[test]
+fn a_kubeconfig_exec_plugin_of_kaniko_build_gets_no_proxy_password() {
+    let world = World::shared();
+    let namespace = world.unique_namespace("proxy-exec").unwrap();
+    let image = "hardening.test/proxy-exec:1";
+    let digest = "sha256:8a1b1d7a0b1e7c6b2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8";
+    world.set_behaviour(image, Behaviour::exit_with_message(&["INFO built"], 0, Duration::from_millis(300), digest));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let environment = dir.path().join("plugin-env.log");
+    let plugin = dir.path().join("credential-plugin");
+    let credential = format!(
+        r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{}"}}}}"#,
+        world.admin_token()
+    );
+    let script = format!("#!/bin/sh\nenv >> '{}'\necho '{credential}'\n", environment.display());
+    std::fs::write(&plugin, script).unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let kubeconfig = world.kubeconfig_exec("plugin", &plugin, &[]).unwrap();
+    let proxy = world.forward_proxy(Some((USER, PASSWORD))).unwrap();
+    let outcome = TaskRun::new(task("KanikoBuildV1").path())
+        .sources(dir.path())
+        .timeout(Duration::from_secs(120))
+        .agent_proxy(&proxy.url(), Some((USER, PASSWORD)), &[])
+        .env("SECRET_NPMTOKEN", "another-secret-variable")
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &kubeconfig.display().to_string())
+        .input("namespace", &namespace)
+        .input("kanikoImage", image)
+        .input("destinations", "registry.local/app:1")
+        .input("contextTransport", "Stream")
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(proxy.tunnels_to("127.0.0.1") >= 1, "the cluster was reached through the proxy: {:?}", proxy.tunnels());
+    let seen = std::fs::read_to_string(&environment).unwrap();
+    assert!(seen.contains("AGENT_TEMPDIRECTORY="), "the plugin ran with the task's environment: {seen}");
+    assert!(!seen.contains(PASSWORD) && !seen.contains(ENCODED), "the proxy password reached the plugin");
+    let secret_lines = seen.lines().any(|line| line.starts_with("SECRET_"));
+    assert!(!secret_lines && !seen.contains("another-secret-variable"), "a secret variable reached the plugin: {seen}");
 }
