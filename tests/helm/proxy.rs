@@ -136,3 +136,91 @@ fn a_bad_proxy_url_is_named_before_any_connection() {
     assert!(message.starts_with("Agent.ProxyUrl \"proxy.corp:3128\" is not a proxy URL"), "{message}");
     assert!(!outcome.log_text().contains("AWS identity"), "{}", outcome.log_text());
 }
+
+/// The exec entry's own AssumeRole (when its cached session is gone, as an
+/// hour into a long wait) takes the proxy the task handed over in the
+/// private folder: without the handover the proxied STS cannot be reached.
+#[test]
+fn the_exec_entrys_assume_role_goes_through_the_handed_over_proxy() {
+    use azp_kube::aws::credentials::Cache;
+    use azp_kube::azp::proxy::{Handover, ProxySettings};
+    let (aws_url, _) = moto(true);
+    let proxy = world().forward_proxy(Some((PROXY_USER, PROXY_PASSWORD))).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut env: Vec<(String, String)> = moto_env().into_iter().filter(|(k, _)| !k.starts_with("AWS_ENDPOINT")).collect();
+    env.push(("AWS_ENDPOINT_URL".into(), aws_url.clone()));
+    env.push(("SSL_CERT_FILE".into(), world().ca_file().display().to_string()));
+    let dir = cache.path().display().to_string();
+    let eks_token = |env: &[(String, String)]| {
+        Command::new(binary())
+            .args(["eks-token", "--cluster", "world", "--region", "us-east-1", "--role-arn", ROLE])
+            .args(["--cache-dir", &dir])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    };
+    let alone = eks_token(&env);
+    assert!(!alone.status.success(), "STS by its proxied name, without the proxy");
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("dns error"), "{}", String::from_utf8_lossy(&alone.stderr));
+    assert_eq!(proxy.tunnels_to(MOTO), 0);
+
+    let handover = Handover {
+        url: proxy.url(),
+        username: Some(PROXY_USER.into()),
+        password: Some(PROXY_PASSWORD.into()),
+        bypass_list: Vec::new(),
+    };
+    let settings = ProxySettings::from_handover(&handover).unwrap();
+    Cache::new(cache.path()).hand_over_proxy(&settings.handover()).unwrap();
+    let handed = eks_token(&env);
+    assert!(handed.status.success(), "{}", String::from_utf8_lossy(&handed.stderr));
+    let credential: serde_json::Value = serde_json::from_slice(&handed.stdout).unwrap();
+    let (_, query) = token_query(credential["status"]["token"].as_str().unwrap());
+    assert!(query["X-Amz-Credential"].starts_with("ASIA"), "assumed-role keys");
+    assert!(proxy.tunnels_to(MOTO) >= 1, "{:?}", proxy.tunnels());
+}
+
+/// An OIDC connection behind the proxy: the ID token request to Azure DevOps
+/// goes through it (the world's Azure DevOps and its STS gate speak plain
+/// HTTP on loopback: the gate, which the SDK would send a plain-HTTP proxy
+/// request the world's proxy does not serve, is in the bypass list).
+#[test]
+fn the_id_token_request_of_an_oidc_connection_goes_through_the_proxy() {
+    use azp_kube_world::federation::FederatedJob;
+    cross_account_cluster();
+    world().add_access_entry(ALLOWED_ROLE, "deployer", &["system:masters"]);
+    let job = FederatedJob::new(world(), "aws-oidc-proxied", "arn:aws:iam::111111111111:role/azure-pipelines", "aws-oidc-proxied")
+        .unwrap();
+    let job_token = job.devops.job_token(Duration::from_secs(600));
+    let devops = job.devops.oidc_request_uri();
+    let devops = devops.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let gate = job.sts.url();
+    let proxy = world().forward_proxy(None).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let temp = agent_temp(home.path());
+    std::fs::create_dir_all(&temp).unwrap();
+    let outcome = TaskRun::new(task().path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &home.path().display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &temp.display().to_string())
+        .envs(job.task_env(world(), &job_token))
+        .agent_proxy(&proxy.url(), None, &[&format!("^{}$", gate.replace('.', "\\."))])
+        .input("awsCredentials", &job.connection_id)
+        .input("clusterName", world().cluster_name())
+        .input("regionName", world().region())
+        .input("assumeRoleArn", ALLOWED_ROLE)
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "oidc-proxied")
+        .input("namespace", "oidc-proxied")
+        .input("overrideValues", "hook=false")
+        .input("helmPath", &world().tools().helm4.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(job.devops.issued() >= 1);
+    assert!(proxy.tunnels_to_address(&devops) >= 1, "the ID token request: {:?}", proxy.tunnels());
+    let gate_address = gate.trim_start_matches("http://");
+    assert_eq!(proxy.tunnels_to_address(gate_address), 0, "the bypassed STS gate was reached directly");
+}

@@ -31,6 +31,8 @@ const HEAD_LIMIT: usize = 16 * 1024;
 struct Counts {
     /// Tunnels opened, per target host (lower case, without port).
     tunnels: BTreeMap<String, usize>,
+    /// Tunnels opened, per `host:port`.
+    addresses: BTreeMap<String, usize>,
     /// Requests refused with 407.
     refused: usize,
 }
@@ -70,6 +72,11 @@ impl ForwardProxy {
     /// Tunnels opened to `host` so far.
     pub fn tunnels_to(&self, host: &str) -> usize {
         self.lock().tunnels.get(&host.to_ascii_lowercase()).copied().unwrap_or(0)
+    }
+
+    /// Tunnels opened to `host:port` so far (services of the world share 127.0.0.1).
+    pub fn tunnels_to_address(&self, address: &str) -> usize {
+        self.lock().addresses.get(&address.to_ascii_lowercase()).copied().unwrap_or(0)
     }
 
     /// Tunnels opened so far, per target host.
@@ -178,7 +185,11 @@ async fn tunnel(
     let Ok(mut upstream) = tokio::net::TcpStream::connect((resolve(&host), port)).await else {
         return answer(&mut client, "502 Bad Gateway", "").await;
     };
-    *counts.lock().unwrap_or_else(|e| e.into_inner()).tunnels.entry(host).or_default() += 1;
+    {
+        let mut counts = counts.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.addresses.entry(format!("{host}:{port}")).or_default() += 1;
+        *counts.tunnels.entry(host).or_default() += 1;
+    }
     client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await?;
     tokio::io::copy_bidirectional(&mut client, &mut upstream).await.map(drop)
 }
@@ -231,5 +242,6 @@ mod tests {
         assert!(ask("Proxy-Authorization: Basic dTp3cm9uZw==\r\n").starts_with("HTTP/1.1 407"));
         assert!(ask("Proxy-Authorization: Basic dTpw\r\n").starts_with("HTTP/1.1 200"));
         assert_eq!((proxy.tunnels_to("X.proxied.invalid"), proxy.refused()), (1, 2));
+        assert_eq!(proxy.tunnels_to_address(&format!("x.proxied.invalid:{port}")), 1);
     }
 }
