@@ -101,7 +101,8 @@ impl IdTokenSource {
             Some(proxy) => {
                 let mut tunnel = Tunnel::new(proxy.address().clone(), HttpConnector::new());
                 if let Some(auth) = proxy.basic_auth() {
-                    let value = hyper::header::HeaderValue::from_str(auth.expose()).map_err(|e| unreachable(e.into()))?;
+                    let value =
+                        hyper::header::HeaderValue::from_str(auth.expose()).map_err(|e| unreachable(e.into()))?;
                     tunnel = tunnel.with_auth(value);
                 }
                 send(tunnel, request).await
@@ -138,10 +139,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Sends `request` over TLS on connections made by `connector` (direct, or
 /// a tunnel through the proxy), with ring as every TLS client of the binary
 /// (see kube::client::use_ring).
-async fn send<C>(connector: C, request: hyper::Request<Full<bytes::Bytes>>) -> Result<hyper::Response<hyper::body::Incoming>, BoxError>
+async fn send<C>(
+    connector: C,
+    request: hyper::Request<Full<bytes::Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, BoxError>
 where
     C: tower_service::Service<hyper::Uri> + Clone + Send + Sync + 'static,
-    C::Response: hyper::rt::Read + hyper::rt::Write + hyper_util::client::legacy::connect::Connection + Send + Unpin + 'static,
+    C::Response:
+        hyper::rt::Read + hyper::rt::Write + hyper_util::client::legacy::connect::Connection + Send + Unpin + 'static,
     C::Future: Send + Unpin + 'static,
     C::Error: Into<BoxError>,
 {

@@ -100,7 +100,9 @@ impl ProxySettings {
         let bad = |reason: &str| Error::Url { url: url.to_string(), reason: reason.to_string() };
         let parsed: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
         if parsed.scheme_str() != Some("http") {
-            return Err(bad("only http:// proxies are supported (the connection to the proxy is plain HTTP, then a CONNECT tunnel)"));
+            return Err(bad(
+                "only http:// proxies are supported (the connection to the proxy is plain HTTP, then a CONNECT tunnel)",
+            ));
         }
         let authority = parsed.authority().ok_or_else(|| bad("it names no host"))?;
         if authority.as_str().contains('@') {
@@ -110,7 +112,8 @@ impl ProxySettings {
             return Err(bad("it names no host"));
         }
         let port = authority.port_u16().unwrap_or(80);
-        let address: Uri = format!("http://{}:{port}", authority.host()).parse().map_err(|_| bad("it names no host"))?;
+        let address: Uri =
+            format!("http://{}:{port}", authority.host()).parse().map_err(|_| bad("it names no host"))?;
         let mut bypass = Vec::new();
         for entry in parts.bypass_list.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             let regex = regex_lite::RegexBuilder::new(entry)

@@ -60,8 +60,8 @@ fn hide_secret_variables(kubeconfig: &mut Kubeconfig, env: &Env) {
 /// Without an agent proxy, kube's own choice (`HTTPS_PROXY`/`NO_PROXY`) stays.
 pub fn through(config: &mut Config, proxy: Option<&ProxySettings>) {
     let Some(proxy) = proxy else { return };
-    config.proxy_url = proxy::route(Some(proxy), &config.cluster_url)
-        .and_then(|p| p.url_with_credentials().expose().parse().ok());
+    config.proxy_url =
+        proxy::route(Some(proxy), &config.cluster_url).and_then(|p| p.url_with_credentials().expose().parse().ok());
 }
 
 /// Makes ring the process's rustls provider, which kube's TLS takes: the

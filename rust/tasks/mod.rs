@@ -11,8 +11,8 @@ mod multicluster_helm;
 mod syntax;
 
 use crate::azp::inputs::{InputReader, TaskSpec};
-use crate::azp::report::Outcome;
 use crate::azp::proxy::ProxySettings;
+use crate::azp::report::Outcome;
 use crate::azp::{Agent, Env};
 
 /// Runs one task to its end.

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azp_harness::{StepResult, TaskRun};
-use azp_kube_world::{Behaviour, World};
 use azp_kube_world::clusters::ClusterSpec;
 use azp_kube_world::forward_proxy::proxied_url;
+use azp_kube_world::{Behaviour, World};
 
 use crate::secrets::{Seen, files_under, helm_wrapper, watch_processes};
 use crate::support::task;

@@ -93,8 +93,7 @@ fn a_host_in_the_bypass_list_is_reached_directly() {
     let home = tempfile::tempdir().unwrap();
     // As a user writes it in the agent's .proxybypass file: one regular expression a line.
     let bypass = format!("^https://127\\.0\\.0\\.1:{}$", sts_host.rsplit(':').next().unwrap());
-    let outcome =
-        deploy(home.path(), &cluster, &aws_url, &proxy, PROXY_PASSWORD, &[&bypass], &world().tools().helm3);
+    let outcome = deploy(home.path(), &cluster, &aws_url, &proxy, PROXY_PASSWORD, &[&bypass], &world().tools().helm3);
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     let tunnels = proxy.tunnels();
     eprintln!("tunnels through the proxy: {tunnels:?}");
@@ -147,7 +146,8 @@ fn the_exec_entrys_assume_role_goes_through_the_handed_over_proxy() {
     let (aws_url, _) = moto(true);
     let proxy = world().forward_proxy(Some((PROXY_USER, PROXY_PASSWORD))).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let mut env: Vec<(String, String)> = moto_env().into_iter().filter(|(k, _)| !k.starts_with("AWS_ENDPOINT")).collect();
+    let mut env: Vec<(String, String)> =
+        moto_env().into_iter().filter(|(k, _)| !k.starts_with("AWS_ENDPOINT")).collect();
     env.push(("AWS_ENDPOINT_URL".into(), aws_url.clone()));
     env.push(("SSL_CERT_FILE".into(), world().ca_file().display().to_string()));
     let dir = cache.path().display().to_string();
@@ -191,8 +191,13 @@ fn the_id_token_request_of_an_oidc_connection_goes_through_the_proxy() {
     use azp_kube_world::federation::FederatedJob;
     cross_account_cluster();
     world().add_access_entry(ALLOWED_ROLE, "deployer", &["system:masters"]);
-    let job = FederatedJob::new(world(), "aws-oidc-proxied", "arn:aws:iam::111111111111:role/azure-pipelines", "aws-oidc-proxied")
-        .unwrap();
+    let job = FederatedJob::new(
+        world(),
+        "aws-oidc-proxied",
+        "arn:aws:iam::111111111111:role/azure-pipelines",
+        "aws-oidc-proxied",
+    )
+    .unwrap();
     let job_token = job.devops.job_token(Duration::from_secs(600));
     let devops = job.devops.oidc_request_uri();
     let devops = devops.trim_start_matches("http://").split('/').next().unwrap().to_string();

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::azp::Env;
-use crate::azp::proxy::ProxySettings;
 use crate::azp::inputs::InputError;
+use crate::azp::proxy::ProxySettings;
 use crate::context::{self, PackOptions};
 use crate::kaniko::args::{self, Build, ContextSource};
 use crate::kaniko::pod::PodOptions;

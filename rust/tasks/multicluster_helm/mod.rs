@@ -61,8 +61,7 @@ async fn deploy(
     private: &PrivateDir,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
-    let (connection, identity, broker) =
-        cancelable(cancel, reach_cluster(env, agent, params, proxy, private)).await?;
+    let (connection, identity, broker) = cancelable(cancel, reach_cluster(env, agent, params, proxy, private)).await?;
     // OIDC: the exec entry asks this process for tokens while the step runs.
     let socket = crate::aws::token_broker::socket(private.path());
     let _serving = broker.map(|b| b.serve(&socket)).transpose().context("cannot open the exec entry's token socket")?;
@@ -72,6 +71,7 @@ async fn deploy(
     cancelable(cancel, preflight(agent, &reach)).await?;
     let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?)
         .without(hidden.clone())
+        .without(proxy.map(|_| LOWER_CASE_PROXY_VARIABLES.map(String::from)).into_iter().flatten())
         .with_env(helm_proxy_env(agent, proxy));
     let major = helm_version(agent, &helm, cancel).await?;
     let ran = match &params.command {
@@ -217,6 +217,11 @@ fn helm_proxy_env(agent: &Agent, proxy: Option<&ProxySettings>) -> Vec<(String, 
     env.into_iter().map(|(name, value)| (name, value.expose().to_string())).collect()
 }
 
+/// The machine's own proxy variables in the spelling Go falls back to when
+/// the upper-case one is empty (`NO_PROXY` of an empty bypass list): with
+/// the agent's proxy, helm sees only the agent's.
+const LOWER_CASE_PROXY_VARIABLES: [&str; 4] = ["https_proxy", "http_proxy", "no_proxy", "all_proxy"];
+
 /// How the task reaches the cluster, for its own checks.
 struct Reach<'a> {
     kubeconfig: &'a Path,
@@ -333,8 +338,7 @@ async fn preflight(agent: &Agent, reach: &Reach<'_>) -> anyhow::Result<()> {
 /// helm 4 waits out its timeout and reports the Deployment "not ready".
 async fn refused_now(reach: &Reach<'_>) -> Option<String> {
     let Reach { identity, target, .. } = reach;
-    let Ok(Access::Denied(code)) = kubeconfig::check_access(reach.kubeconfig, reach.hidden, reach.proxy).await
-    else {
+    let Ok(Access::Denied(code)) = kubeconfig::check_access(reach.kubeconfig, reach.hidden, reach.proxy).await else {
         return None;
     };
     let cluster = target_name(target);

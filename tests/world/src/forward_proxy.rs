@@ -175,8 +175,12 @@ async fn tunnel(
         && authorization != Some(expected)
     {
         counts.lock().unwrap_or_else(|e| e.into_inner()).refused += 1;
-        return answer(&mut client, "407 Proxy Authentication Required", "Proxy-Authenticate: Basic realm=\"world\"\r\n")
-            .await;
+        return answer(
+            &mut client,
+            "407 Proxy Authentication Required",
+            "Proxy-Authenticate: Basic realm=\"world\"\r\n",
+        )
+        .await;
     }
     let Some((host, port)) = target.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) else {
         return answer(&mut client, "400 Bad Request", "").await;
@@ -208,7 +212,9 @@ async fn read_head(client: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8
 }
 
 async fn answer(client: &mut tokio::net::TcpStream, status: &str, headers: &str) -> std::io::Result<()> {
-    client.write_all(format!("HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).await
+    client
+        .write_all(format!("HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
 }
 
 #[cfg(test)]
