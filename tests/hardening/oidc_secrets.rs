@@ -6,15 +6,13 @@
 //! file left in the agent's temp folder. The job's access token never leaves
 //! the task process.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use azp_harness::{StepResult, TaskRun};
+use azp_harness::StepResult;
 use azp_kube_world::World;
 use azp_kube_world::federation::FederatedJob;
 
-use crate::secrets::{Seen, files_under, helm_wrapper, watch_processes};
+use crate::secrets::{WatchedHelmStep, files_under};
 use crate::support::{deploys_the_test_chart, task};
 
 const CONNECTION_ROLE: &str = "arn:aws:iam::111111111111:role/azure-pipelines";
@@ -27,32 +25,15 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
     world.add_access_entry(TARGET_ROLE, "deployer", &["system:masters"]);
     let job = FederatedJob::new(&world, "aws-oidc", CONNECTION_ROLE, "aws-oidc").unwrap();
     let job_token = job.devops.job_token(Duration::from_secs(600));
-    let dir = tempfile::tempdir().unwrap();
-    // helm, through a wrapper that keeps every file of the private folder it can read.
-    let private_files = dir.path().join("private-files.log");
-    let helm = &world.tools().helm4;
-    let keep = format!(
-        "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do cat \"$f\"; done >> '{}' 2>/dev/null",
-        private_files.display()
-    );
-    let wrapper = helm_wrapper(dir.path(), helm, &keep);
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let watching = Arc::new(AtomicBool::new(true));
-    let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
+    let mut step = WatchedHelmStep::start(&world.tools().helm4);
     let task = task("MulticlusterHelmV1");
-    let agent_temp = dir.path().join("agent-temp");
-    std::fs::create_dir_all(&agent_temp).unwrap();
-    let run = TaskRun::new(task.path())
-        .timeout(Duration::from_secs(180))
-        .env("HOME", &dir.path().display().to_string())
-        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
-        .env("SYSTEM_DEBUG", "true")
+    let run = step
+        .run(&task)
         .envs(job.task_env(&world, &job_token))
         .input("awsCredentials", &job.connection_id)
         .input("assumeRoleArn", TARGET_ROLE);
-    let outcome = deploys_the_test_chart(run, &world, &wrapper).run();
-    watching.store(false, Ordering::Relaxed);
-    watcher.join().unwrap();
+    let outcome = deploys_the_test_chart(run, &world, &step.wrapper).run();
+    let (seen, private_text) = step.finish();
 
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]OIDC token: issuer")), "System.Debug is on");
@@ -61,11 +42,9 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
     assert!(!id_tokens.is_empty() && job.devops.issued() >= 1, "the ID token is registered");
     // The web identity's session and the target role's: a secret key and a session token each.
     assert!(outcome.secrets.len() >= 6, "{} secrets registered", outcome.secrets.len());
-    let seen = seen.lock().unwrap();
     assert!(!seen.helm_environments.is_empty(), "helm's environment was read");
-    let private_text = String::from_utf8_lossy(&std::fs::read(&private_files).unwrap()).into_owned();
     assert!(private_text.contains("eks-token"), "the wrapper read the private folder");
-    let left = files_under(&agent_temp);
+    let left = files_under(&step.agent_temp);
     for secret in outcome.secrets.iter().filter(|s| s.len() >= 8) {
         let short = &secret[..6];
         assert!(!outcome.log_text().contains(secret.as_str()), "in the log: {short}…");

@@ -8,8 +8,6 @@
 //! takes credentials from); no `SECRET_`/`AGENT_PROXY*` variable reaches
 //! them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azp_harness::{StepResult, TaskRun};
@@ -17,8 +15,8 @@ use azp_kube_world::clusters::ClusterSpec;
 use azp_kube_world::forward_proxy::proxied_url;
 use azp_kube_world::{Behaviour, World};
 
-use crate::secrets::{Seen, files_under, helm_wrapper, watch_processes};
-use crate::support::task;
+use crate::secrets::{WatchedHelmStep, files_under};
+use crate::support::{deploys_the_test_chart, task};
 
 const USER: &str = "build-agent";
 /// With characters a URL must escape, so that the proxy URL's encoding is checked too.
@@ -35,46 +33,23 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
     let aws_url = proxied_url(&world.aws_https_endpoint().unwrap(), "moto");
     cluster.trust_sts_host(aws_url.trim_start_matches("https://"));
     let proxy = world.forward_proxy(Some((USER, PASSWORD))).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    // helm, through a wrapper that keeps every file of the private folder, by name.
-    let private_files = dir.path().join("private-files.log");
-    let helm = &world.tools().helm4;
-    let keep = format!(
-        "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do echo \"== $f\"; cat \"$f\"; echo; done >> '{}' 2>/dev/null",
-        private_files.display()
-    );
-    let wrapper = helm_wrapper(dir.path(), helm, &keep);
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let watching = Arc::new(AtomicBool::new(true));
-    let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
+    let mut step = WatchedHelmStep::start(&world.tools().helm4);
     let task = task("MulticlusterHelmV1");
-    let agent_temp = dir.path().join("agent-temp");
-    std::fs::create_dir_all(&agent_temp).unwrap();
-    let mut run = TaskRun::new(task.path())
-        .timeout(Duration::from_secs(180))
-        .env("HOME", &dir.path().display().to_string())
-        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
-        .env("SYSTEM_DEBUG", "true");
+    let mut run = step.run(&task);
     for (name, value) in world.env().into_iter().filter(|(name, _)| name.starts_with("AWS_")) {
         run = run.env(&name, &value);
     }
-    let outcome = run
+    let run = run
         .env("AWS_ENDPOINT_URL", &aws_url)
         .env("AWS_ENDPOINT_URL_STS", &aws_url)
         .env("SSL_CERT_FILE", &world.ca_file().display().to_string())
         .agent_proxy(&proxy.url(), Some((USER, PASSWORD)), &[])
+        .input("assumeRoleArn", DEPLOYER);
+    let outcome = deploys_the_test_chart(run, &world, &step.wrapper)
         .input("clusterName", cluster.name())
         .input("regionName", cluster.region())
-        .input("assumeRoleArn", DEPLOYER)
-        .input("chartType", "FilePath")
-        .input("chartPath", &azp_harness::repo_root().join("tests/world/testdata/chart").display().to_string())
-        .input("releaseName", "web")
-        .input("namespace", "web")
-        .input("overrideValues", "hook=false")
-        .input("helmPath", &wrapper.display().to_string())
         .run();
-    watching.store(false, Ordering::Relaxed);
-    watcher.join().unwrap();
+    let (seen, private_text) = step.finish();
 
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(proxy.tunnels_to("cluster.proxied.invalid") >= 1, "{:?}", proxy.tunnels());
@@ -87,7 +62,6 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
         assert!(!outcome.log_text().contains(form), "in the log: {form}");
         assert!(outcome.errors().iter().all(|e| !e.message.contains(form)), "in an error: {form}");
     }
-    let seen = seen.lock().unwrap();
     assert!(seen.command_lines.iter().all(|l| forms.iter().all(|f| !l.contains(f))), "in an argument list");
     assert!(!seen.helm_environments.is_empty(), "helm's environment was read");
     let expected = format!("{USER}:{ENCODED}@127.0.0.1:");
@@ -108,7 +82,6 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
         );
     }
     assert!(with_proxy >= 1, "helm got the proxy");
-    let private_text = String::from_utf8_lossy(&std::fs::read(&private_files).unwrap()).into_owned();
     let holders: Vec<&str> = private_text
         .split("== ")
         .filter(|file| file.contains(PASSWORD))
@@ -116,7 +89,7 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
         .collect();
     assert!(!holders.is_empty(), "the exec entry's handover was read");
     assert!(holders.iter().all(|path| path.ends_with("/eks-token-proxy.json")), "in {holders:?}");
-    for (path, text) in files_under(&agent_temp) {
+    for (path, text) in files_under(&step.agent_temp) {
         assert!(forms.iter().all(|form| !text.contains(form)), "in {} left in the agent's temp folder", path.display());
     }
 }

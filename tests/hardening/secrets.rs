@@ -69,6 +69,59 @@ pub(crate) fn helm_wrapper(dir: &std::path::Path, helm: &std::path::Path, first:
     wrapper
 }
 
+/// A MulticlusterHelm step whose helm is watched: helm runs through a wrapper
+/// that keeps every file of the private folder it can read (each after a line
+/// `== <path>`), and every process's command line and the environments of
+/// helm and the exec entry are recorded while the step runs.
+pub(crate) struct WatchedHelmStep {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) agent_temp: std::path::PathBuf,
+    /// The wrapper, for `helmPath`.
+    pub(crate) wrapper: std::path::PathBuf,
+    private_files: std::path::PathBuf,
+    seen: Arc<Mutex<Seen>>,
+    watching: Arc<AtomicBool>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WatchedHelmStep {
+    pub(crate) fn start(helm: &std::path::Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let private_files = dir.path().join("private-files.log");
+        let keep = format!(
+            "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do echo \"== $f\"; cat \"$f\"; echo; done >> '{}' 2>/dev/null",
+            private_files.display()
+        );
+        let wrapper = helm_wrapper(dir.path(), helm, &keep);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let watching = Arc::new(AtomicBool::new(true));
+        let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
+        let agent_temp = dir.path().join("agent-temp");
+        std::fs::create_dir_all(&agent_temp).unwrap();
+        Self { dir, agent_temp, wrapper, private_files, seen, watching, watcher: Some(watcher) }
+    }
+
+    /// The step's run: its own HOME and agent temp folder, System.Debug on.
+    pub(crate) fn run(&self, task: &azp_harness::StagedTask) -> TaskRun {
+        TaskRun::new(task.path())
+            .timeout(Duration::from_secs(180))
+            .env("HOME", &self.dir.path().display().to_string())
+            .env("AGENT_TEMPDIRECTORY", &self.agent_temp.display().to_string())
+            .env("SYSTEM_DEBUG", "true")
+    }
+
+    /// Stops watching: what was seen, and the private folder's files as helm could read them.
+    pub(crate) fn finish(&mut self) -> (Seen, String) {
+        self.watching.store(false, Ordering::Relaxed);
+        if let Some(watcher) = self.watcher.take() {
+            watcher.join().unwrap();
+        }
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        let private = String::from_utf8_lossy(&std::fs::read(&self.private_files).unwrap_or_default()).into_owned();
+        (seen, private)
+    }
+}
+
 /// The text of every file under `dir`.
 pub(crate) fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
     let mut files = Vec::new();
