@@ -17,6 +17,10 @@ use crate::azp::{Agent, Env};
 
 /// Runs one task to its end.
 pub fn run(spec: &'static TaskSpec, env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
+    // The agent's proxy password, before anything else is printed.
+    if let Some(password) = env.var(crate::azp::proxy::PASSWORD_VAR) {
+        agent.set_secret(password);
+    }
     let result = match spec.name {
         name if name == inputs::kaniko_build::SPEC.name => kaniko_build::run(env, agent),
         name if name == inputs::multicluster_helm::SPEC.name => multicluster_helm::run(env, agent),
@@ -57,12 +61,9 @@ fn read_inputs<T>(
 }
 
 /// Shows a list of `name: value` lines in a collapsible group.
-/// The agent's proxy (`Agent.ProxyUrl` and friends), its password
-/// registered as a secret before anything can print it, and said in the log.
+/// The agent's proxy (`Agent.ProxyUrl` and friends; [`run`] registered its
+/// password as a secret first), said in the log.
 fn agent_proxy(env: &Env, agent: &Agent) -> anyhow::Result<Option<ProxySettings>> {
-    if let Some(password) = env.var(crate::azp::proxy::PASSWORD_VAR) {
-        agent.set_secret(password);
-    }
     let proxy = ProxySettings::read(env)?;
     if let Some(proxy) = &proxy {
         let bypass = proxy.handover().bypass_list;

@@ -54,7 +54,8 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(proxy.tunnels_to("cluster.proxied.invalid") >= 1, "{:?}", proxy.tunnels());
     assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]")), "System.Debug is on");
-    assert!(outcome.secrets.iter().any(|s| s == PASSWORD), "the password is registered");
+    let first = outcome.commands.first().map(|c| (c.name.as_str(), c.data.as_str()));
+    assert_eq!(first, Some(("task.setsecret", PASSWORD)), "the password is registered before anything else");
     // The log is masked with the values registered before each line only: a
     // line printed before the registration would show the password here.
     let forms = [PASSWORD, ENCODED];
