@@ -141,6 +141,11 @@ impl ProxySettings {
         }
     }
 
+    /// The bypass list's entries, as given.
+    pub fn bypass_list(&self) -> impl Iterator<Item = &str> {
+        self.bypass.iter().map(|(entry, _)| entry.as_str())
+    }
+
     /// The password, to register as a secret.
     pub fn password(&self) -> Option<&Secret> {
         self.password.as_ref()

@@ -38,8 +38,8 @@ fn explain_proxy_refusal(error: anyhow::Error) -> anyhow::Error {
         return error;
     }
     error.context(
-        "the agent's proxy refused its credentials (HTTP 407 Proxy Authentication Required): check the agent's \
-         proxy username and password (Agent.ProxyUsername and Agent.ProxyPassword, set by config.sh \
+        "the agent's proxy refused the connection for want of valid credentials (HTTP 407 Proxy Authentication \
+         Required): check the agent's proxy username and password (Agent.ProxyUsername and Agent.ProxyPassword, set by config.sh \
          --proxyusername and --proxypassword)",
     )
 }
@@ -60,13 +60,12 @@ fn read_inputs<T>(
     inputs
 }
 
-/// Shows a list of `name: value` lines in a collapsible group.
 /// The agent's proxy (`Agent.ProxyUrl` and friends; [`run`] registered its
 /// password as a secret first), said in the log.
 fn agent_proxy(env: &Env, agent: &Agent) -> anyhow::Result<Option<ProxySettings>> {
     let proxy = ProxySettings::read(env)?;
     if let Some(proxy) = &proxy {
-        let bypass = proxy.handover().bypass_list;
+        let bypass: Vec<&str> = proxy.bypass_list().collect();
         let bypass = if bypass.is_empty() { "nothing".to_string() } else { bypass.join(", ") };
         let auth = if proxy.basic_auth().is_some() { ", with the agent's proxy credentials" } else { "" };
         let address = proxy.address().to_string();
@@ -75,6 +74,7 @@ fn agent_proxy(env: &Env, agent: &Agent) -> anyhow::Result<Option<ProxySettings>
     Ok(proxy)
 }
 
+/// Shows a list of `name: value` lines in a collapsible group.
 fn show_plan(agent: &Agent, title: &str, lines: &[(&str, String)]) {
     agent.group(title);
     for (name, value) in lines.iter().filter(|(_, v)| !v.is_empty()) {

@@ -111,8 +111,8 @@ fn a_wrong_proxy_password_fails_with_the_proxys_refusal() {
     let outcome = deploy(home.path(), &cluster, &aws_url, &proxy, wrong, &[], &world().tools().helm4);
     assert_eq!(outcome.result, StepResult::Failed, "{}", outcome.log_text());
     let message = &outcome.errors()[0].message;
-    assert!(message.contains("407"), "{message}");
-    assert!(message.contains("proxy"), "{message}");
+    assert!(message.starts_with("the agent's proxy refused the connection"), "{message}");
+    assert!(message.contains("407") && message.contains("Agent.ProxyPassword"), "{message}");
     assert!(proxy.refused() >= 1 && proxy.tunnels().is_empty(), "{:?}", proxy.tunnels());
     assert!(!outcome.log_text().contains(wrong));
     assert_no_private_dir(&agent_temp(home.path()));
