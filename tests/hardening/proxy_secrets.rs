@@ -6,7 +6,8 @@
 //! helm and the exec entry, it is in exactly `HTTPS_PROXY` and `HTTP_PROXY`
 //! (percent-encoded in the proxy URL, the only place Go's proxy support
 //! takes credentials from); no `SECRET_`/`AGENT_PROXY*` variable reaches
-//! them.
+//! them. helm's `NO_PROXY` holds the bypass entries it can say, and the
+//! others are named in a warning.
 
 use std::time::Duration;
 
@@ -43,7 +44,8 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
         .env("AWS_ENDPOINT_URL", &aws_url)
         .env("AWS_ENDPOINT_URL_STS", &aws_url)
         .env("SSL_CERT_FILE", &world.ca_file().display().to_string())
-        .agent_proxy(&proxy.url(), Some((USER, PASSWORD)), &[])
+        // One entry NO_PROXY can say, one it cannot.
+        .agent_proxy(&proxy.url(), Some((USER, PASSWORD)), &["^registry\\.corp$", "git|svn"])
         .input("assumeRoleArn", DEPLOYER);
     let outcome = deploys_the_test_chart(run, &world, &step.wrapper)
         .input("clusterName", cluster.name())
@@ -83,6 +85,11 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
         );
     }
     assert!(with_proxy >= 1, "helm got the proxy");
+    let no_proxy = seen.helm_environments.iter().flat_map(|e| e.lines()).filter(|l| l.starts_with("NO_PROXY="));
+    assert!(no_proxy.clone().count() >= 1 && no_proxy.clone().all(|l| l == "NO_PROXY=registry.corp"));
+    let warned =
+        outcome.log.iter().any(|l| l.starts_with("##[warning]") && l.contains("git|svn") && l.contains("NO_PROXY"));
+    assert!(warned, "the entry NO_PROXY cannot say is named: {}", outcome.log_text());
     let holders: Vec<&str> = private_text
         .split("== ")
         .filter(|file| file.contains(PASSWORD))
