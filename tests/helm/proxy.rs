@@ -225,3 +225,46 @@ fn the_id_token_request_of_an_oidc_connection_goes_through_the_proxy() {
     let gate_address = gate.trim_start_matches("http://");
     assert_eq!(proxy.tunnels_to_address(gate_address), 0, "the bypassed STS gate was reached directly");
 }
+
+/// `targets`: each target's AWS calls, preflight and helm go through the
+/// proxy (each target has a private folder and exec entry of its own).
+#[test]
+fn every_target_of_a_fan_out_goes_through_the_proxy() {
+    let (aws_url, sts_host) = moto(true);
+    let clusters =
+        [cluster_behind_the_proxy("proxied-fan-a", &sts_host), cluster_behind_the_proxy("proxied-fan-b", &sts_host)];
+    let proxy = world().forward_proxy(Some((PROXY_USER, PROXY_PASSWORD))).unwrap();
+    let targets: String = clusters
+        .iter()
+        .map(|c| {
+            format!(
+                "- name: {}\n  clusterName: {}\n  region: {}\n  assumeRoleArn: {DEPLOYER}\n",
+                c.name().replace('-', "_"),
+                c.name(),
+                c.region()
+            )
+        })
+        .collect();
+    let home = tempfile::tempdir().unwrap();
+    let outcome = run(&task(), home.path())
+        .timeout(Duration::from_secs(240))
+        .env("AWS_ENDPOINT_URL", &aws_url)
+        .env("AWS_ENDPOINT_URL_STS", &aws_url)
+        .env("SSL_CERT_FILE", &world().ca_file().display().to_string())
+        .agent_proxy(&proxy.url(), Some((PROXY_USER, PROXY_PASSWORD)), &[])
+        .input("targets", &targets)
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .input("namespace", "web")
+        .input("overrideValues", "hook=false")
+        .input("waitForExecution", "false")
+        .input("helmPath", &world().tools().helm4.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    for cluster in &clusters {
+        let address = proxied_url(cluster.api_url(), "cluster").trim_start_matches("https://").to_string();
+        assert!(proxy.tunnels_to_address(&address) >= 2, "{}: {:?}", cluster.name(), proxy.tunnels());
+    }
+    assert!(proxy.tunnels_to(MOTO) >= 2, "{:?}", proxy.tunnels());
+}
