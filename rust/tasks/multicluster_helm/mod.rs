@@ -47,7 +47,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
         }
         let private = PrivateDir::create(&env.temp_dir())?;
         let result = match &plan {
-            Plan::One(params) => deploy(env, agent, params, &private, &cancel, &Outputs::of_step(agent)).await,
+            Plan::One(params) => deploy(env, agent, params, &private, &cancel, &Outputs::of_step(agent), None).await,
             Plan::Many(fan_out) => fan_out::deploy_all(env, agent, fan_out, &private, &cancel).await,
         };
         drop(private);
@@ -56,7 +56,8 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
 }
 
 /// The steps after validation, on one cluster; `private` is removed by the
-/// caller. Output variables go to `outputs`.
+/// caller. Output variables go to `outputs`. `major` is helm's version when
+/// the caller already asked it (once for all targets).
 async fn deploy(
     env: &Env,
     agent: &Agent,
@@ -64,6 +65,7 @@ async fn deploy(
     private: &PrivateDir,
     cancel: &CancellationToken,
     outputs: &Outputs,
+    major: Option<Major>,
 ) -> anyhow::Result<Outcome> {
     let (connection, identity, broker) =
         cancelable(cancel, reach_cluster(env, agent, params, private, outputs)).await?;
@@ -74,7 +76,10 @@ async fn deploy(
     let hidden = hidden_from_helm(env, &params.target);
     cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
     let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
-    let major = helm_version(agent, &helm, cancel).await?;
+    let major = match major {
+        Some(major) => major,
+        None => helm_version(agent, &helm, cancel).await?,
+    };
     let ran = match &params.command {
         Command::Upgrade { upgrade, repository, registry_login, fail_on_stderr, unlock } => {
             log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
