@@ -15,6 +15,7 @@ mod aws_faults;
 mod interrupted;
 mod isolation;
 mod migration;
+mod oci;
 mod oidc;
 mod verbs;
 

@@ -83,6 +83,7 @@ struct Started {
     moto: Option<(u16, u32)>,
     moto_https: Option<u16>,
     registry: Option<(u16, u32)>,
+    ecr: Option<(u16, Arc<crate::ecr_registry::EcrAuth>)>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -98,6 +99,7 @@ pub struct World {
     moto: Option<(u16, u32)>,
     moto_https: Option<u16>,
     registry: Option<(u16, u32)>,
+    ecr: Option<(u16, Arc<crate::ecr_registry::EcrAuth>)>,
     eks: Option<Arc<crate::eks::EksAuthenticator>>,
     kaniko: Option<Behaviour>,
     tools: Tools,
@@ -157,6 +159,7 @@ impl World {
             moto: started.moto,
             moto_https: started.moto_https,
             registry: started.registry,
+            ecr: started.ecr,
             eks: None,
             kaniko: None,
             tools,
@@ -335,6 +338,23 @@ impl World {
         self.registry_address().expect("this world runs no registry (Options { aws: false })")
     }
 
+    /// Where the world's ECR registries are reached (`127.0.0.1:PORT`, HTTPS with the
+    /// world's certificate): the task's `AZP_KUBE_ECR_REGISTRY_ENDPOINT`. None without AWS.
+    pub fn ecr_registry_endpoint(&self) -> Option<String> {
+        self.ecr.as_ref().map(|(port, _)| format!("127.0.0.1:{port}"))
+    }
+
+    /// The ECR registry's logins and repositories (see [`crate::ecr_registry`]). Panics in
+    /// a world without AWS.
+    pub fn ecr(&self) -> &crate::ecr_registry::EcrAuth {
+        self.ecr.as_ref().map(|(_, auth)| auth.as_ref()).expect("this world runs no registry (Options { aws: false })")
+    }
+
+    /// The ECR registry host of `account` in the world's region, as charts name it.
+    pub fn ecr_host(&self, account: &str) -> String {
+        format!("{account}.dkr.ecr.{REGION}.amazonaws.com")
+    }
+
     /// The EKS token authenticator (None without AWS).
     pub fn eks(&self) -> Option<&Arc<crate::eks::EksAuthenticator>> {
         self.eks.as_ref()
@@ -387,6 +407,9 @@ impl World {
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![("KUBECONFIG".to_string(), self.kubeconfig_path.display().to_string())];
         if let Some(url) = self.aws_endpoint() {
+            if let Some(ecr) = self.ecr_registry_endpoint() {
+                env.push(("AZP_KUBE_ECR_REGISTRY_ENDPOINT".into(), ecr));
+            }
             for (k, v) in [
                 ("AWS_ENDPOINT_URL", url.as_str()),
                 ("AWS_ENDPOINT_URL_STS", url.as_str()),
@@ -596,7 +619,7 @@ impl World {
         let info = json!({
             "api": self.api_url, "kubeconfig": kubeconfig, "sts": aws, "s3": aws, "eks": aws,
             "region": REGION, "clusterName": CLUSTER_NAME, "caPem": self.ca_pem,
-            "registry": self.registry_address(),
+            "registry": self.registry_address(), "ecrRegistry": self.ecr_registry_endpoint(),
         });
         write(&dir.join("world.json"), &serde_json::to_string_pretty(&info).unwrap_or_default())
     }
@@ -679,6 +702,18 @@ fn run(
             let config = tls.server_config.clone();
             tokio::spawn(crate::https_front::serve(front, config, moto.port(), stop.clone()));
         }
+        let mut ecr = None;
+        if let Some(registry) = &registry {
+            let front = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                Ok(l) => l,
+                Err(e) => return fail(&ready, format!("cannot listen for the ECR registry: {e}")),
+            };
+            let port = front.local_addr().map(|a| a.port()).unwrap_or_default();
+            let auth = Arc::new(crate::ecr_registry::EcrAuth::new(ACCOUNT));
+            let config = tls.server_config.clone();
+            tokio::spawn(crate::ecr_registry::serve(front, config, registry.port(), auth.clone(), stop.clone()));
+            ecr = Some((port, auth));
+        }
         let started = Started {
             url,
             ca_pem: tls.ca_pem.clone(),
@@ -687,6 +722,7 @@ fn run(
             moto: moto.as_ref().map(|m| (m.port(), m.pid())),
             moto_https,
             registry: registry.as_ref().map(|r| (r.port(), r.pid())),
+            ecr,
             runtime: tokio::runtime::Handle::current(),
         };
         if ready.send(Ok(started)).is_ok() {
