@@ -4,11 +4,12 @@
 //! helm keeps registry logins in `HELM_REGISTRY_CONFIG` (helm 3 and 4,
 //! pkg/cli/environment.go), which [`Helm::new`] puts in the step's private
 //! directory. The file is written before the login with an entry for the
-//! host: helm 4's credential store (oras-go v2,
-//! registry/remote/credentials/store.go `NewStore` with
-//! `DetectDefaultNativeStore`) sends passwords to the system's keychain
-//! (`docker-credential-pass` or `-secretservice` on PATH) when the file
-//! has no auth configured yet, and the keychain outlives the step.
+//! host: with no auth configured in it yet, helm 3.17 and helm 4 both hand
+//! the password to the system's keychain when `docker-credential-pass` or
+//! `docker-credential-secretservice` is on PATH (oras-go v2,
+//! registry/remote/credentials/store.go `NewStore`, option
+//! `DetectDefaultNativeStore`; measured with both helms), and a keychain
+//! outlives the step.
 
 use std::io::Write as _;
 use std::path::Path;

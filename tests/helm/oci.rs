@@ -6,7 +6,7 @@
 //! logs helm in through stdin into the step's private registry config.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use azp_harness::{StepResult, TaskRun};
@@ -31,49 +31,15 @@ fn published() -> &'static World {
         let ecr = world.ecr();
         ecr.create_repository(azp_kube_world::world::ACCOUNT, &format!("{APPS}/world-app"), &["222222222222"]);
         ecr.create_repository(CENTRAL_ACCOUNT, &format!("{CENTRAL}/world-app"), &[]);
-        let dir = tempfile::tempdir().unwrap();
-        let helm = &world.tools().helm4;
-        let packaged = helm_tool(helm, dir.path())
-            .arg("package")
-            .arg(chart())
-            .args(["--version", VERSION, "-d"])
-            .arg(dir.path())
-            .output()
+        world.push_ecr_chart(&chart(), VERSION, APPS, None).unwrap();
+        world
+            .push_ecr_chart(&chart(), VERSION, CENTRAL, Some("arn:aws:iam::999999999999:role/charts-publisher"))
             .unwrap();
-        assert!(packaged.status.success(), "{}", String::from_utf8_lossy(&packaged.stderr));
-        let tgz = dir.path().join(format!("world-app-{VERSION}.tgz"));
-        push(helm, dir.path(), &tgz, APPS, &ecr_password(None));
-        push(helm, dir.path(), &tgz, CENTRAL, &ecr_password(Some("arn:aws:iam::999999999999:role/charts-publisher")));
     });
     world
 }
 
-/// `aws ecr get-login-password` against moto, as the world's keys or as `role`.
-fn ecr_password(role: Option<&str>) -> String {
-    let aws = |args: &[&str], extra: &[(String, String)]| {
-        let out = Command::new(&world().tools().aws)
-            .args(args)
-            .envs(world().env().into_iter().filter(|(k, _)| k.starts_with("AWS_")))
-            .envs(extra.iter().cloned())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let mut keys = Vec::new();
-    if let Some(role) = role {
-        let query = "Credentials.[AccessKeyId,SecretAccessKey,SessionToken]";
-        let assumed =
-            aws(&["sts", "assume-role", "--role-arn", role, "--role-session-name", "publisher", "--query", query], &[]);
-        let parts: Vec<String> = serde_json::from_str(&assumed).unwrap();
-        for (name, value) in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"].iter().zip(parts) {
-            keys.push((name.to_string(), value));
-        }
-    }
-    aws(&["ecr", "get-login-password"], &keys)
-}
-
-/// helm with homes, registry config and CA of its own under `dir`.
+/// helm with homes and registry config of its own under `dir`, trusting the world's CA.
 fn helm_tool(helm: &Path, dir: &Path) -> Command {
     let mut command = Command::new(helm);
     for (name, sub) in [("HELM_CONFIG_HOME", "config"), ("HELM_CACHE_HOME", "cache"), ("HELM_DATA_HOME", "data")] {
@@ -86,23 +52,6 @@ fn helm_tool(helm: &Path, dir: &Path) -> Command {
 
 fn endpoint() -> String {
     world().ecr_registry_endpoint().expect("the world runs an ECR registry")
-}
-
-fn push(helm: &Path, dir: &Path, tgz: &Path, namespace: &str, password: &str) {
-    use std::io::Write as _;
-    let mut login = helm_tool(helm, dir)
-        .args(["registry", "login", &endpoint(), "--username", "AWS", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    login.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
-    let out = login.wait_with_output().unwrap();
-    assert!(out.status.success(), "login: {}", String::from_utf8_lossy(&out.stderr));
-    let out =
-        helm_tool(helm, dir).arg("push").arg(tgz).arg(format!("oci://{}/{namespace}", endpoint())).output().unwrap();
-    assert!(out.status.success(), "push: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `oci://<account>.dkr.ecr.us-east-1.amazonaws.com/<namespace>/world-app`.
@@ -232,7 +181,7 @@ fn a_chart_in_a_central_account_is_read_with_registry_role_arn() {
 fn another_oci_registry_takes_the_password_inputs() {
     let world = published();
     let namespace = world.unique_namespace("oci").unwrap();
-    let password = ecr_password(None);
+    let password = world.ecr_password(None).unwrap();
     let home = tempfile::tempdir().unwrap();
     let chart = format!("oci://{}/{APPS}/world-app", endpoint());
     let outcome = ecr_deploy(home.path(), &world.tools().helm3, &chart, &namespace)
