@@ -3,6 +3,7 @@
 
 use aws_config::SdkConfig;
 use base64::Engine as _;
+use tracing::instrument::WithSubscriber as _;
 
 use super::arn;
 
@@ -114,6 +115,9 @@ pub async fn login(config: &SdkConfig, registry: &Registry, secret: &dyn Fn(&str
         // No registryIds (deprecated): the token opens every registry the
         // caller may pull from, another account's too.
         .send()
+        // Untraced: the SDK's debug trace prints the answer, token and all
+        // (ECR's model does not mark it sensitive), before `secret` has it.
+        .with_subscriber(tracing::subscriber::NoSubscriber::default())
         .await
         .map_err(|e| Error::Token { registry: registry.to_string(), message: super::sdk_message(&e) })?;
     let answer_error = |why| Error::Answer { registry: registry.to_string(), why };
