@@ -6,15 +6,13 @@
 //! keychain: a `docker-credential-secretservice` on PATH, which helm 3 and 4 would
 //! hand the password to with an empty registry config, is never called.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 use base64::Engine as _;
 
-use crate::secrets::{Seen, files_under, helm_wrapper, watch_processes};
+use crate::secrets::{Watch, files_under, private_folder_copier};
 use crate::support::{deploys_the_test_chart, task};
 
 const TARGET_ROLE: &str = "arn:aws:iam::222222222222:role/ecr-secrets-deployer";
@@ -49,17 +47,10 @@ fn no_ecr_password_leaks(helm: fn(&World) -> &std::path::Path) {
         .unwrap();
     std::fs::set_permissions(&keychain, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    // helm, through a wrapper that keeps every file of the private folder it can read.
-    let private_files = dir.path().join("private-files.log");
-    let keep = format!(
-        "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do cat \"$f\"; done >> '{}' 2>/dev/null",
-        private_files.display()
-    );
     let helm = helm(world);
-    let wrapper = helm_wrapper(dir.path(), helm, &keep);
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let watching = Arc::new(AtomicBool::new(true));
-    let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
+    // helm, through a wrapper that keeps every file of the private folder it can read.
+    let (wrapper, private_files) = private_folder_copier(dir.path(), helm);
+    let watch = Watch::start(helm);
     let task = task("MulticlusterHelmV1");
     let home = tempfile::tempdir().unwrap();
     let agent_temp = dir.path().join("agent-temp");
@@ -81,15 +72,13 @@ fn no_ecr_password_leaks(helm: fn(&World) -> &std::path::Path) {
         .input("namespace", &namespace)
         .input("waitForExecution", "false")
         .run();
-    watching.store(false, Ordering::Relaxed);
-    watcher.join().unwrap();
+    let seen = watch.stop();
 
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]")), "System.Debug is on");
     assert!(outcome.log_text().contains("ecr:GetAuthorizationToken by the deploy identity"), "{}", outcome.log_text());
     assert!(outcome.secrets.contains(&token), "the token is registered");
     assert!(outcome.secrets.iter().any(|s| s == password), "the password is registered");
-    let seen = seen.lock().unwrap();
     assert!(!seen.helm_environments.is_empty(), "helm's environment was read");
     assert!(seen.command_lines.iter().any(|l| l.contains("registry login")), "helm registry login was watched");
     let private_text = String::from_utf8_lossy(&std::fs::read(&private_files).unwrap()).into_owned();
