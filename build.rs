@@ -150,9 +150,15 @@ enum FieldKind {
     Secret,
     FilePath,
     MultiLine,
+    /// A multiLine input holding one YAML document, read whole (its line
+    /// numbers are the user's).
+    Document,
     Kubernetes,
     Aws,
 }
+
+/// multiLine inputs that hold a YAML document rather than one item per line.
+const DOCUMENT_INPUTS: &[&str] = &["targets"];
 
 fn field_kind(input: &InputJson) -> FieldKind {
     match input.kind.as_str() {
@@ -163,6 +169,7 @@ fn field_kind(input: &InputJson) -> FieldKind {
             FieldKind::Pick(pascal_case(&input.name), variants)
         }
         "filePath" => FieldKind::FilePath,
+        "multiLine" if DOCUMENT_INPUTS.contains(&input.name.as_str()) => FieldKind::Document,
         "multiLine" => FieldKind::MultiLine,
         "connectedService:kubernetes" => FieldKind::Kubernetes,
         "connectedService:AWS" => FieldKind::Aws,
@@ -291,6 +298,7 @@ fn rust_type(input: &InputJson) -> String {
     match field_kind(input) {
         FieldKind::Bool => "bool".into(),
         FieldKind::MultiLine => "Vec<String>".into(),
+        FieldKind::Document => "Option<String>".into(),
         FieldKind::FilePath => "Option<std::path::PathBuf>".into(),
         FieldKind::Kubernetes => "Option<crate::azp::endpoint::KubernetesEndpoint>".into(),
         FieldKind::Aws => "Option<crate::azp::endpoint::AwsEndpoint>".into(),
@@ -307,6 +315,7 @@ fn getter(input: &InputJson) -> String {
     match field_kind(input) {
         FieldKind::Bool => format!("reader.boolean({spec})"),
         FieldKind::MultiLine => format!("reader.multi_line({spec})?"),
+        FieldKind::Document => format!("reader.document({spec})?"),
         FieldKind::FilePath => format!("reader.file_path({spec})?"),
         FieldKind::Kubernetes => format!("reader.kubernetes_endpoint({spec})?"),
         FieldKind::Aws => format!("reader.aws_endpoint({spec})?"),

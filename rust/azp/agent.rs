@@ -38,6 +38,15 @@ impl Agent {
         Self { sink: Arc::new(Mutex::new(Box::new(writer))) }
     }
 
+    /// An agent whose lines wait in a [`HeldLog`] until it is released, so
+    /// that work running beside other work shows its log in one piece.
+    /// `task.setsecret` is not held: the real agent masks from then on.
+    pub fn held(&self) -> (Agent, HeldLog) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = HoldingSink { parent: self.clone(), lines: lines.clone(), partial: Vec::new() };
+        (Self::to_writer(sink), HeldLog { parent: self.clone(), lines })
+    }
+
     /// Writes whole lines at once, so that concurrent writers never interleave
     /// inside a line.
     fn write_lines(&self, lines: &[String]) {
@@ -154,6 +163,58 @@ impl Agent {
     }
 }
 
+/// The lines of a [`Agent::held`] agent, not shown yet.
+pub struct HeldLog {
+    parent: Agent,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl HeldLog {
+    /// Shows the held lines as one group titled `title`. The agent does not
+    /// nest groups: a group inside becomes a section.
+    pub fn release(self, title: &str) {
+        let held = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let mut lines = Vec::with_capacity(held.len() + 2);
+        lines.push(format!("##[group]{}", untrusted::neutralise(title)));
+        for line in held {
+            match line.strip_prefix("##[group]") {
+                Some(inner) => lines.push(format!("##[section]{inner}")),
+                None if line == "##[endgroup]" => {}
+                None => lines.push(line),
+            }
+        }
+        lines.push("##[endgroup]".into());
+        self.parent.write_lines(&lines);
+    }
+}
+
+/// Keeps whole lines for a [`HeldLog`]; passes `task.setsecret` on at once.
+struct HoldingSink {
+    parent: Agent,
+    lines: Arc<Mutex<Vec<String>>>,
+    partial: Vec<u8>,
+}
+
+impl Write for HoldingSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.partial.extend_from_slice(bytes);
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..end]).into_owned();
+            if line.starts_with("##vso[task.setsecret") {
+                self.parent.write_lines(&[line]);
+            } else {
+                self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +250,23 @@ mod tests {
         let capture = Capture::default();
         Agent::to_writer(capture.clone()).set_secret("abc\r\ndef\n");
         assert_eq!(capture.text(), "##vso[task.setsecret]abc\n##vso[task.setsecret]def\n");
+    }
+
+    #[test]
+    fn a_held_log_shows_in_one_group_and_its_secrets_are_registered_at_once() {
+        let capture = Capture::default();
+        let agent = Agent::to_writer(capture.clone());
+        let (held_agent, held) = agent.held();
+        held_agent.group("AWS identity");
+        held_agent.line("one");
+        held_agent.set_secret("s3cr3t");
+        held_agent.end_group();
+        agent.line("beside");
+        assert_eq!(capture.text(), "##vso[task.setsecret]s3cr3t\nbeside\n", "only the secret went through");
+        held.release("Target dev");
+        assert_eq!(
+            capture.text(),
+            "##vso[task.setsecret]s3cr3t\nbeside\n##[group]Target dev\n##[section]AWS identity\none\n##[endgroup]\n"
+        );
     }
 }

@@ -179,6 +179,15 @@ impl<'a> InputReader<'a> {
         Ok(lines)
     }
 
+    /// A multiLine input read whole (a YAML document): untrimmed at its start,
+    /// so the line numbers of errors are the ones the user sees.
+    pub fn document(&self, input: &InputSpec) -> Result<Option<String>, InputError> {
+        if self.string(input)?.is_none() {
+            return Ok(None);
+        }
+        Ok(self.env.raw(&format!("INPUT_{}", mangle(input.name))).map(|text| text.trim_end().to_string()))
+    }
+
     /// A path, or `None` when the agent sent the repository directory, which
     /// is what an empty filePath input becomes.
     pub fn file_path(&self, input: &InputSpec) -> Result<Option<PathBuf>, InputError> {

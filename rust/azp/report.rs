@@ -11,12 +11,15 @@ use super::agent::Agent;
 use super::command::{Issue, IssueType, TaskResult};
 use super::env::Env;
 
-/// How a task that did not fail ended.
+/// How a task ended, when not with one error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
     /// Done, with problems the user should look at.
     SucceededWithIssues(String),
+    /// Failed, with each error already reported as an issue of its own (one
+    /// per failed target); the message only sums them up.
+    Failed(String),
 }
 
 /// The one-line message of an error chain: causes joined with `: `, each
@@ -50,6 +53,10 @@ pub fn finish(agent: &Agent, env: &Env, result: anyhow::Result<Outcome>) -> Exit
         Ok(Outcome::SucceededWithIssues(message)) => {
             agent.complete(TaskResult::SucceededWithIssues, &message);
             ExitCode::SUCCESS
+        }
+        Ok(Outcome::Failed(message)) => {
+            agent.complete(TaskResult::Failed, &message);
+            if env.under_agent() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Err(error) => {
             let message = one_line(&error);

@@ -74,7 +74,10 @@ fn multicluster_helm_without_release_names_the_input() {
 fn multicluster_helm_cluster_name_is_required_for_eks_only() {
     let task = staged("MulticlusterHelmV1");
     let eks = run_of(&task).input("releaseName", "web").input("chartName", "repo/app").run();
-    assert_eq!(eks.errors()[0].message, "Input required: EKS cluster name (clusterName)");
+    assert_eq!(
+        eks.errors()[0].message,
+        "input clusterName: the EKS cluster name is required (or targets, to deploy to several clusters)"
+    );
     let in_cluster = run_of(&task)
         .input("releaseName", "web")
         .input("chartName", "repo/app")

@@ -12,6 +12,7 @@ use azp_kube_world::World;
 use base64::Engine as _;
 
 mod aws_faults;
+mod fan_out;
 mod interrupted;
 mod isolation;
 mod migration;

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use azp_harness::StepResult;
@@ -13,30 +12,6 @@ use azp_harness::StepResult;
 use crate::support::*;
 
 const BUILDS: usize = 20;
-
-/// The highest VmHWM (peak RSS, KiB) of any azp-kube process seen while the
-/// flag is up.
-fn watch_peak_rss(running: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut peak = 0;
-        while running.load(Ordering::Relaxed) {
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let status = entry.path().join("status");
-                let Ok(text) = std::fs::read_to_string(&status) else { continue };
-                if !text.starts_with("Name:\tazp-kube\n") {
-                    continue;
-                }
-                let hwm = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok());
-                peak = peak.max(hwm.unwrap_or(0));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        peak
-    })
-}
 
 #[test]
 fn twenty_builds_at_once() {
@@ -52,8 +27,7 @@ fn twenty_builds_at_once() {
     )
     .unwrap();
     let task = task();
-    let monitoring = Arc::new(AtomicBool::new(true));
-    let monitor = watch_peak_rss(monitoring.clone());
+    let memory = azp_harness::PeakRss::watch("azp-kube");
     let started = Instant::now();
     let runs: Vec<_> = (0..BUILDS)
         .map(|n| {
@@ -68,8 +42,7 @@ fn twenty_builds_at_once() {
         .collect();
     let outcomes: Vec<_> = runs.into_iter().map(|r| r.wait()).collect();
     let wall = started.elapsed();
-    monitoring.store(false, Ordering::Relaxed);
-    let peak_kib = monitor.join().unwrap();
+    let peak_kib = memory.stop();
 
     let mut pods = BTreeSet::new();
     for (n, outcome) in outcomes.iter().enumerate() {

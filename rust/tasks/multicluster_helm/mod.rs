@@ -6,9 +6,11 @@
 //! the release → clean up (always: the private directory goes on success,
 //! failure and cancel).
 
+mod fan_out;
 mod federation;
 mod params;
 mod report;
+mod targets;
 mod verbs;
 
 use std::path::Path;
@@ -17,8 +19,8 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use self::federation::{Federation, TokenBroker};
-use self::params::{Command, Params, RegistryLogin, Repository, Target};
-use self::report::Summary;
+use self::params::{Command, Params, Plan, RegistryLogin, Repository, Target};
+use self::report::{Outputs, Summary};
 use super::cancel::{self, Canceled};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
@@ -35,7 +37,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
     describe(agent, &inputs);
     warn_of_helmdeploy_lists(agent, &inputs);
-    let params = Params::from_inputs(&inputs, env)?;
+    let plan = Plan::from_inputs(&inputs, env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let cancel = cancel::on_signals()?;
@@ -44,21 +46,27 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
             agent.line(&format!("Removed {stale} private folder(s) that killed steps left in the agent's temp folder"));
         }
         let private = PrivateDir::create(&env.temp_dir())?;
-        let result = deploy(env, agent, &params, &private, &cancel).await;
+        let result = match &plan {
+            Plan::One(params) => deploy(env, agent, params, &private, &cancel, &Outputs::of_step(agent)).await,
+            Plan::Many(fan_out) => fan_out::deploy_all(env, agent, fan_out, &private, &cancel).await,
+        };
         drop(private);
         result
     })
 }
 
-/// The steps after validation; `private` is removed by the caller.
+/// The steps after validation, on one cluster; `private` is removed by the
+/// caller. Output variables go to `outputs`.
 async fn deploy(
     env: &Env,
     agent: &Agent,
     params: &Params,
     private: &PrivateDir,
     cancel: &CancellationToken,
+    outputs: &Outputs,
 ) -> anyhow::Result<Outcome> {
-    let (connection, identity, broker, aws) = cancelable(cancel, reach_cluster(env, agent, params, private)).await?;
+    let (connection, identity, broker, aws) =
+        cancelable(cancel, reach_cluster(env, agent, params, private, outputs)).await?;
     // OIDC: the exec entry asks this process for tokens while the step runs.
     let socket = crate::aws::token_broker::socket(private.path());
     let _serving = broker.map(|b| b.serve(&socket)).transpose().context("cannot open the exec entry's token socket")?;
@@ -82,9 +90,9 @@ async fn deploy(
                 .err()
                 .and_then(|e| e.downcast_ref::<helm::runner::Error>())
                 .map_or(0, |e| e.exit_code());
-            agent.set_variable("helmExitCode", &code.to_string(), output());
+            outputs.set("helmExitCode", &code.to_string());
             return match uninstalled {
-                Ok(uninstalled) => Ok(report_uninstall(agent, env, params, &identity, uninstalled)),
+                Ok(uninstalled) => Ok(report_uninstall(agent, env, params, &identity, uninstalled, outputs)),
                 Err(error) => Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await),
             };
         }
@@ -95,24 +103,26 @@ async fn deploy(
         Command::Diff { upgrade, repository, registry_login } => {
             log_in(env, agent, &helm, &aws, repository.as_ref(), registry_login.as_ref(), cancel).await?;
             let changes = verbs::diff(agent, &helm, major, upgrade, cancel).await?;
-            agent.set_variable("helmExitCode", "0", output());
-            report_diff(agent, env, params, &changes);
+            outputs.set("helmExitCode", "0");
+            report_diff(agent, env, params, &changes, outputs);
             return Ok(Outcome::Succeeded);
         }
     };
     let code = ran.as_ref().err().map_or(0, helm::runner::Error::exit_code);
-    agent.set_variable("helmExitCode", &code.to_string(), output());
+    outputs.set("helmExitCode", &code.to_string());
     let (fail_on_stderr, stderr) = match ran {
         Ok(ran) => ran,
         Err(error) => {
-            let error = explain_failure(agent, &helm, params, cancel, error).await;
+            let error = explain_failure(agent, &helm, params, cancel, error, outputs).await;
             return Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await);
         }
     };
     let release = read_release(agent, &helm, params, cancel).await?;
-    set_outputs(agent, &release);
-    let summary = Summary { release: &release, params, cluster: &target_name(&params.target), identity: &identity };
-    summary.upload(agent, &env.temp_dir());
+    set_outputs(outputs, &release);
+    if outputs.is_step() {
+        let summary = Summary { release: &release, params, cluster: &target_name(&params.target), identity: &identity };
+        summary.upload(agent, &env.temp_dir());
+    }
     if fail_on_stderr && !stderr.is_empty() {
         anyhow::bail!(
             "helm upgrade succeeded but wrote {} line(s) to standard error (the warnings above), and failOnStderr is true",
@@ -143,7 +153,7 @@ async fn on_failure(
 
 /// The diff in the log (Secret values hidden), as the run's summary, and
 /// `hasChanges`.
-fn report_diff(agent: &Agent, env: &Env, params: &Params, changes: &[helm::diff::Change]) {
+fn report_diff(agent: &Agent, env: &Env, params: &Params, changes: &[helm::diff::Change], outputs: &Outputs) {
     let release = &params.release;
     let title =
         format!("Helm diff of {}/{} on cluster {}", release.namespace, release.name, target_name(&params.target));
@@ -157,11 +167,12 @@ fn report_diff(agent: &Agent, env: &Env, params: &Params, changes: &[helm::diff:
         agent.untrusted_lines(&change.diff.lines().map(str::to_string).collect::<Vec<_>>());
     }
     agent.end_group();
-    agent.set_variable("hasChanges", if changes.is_empty() { "false" } else { "true" }, output());
+    outputs.set("hasChanges", if changes.is_empty() { "false" } else { "true" });
     let file = env.temp_dir().join(format!(
-        "azp-kube-helm-diff-{}-{}-{}.md",
+        "azp-kube-helm-diff-{}-{}{}-{}.md",
         release.namespace,
         release.name,
+        outputs.target().map(|t| format!("-{t}")).unwrap_or_default(),
         std::process::id()
     ));
     agent.attach_summary(&file, &helm::diff::markdown(&title, changes));
@@ -174,14 +185,17 @@ fn report_uninstall(
     params: &Params,
     identity: &str,
     uninstalled: verbs::Uninstalled,
+    outputs: &Outputs,
 ) -> Outcome {
-    agent.set_variable("releaseStatus", "uninstalled", output());
-    agent.set_variable("releaseNamespace", &params.release.namespace, output());
+    outputs.set("releaseStatus", "uninstalled");
+    outputs.set("releaseNamespace", &params.release.namespace);
     if let verbs::Uninstalled::Release(Some(before)) = uninstalled {
-        agent.set_variable("releaseRevision", &before.revision.to_string(), output());
+        outputs.set("releaseRevision", &before.revision.to_string());
         let gone = Release { status: "uninstalled".into(), ..before };
-        let summary = Summary { release: &gone, params, cluster: &target_name(&params.target), identity };
-        summary.upload(agent, &env.temp_dir());
+        if outputs.is_step() {
+            let summary = Summary { release: &gone, params, cluster: &target_name(&params.target), identity };
+            summary.upload(agent, &env.temp_dir());
+        }
     }
     Outcome::Succeeded
 }
@@ -208,10 +222,6 @@ async fn cancelable<T>(cancel: &CancellationToken, step: impl Future<Output = an
     }
 }
 
-fn output() -> crate::azp::agent::VariableOptions {
-    crate::azp::agent::VariableOptions { is_output: true, is_secret: false }
-}
-
 /// The connection, who we are, (OIDC) the exec entry's token broker, and
 /// the AWS identity an ECR registry login starts from.
 type Reached = (Connection, String, Option<TokenBroker>, AwsIdentity);
@@ -231,7 +241,13 @@ struct AwsIdentity {
 /// Returns the connection and who we are. What the kubeconfig's exec
 /// entry needs (base credentials, external ID) is handed over in `private`;
 /// with OIDC, it asks this process's broker instead.
-async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &PrivateDir) -> anyhow::Result<Reached> {
+async fn reach_cluster(
+    env: &Env,
+    agent: &Agent,
+    params: &Params,
+    private: &PrivateDir,
+    outputs: &Outputs,
+) -> anyhow::Result<Reached> {
     let (name, region, base, role) = match &params.target {
         Target::Kubernetes(connection) => {
             let aws = AwsIdentity { base: Base::DefaultChain, deploy: None };
@@ -255,7 +271,9 @@ async fn reach_cluster(env: &Env, agent: &Agent, params: &Params, private: &Priv
     };
     let resolved = credentials::resolve(env, &target, &base, role.as_ref(), &register).await?;
     let aws = AwsIdentity { base, deploy: Some(resolved.credentials.clone()) };
-    let identity = credentials::caller_identity(&resolved.config).await?.describe();
+    let caller = credentials::caller_identity(&resolved.config).await?;
+    outputs.note_account(&caller.account);
+    let identity = caller.describe();
     agent.line(&format!("AWS identity: {identity}"));
     if let (Some(role), Some(session)) = (role, resolved.session)
         && session < role.duration
@@ -421,10 +439,10 @@ async fn read_release(
     Ok(Release::from_json(&out.stdout)?)
 }
 
-fn set_outputs(agent: &Agent, release: &Release) {
-    agent.set_variable("releaseRevision", &release.revision.to_string(), output());
-    agent.set_variable("releaseStatus", &release.status, output());
-    agent.set_variable("releaseNamespace", &release.namespace, output());
+fn set_outputs(outputs: &Outputs, release: &Release) {
+    outputs.set("releaseRevision", &release.revision.to_string());
+    outputs.set("releaseStatus", &release.status);
+    outputs.set("releaseNamespace", &release.namespace);
 }
 
 /// After a failed upgrade: the release's status and history, whether the
@@ -435,6 +453,7 @@ async fn explain_failure(
     params: &Params,
     cancel: &CancellationToken,
     error: helm::runner::Error,
+    outputs: &Outputs,
 ) -> anyhow::Error {
     if matches!(error, helm::runner::Error::Canceled { .. }) || cancel.is_cancelled() {
         return Canceled.into();
@@ -446,7 +465,7 @@ async fn explain_failure(
     let state = read_release(agent, helm, params, cancel).await.ok();
     agent.end_group();
     if let Some(release) = &state {
-        set_outputs(agent, release);
+        set_outputs(outputs, release);
     }
     let atomic = matches!(&params.command, Command::Upgrade { upgrade, .. } if upgrade.atomic);
     let rollback = match (&state, atomic) {
@@ -517,6 +536,10 @@ fn describe(agent: &Agent, inputs: &Inputs) {
     let Inputs {
         connection_type,
         cluster_name,
+        targets,
+        max_parallel,
+        fail_fast,
+        allow_partial_success,
         kubernetes_service_connection,
         kubeconfig,
         aws_credentials,
@@ -566,6 +589,10 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         &[
             ("Cluster", connection_type.as_str().to_string()),
             ("EKS cluster", shown(cluster_name)),
+            ("Targets", targets.as_ref().map(|_| "(YAML, see below)".to_string()).unwrap_or_default()),
+            ("Targets at once", targets.as_ref().map(|_| shown(max_parallel)).unwrap_or_default()),
+            ("Stop after a failed target", targets.as_ref().map(|_| fail_fast.to_string()).unwrap_or_default()),
+            ("Partial success", targets.as_ref().map(|_| allow_partial_success.to_string()).unwrap_or_default()),
             (
                 "Kubernetes service connection",
                 kubernetes_service_connection.as_ref().map(|_| "yes".to_string()).unwrap_or_default(),

@@ -15,6 +15,8 @@ use crate::kube::names::check_dns1123_label;
 use crate::tasks::inputs::multicluster_helm::{ChartType, Command as HelmCommand, ConnectionType, Inputs};
 use crate::tasks::syntax::check_go_duration;
 
+use super::targets::{self, FanOut};
+
 /// An input that cannot be used, named by its task.json name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("input {input}: {message}")]
@@ -23,7 +25,7 @@ pub struct InputError {
     pub message: String,
 }
 
-fn bad(input: &'static str, message: impl Into<String>) -> InputError {
+pub(super) fn bad(input: &'static str, message: impl Into<String>) -> InputError {
     InputError { input, message: message.into() }
 }
 
@@ -107,9 +109,62 @@ pub struct ReleaseRef {
     pub namespace: String,
 }
 
+/// One cluster, or several (the `targets` input).
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one per step")]
+pub enum Plan {
+    One(Params),
+    Many(FanOut),
+}
+
+impl Plan {
+    pub fn from_inputs(inputs: &Inputs, env: &Env) -> Result<Self, InputError> {
+        let Some(text) = &inputs.targets else { return Params::from_inputs(inputs, env).map(Plan::One) };
+        let single = [
+            ("clusterName", inputs.cluster_name.is_some()),
+            ("regionName", inputs.region_name.is_some()),
+            ("assumeRoleArn", inputs.assume_role_arn.is_some()),
+            ("externalId", inputs.external_id.is_some()),
+        ];
+        if let Some((input, _)) = single.iter().find(|(_, given)| *given) {
+            return Err(bad(
+                input,
+                "cannot be used with targets: give each target its clusterName, region, assumeRoleArn and externalId",
+            ));
+        }
+        let base = match &inputs.aws_credentials {
+            Some(endpoint) => Base::Connection(endpoint.clone()),
+            None => Base::DefaultChain,
+        };
+        let placeholder = Target::Eks { name: String::new(), region: String::new(), base, role: None };
+        let step = Params::with_target(inputs, env, placeholder)?;
+        let session = RoleSession {
+            name: session_name(inputs, env)?,
+            duration: session_duration(inputs.session_duration_seconds.as_deref())?,
+        };
+        Ok(Plan::Many(FanOut {
+            targets: targets::parse(text, &step, &session, env)?,
+            max_parallel: targets::max_parallel(inputs.max_parallel.as_deref())?,
+            fail_fast: inputs.fail_fast,
+            allow_partial_success: inputs.allow_partial_success,
+        }))
+    }
+}
+
+/// The session of every role a step assumes: its name and asked lifetime.
+#[derive(Debug, Clone)]
+pub struct RoleSession {
+    pub name: String,
+    pub duration: Duration,
+}
+
 impl Params {
     pub fn from_inputs(inputs: &Inputs, env: &Env) -> Result<Self, InputError> {
-        let target = target(inputs, env)?;
+        Self::with_target(inputs, env, target(inputs, env)?)
+    }
+
+    /// The plan for `target`, from every other input.
+    fn with_target(inputs: &Inputs, env: &Env, target: Target) -> Result<Self, InputError> {
         check_dns1123_label(&inputs.release_name, 53).map_err(|m| bad("releaseName", m))?;
         check_dns1123_label(&inputs.namespace, 63).map_err(|m| bad("namespace", m))?;
         let release = ReleaseRef { name: inputs.release_name.clone(), namespace: inputs.namespace.clone() };
@@ -179,7 +234,9 @@ fn target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
 }
 
 fn eks_target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
-    let name = inputs.cluster_name.clone().ok_or_else(|| bad("clusterName", "the EKS cluster name is required"))?;
+    let name = inputs.cluster_name.clone().ok_or_else(|| {
+        bad("clusterName", "the EKS cluster name is required (or targets, to deploy to several clusters)")
+    })?;
     check_cluster_name(&name).map_err(|m| bad("clusterName", m))?;
     let region = crate::aws::region(env, inputs.region_name.as_deref())
         .ok_or_else(|| bad("regionName", "no region given, and the agent has no AWS_REGION or AWS_DEFAULT_REGION"))?;
@@ -203,7 +260,7 @@ fn eks_target(inputs: &Inputs, env: &Env) -> Result<Target, InputError> {
 
 /// A role ARN in the partition of the cluster's region: STS in one partition
 /// cannot hand out a role of another.
-fn role_in_partition(text: &str, region: &str) -> Result<RoleArn, InputError> {
+pub(super) fn role_in_partition(text: &str, region: &str) -> Result<RoleArn, InputError> {
     let role = RoleArn::parse(text).map_err(|e| bad("assumeRoleArn", e.to_string()))?;
     let partition = arn::partition_of_region(region);
     if role.partition() != partition {
@@ -220,14 +277,14 @@ fn role_in_partition(text: &str, region: &str) -> Result<RoleArn, InputError> {
 }
 
 /// EKS cluster names: 1–100 letters, digits, `-` and `_`, starting alphanumeric.
-fn check_cluster_name(name: &str) -> Result<(), String> {
+pub(super) fn check_cluster_name(name: &str) -> Result<(), String> {
     let ok = (1..=100).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok { Ok(()) } else { Err(format!("{name:?} is not an EKS cluster name (letters, digits, '-', '_')")) }
 }
 
-fn check_external_id(id: &str) -> Result<String, InputError> {
+pub(super) fn check_external_id(id: &str) -> Result<String, InputError> {
     let ok = (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
     if ok { Ok(id.into()) } else { Err(bad("externalId", "must be 2 to 1224 of letters, digits and +=,.@:/-_")) }
 }
@@ -481,7 +538,7 @@ fn check_registry_endpoint(endpoint: &str) -> Result<(), InputError> {
 }
 
 /// Values files exist; relative ones are taken from the repository folder.
-fn value_files(lines: &[String], env: &Env) -> Result<Vec<PathBuf>, InputError> {
+pub(super) fn value_files(lines: &[String], env: &Env) -> Result<Vec<PathBuf>, InputError> {
     let base = env.default_directories().next().map(PathBuf::from);
     lines
         .iter()

@@ -12,6 +12,7 @@ mod capture;
 mod mask;
 mod outcome;
 mod parse;
+mod peak_rss;
 mod run;
 mod stage;
 
@@ -19,5 +20,6 @@ pub use capture::Capture;
 pub use mask::SecretMasker;
 pub use outcome::{Issue, Outcome, StepResult, Variable};
 pub use parse::{AgentCommand, mangle, parse_line, unescape};
+pub use peak_rss::PeakRss;
 pub use run::{RunningTask, TaskRun};
 pub use stage::{StagedTask, repo_root};
