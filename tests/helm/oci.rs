@@ -164,6 +164,8 @@ fn a_chart_in_a_central_account_is_read_with_registry_role_arn() {
     assert!(world.ecr().denied() > denied, "the registry refused the deploy role's token");
     let message = &refused.errors()[0].message;
     assert!(message.contains("403") || message.to_lowercase().contains("denied"), "{message}");
+    let hint = format!("set registryRoleArn to a role of account {CENTRAL_ACCOUNT} that may pull");
+    assert!(message.contains(&hint), "{message}");
     let home = tempfile::tempdir().unwrap();
     let outcome = ecr_deploy(home.path(), helm, &chart, &namespace).input("registryRoleArn", CENTRAL_READER).run();
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());

@@ -477,9 +477,30 @@ async fn explain_failure(
     let locked =
         error.stderr().iter().any(|l| l.contains("another operation (install/upgrade/rollback) is in progress"));
     let pending = state.as_ref().map(|r| r.status.as_str()).filter(|s| s.starts_with("pending-"));
-    let fix = unlock_hint(release, namespace, pending, locked);
+    let fix = unlock_hint(release, namespace, pending, locked) + &ecr_refusal_hint(params, error.stderr());
     let verb = params.command.verb();
     anyhow::Error::from(error).context(format!("helm {verb} of {namespace}/{release} failed{rollback}{fix}"))
+}
+
+/// When an ECR registry refused the pull (403): who must be let in, and how.
+fn ecr_refusal_hint(params: &Params, stderr: &[String]) -> String {
+    let Command::Upgrade { registry_login: Some(RegistryLogin::Ecr { registry, role, .. }), .. } = &params.command
+    else {
+        return String::new();
+    };
+    if !stderr.iter().any(|line| line.contains("403") || line.contains("denied:")) {
+        return String::new();
+    }
+    let account = registry.account();
+    match role {
+        Some(role) => format!(
+            "; registry {registry} refused role {}: it needs ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the chart's repository",
+            role.arn
+        ),
+        None => format!(
+            "; registry {registry} refused the deploy identity: let its account in with the repository's policy, or set registryRoleArn to a role of account {account} that may pull"
+        ),
+    }
 }
 
 /// How to free a release that a helm run which did not finish (killed, or
