@@ -386,6 +386,12 @@ async fn log_in(
         }
         Some(RegistryLogin::Ecr { registry, host, role }) => {
             let login = cancelable(cancel, ecr_login(env, agent, aws, registry, role.as_ref())).await?;
+            if host != registry.host() {
+                agent.line(&format!(
+                    "ECR registry {registry} is reached at {host} ({})",
+                    params::ECR_REGISTRY_ENDPOINT_VAR
+                ));
+            }
             helm::registry::login(agent, helm, host, &login.user, &Secret::new(login.password), cancel).await?;
         }
     }
