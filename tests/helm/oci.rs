@@ -241,3 +241,31 @@ fn bad_ecr_inputs_fail_before_any_call() {
         assert!(!outcome.log_text().contains("AWS identity"), "nothing was asked of AWS");
     }
 }
+
+/// Off EKS (a kubeconfig file), the agent's own AWS identity is the base:
+/// `registryRoleArn` is assumed from it for the central account's chart.
+#[test]
+fn a_kubeconfig_target_reads_an_ecr_chart_with_the_agents_identity() {
+    let world = published();
+    let namespace = world.unique_namespace("ecr-kubeconfig").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let outcome = super::run(staged(), home.path())
+        .env("SSL_CERT_FILE", &world.ca_file().display().to_string())
+        .input("connectionType", "Kubeconfig file")
+        .input("kubeconfig", &world.kubeconfig_path().display().to_string())
+        .input("chartType", "OCI")
+        .input("chartName", &ecr_chart(CENTRAL_ACCOUNT, CENTRAL))
+        .input("chartVersion", VERSION)
+        .input("registryRoleArn", CENTRAL_READER)
+        .input("releaseName", "web")
+        .input("namespace", &namespace)
+        .input("waitForExecution", "false")
+        .input("helmPath", &world.tools().helm3.display().to_string())
+        .run();
+    assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
+    assert!(outcome.log_text().contains(&format!("by role {CENTRAL_READER}")), "{}", outcome.log_text());
+    assert!(outcome.secrets.iter().any(|s| s == "999999999999-auth-token"));
+    assert_no_secret_in_log(&outcome);
+    assert_no_private_dir(&agent_temp(home.path()));
+    assert_home_untouched(home.path());
+}
