@@ -24,11 +24,11 @@ use self::report::{Outputs, Summary};
 use super::cancel::{self, Canceled};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
-use crate::aws::credentials::{self, Base, Cache};
-use crate::aws::{AwsTarget, eks};
+use crate::aws::credentials::{self, AssumeRole, Base, Cache};
+use crate::aws::{AwsTarget, ecr, eks};
 use crate::azp::command::{Issue, IssueType};
 use crate::azp::report::Outcome;
-use crate::azp::{Agent, Env};
+use crate::azp::{Agent, Env, Secret};
 use crate::helm::{self, Helm, Major, Release, Stdout, Upgrade};
 use crate::kube::kubeconfig::{self, Access, PrivateDir};
 use crate::kube::{Connection, ExecCluster};
@@ -67,7 +67,7 @@ async fn deploy(
     outputs: &Outputs,
     major: Option<Major>,
 ) -> anyhow::Result<Outcome> {
-    let (connection, identity, broker) =
+    let (connection, identity, broker, aws) =
         cancelable(cancel, reach_cluster(env, agent, params, private, outputs)).await?;
     // OIDC: the exec entry asks this process for tokens while the step runs.
     let socket = crate::aws::token_broker::socket(private.path());
@@ -82,7 +82,7 @@ async fn deploy(
     };
     let ran = match &params.command {
         Command::Upgrade { upgrade, repository, registry_login, fail_on_stderr, unlock } => {
-            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            log_in(env, agent, &helm, &aws, repository.as_ref(), registry_login.as_ref(), cancel).await?;
             if *unlock {
                 verbs::unlock(agent, &helm, params, cancel).await?;
             }
@@ -106,7 +106,7 @@ async fn deploy(
         }
         Command::Test => verbs::test(agent, &helm, params, cancel).await.map(|()| (false, Vec::new())),
         Command::Diff { upgrade, repository, registry_login } => {
-            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            log_in(env, agent, &helm, &aws, repository.as_ref(), registry_login.as_ref(), cancel).await?;
             let changes = verbs::diff(agent, &helm, major, upgrade, cancel).await?;
             outputs.set("helmExitCode", "0");
             report_diff(agent, env, params, &changes, outputs);
@@ -227,8 +227,20 @@ async fn cancelable<T>(cancel: &CancellationToken, step: impl Future<Output = an
     }
 }
 
-/// The connection, who we are, and (OIDC) the exec entry's token broker.
-type Reached = (Connection, String, Option<TokenBroker>);
+/// The connection, who we are, (OIDC) the exec entry's token broker, and
+/// the AWS identity an ECR registry login starts from.
+type Reached = (Connection, String, Option<TokenBroker>, AwsIdentity);
+
+/// The step's AWS identity, for the ECR registry token.
+#[derive(Debug, Clone)]
+struct AwsIdentity {
+    /// The base credentials (the service connection's, OIDC's as obtained,
+    /// or the agent's default chain): `registryRoleArn` is assumed from them.
+    base: Base,
+    /// The deploy identity (after `assumeRoleArn`); None off EKS, where the
+    /// base is the identity.
+    deploy: Option<aws_credential_types::Credentials>,
+}
 
 /// Credentials and cluster description (EKS), or the connection as given.
 /// Returns the connection and who we are. What the kubeconfig's exec
@@ -242,7 +254,10 @@ async fn reach_cluster(
     outputs: &Outputs,
 ) -> anyhow::Result<Reached> {
     let (name, region, base, role) = match &params.target {
-        Target::Kubernetes(connection) => return Ok((connection.clone(), "the connection's identity".into(), None)),
+        Target::Kubernetes(connection) => {
+            let aws = AwsIdentity { base: Base::DefaultChain, deploy: None };
+            return Ok((connection.clone(), "the connection's identity".into(), None, aws));
+        }
         Target::Eks { name, region, base, role } => (name, region, base, role),
     };
     agent.group("AWS identity and cluster");
@@ -260,6 +275,7 @@ async fn reach_cluster(
         None => base.clone(),
     };
     let resolved = credentials::resolve(env, &target, &base, role.as_ref(), &register).await?;
+    let aws = AwsIdentity { base, deploy: Some(resolved.credentials.clone()) };
     let caller = credentials::caller_identity(&resolved.config).await?;
     outputs.note_account(&caller.account);
     let identity = caller.describe();
@@ -281,7 +297,7 @@ async fn reach_cluster(
         let broker = TokenBroker { env, agent, federation, role, target, cluster: cluster.name.clone(), current };
         let exec =
             ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
-        return Ok((Connection::Exec(exec), identity, Some(broker)));
+        return Ok((Connection::Exec(exec), identity, Some(broker), aws));
     }
     let cache = Cache::new(private.path());
     if resolved.credentials.expiry().is_some() {
@@ -293,7 +309,7 @@ async fn reach_cluster(
     let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
     cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
     let exec = ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
-    Ok((Connection::Exec(exec), identity, None))
+    Ok((Connection::Exec(exec), identity, None, aws))
 }
 
 /// One request to `/version`: a refusal becomes the access-entry message.
@@ -352,10 +368,13 @@ async fn helm_version(agent: &Agent, helm: &Helm, cancel: &CancellationToken) ->
     Ok(major)
 }
 
-/// `helm repo add` or `helm registry login`, passwords on stdin.
+/// `helm repo add` or `helm registry login` (for ECR with a token the step
+/// gets first), passwords on stdin.
 async fn log_in(
+    env: &Env,
     agent: &Agent,
     helm: &Helm,
+    aws: &AwsIdentity,
     repository: Option<&Repository>,
     registry_login: Option<&RegistryLogin>,
     cancel: &CancellationToken,
@@ -365,11 +384,46 @@ async fn log_in(
         let args = helm::args::repo_add_args(&repo.name, &repo.url, user);
         helm.run(agent, &args, repo.login.as_ref().map(|(_, p)| p), Stdout::Show, cancel).await?;
     }
-    if let Some((host, user, password)) = registry_login {
-        let args = helm::args::registry_login_args(host, user);
-        helm.run(agent, &args, Some(password), Stdout::Show, cancel).await?;
+    match registry_login {
+        None => {}
+        Some(RegistryLogin::Password { host, user, password }) => {
+            helm::registry::login(agent, helm, host, user, password, cancel).await?;
+        }
+        Some(RegistryLogin::Ecr { registry, host, role }) => {
+            let login = cancelable(cancel, ecr_login(env, agent, aws, registry, role.as_ref())).await?;
+            if host != registry.host() {
+                agent.line(&format!(
+                    "ECR registry {registry} is reached at {host} ({})",
+                    params::ECR_REGISTRY_ENDPOINT_VAR
+                ));
+            }
+            helm::registry::login(agent, helm, host, &login.user, &Secret::new(login.password), cancel).await?;
+        }
     }
     Ok(())
+}
+
+/// The ECR registry's login, from `ecr:GetAuthorizationToken` in the
+/// registry's region: by the deploy identity, or by `role` assumed from
+/// the base credentials.
+async fn ecr_login(
+    env: &Env,
+    agent: &Agent,
+    aws: &AwsIdentity,
+    registry: &ecr::Registry,
+    role: Option<&AssumeRole>,
+) -> anyhow::Result<ecr::Login> {
+    let target = AwsTarget { region: Some(registry.region().into()), endpoint_url: None };
+    let register = |obtained: &_| credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
+    let (base, asker) = match (role, &aws.deploy) {
+        (Some(role), _) => (aws.base.clone(), format!("role {}", role.arn)),
+        (None, Some(deploy)) => (Base::Given(deploy.clone()), "the deploy identity".into()),
+        (None, None) => (aws.base.clone(), "the agent's AWS identity".into()),
+    };
+    let resolved = credentials::resolve(env, &target, &base, role, &register).await?;
+    let login = ecr::login(&resolved.config, registry, &|secret| agent.set_secret(secret)).await?;
+    agent.line(&format!("ECR registry {registry}: a 12-hour login from ecr:GetAuthorizationToken by {asker}"));
+    Ok(login)
 }
 
 /// `helm upgrade`; returns what helm wrote to stderr.
@@ -434,9 +488,30 @@ async fn explain_failure(
     let locked =
         error.stderr().iter().any(|l| l.contains("another operation (install/upgrade/rollback) is in progress"));
     let pending = state.as_ref().map(|r| r.status.as_str()).filter(|s| s.starts_with("pending-"));
-    let fix = unlock_hint(release, namespace, pending, locked);
+    let fix = unlock_hint(release, namespace, pending, locked) + &ecr_refusal_hint(params, error.stderr());
     let verb = params.command.verb();
     anyhow::Error::from(error).context(format!("helm {verb} of {namespace}/{release} failed{rollback}{fix}"))
+}
+
+/// When an ECR registry refused the pull (403): who must be let in, and how.
+fn ecr_refusal_hint(params: &Params, stderr: &[String]) -> String {
+    let Command::Upgrade { registry_login: Some(RegistryLogin::Ecr { registry, role, .. }), .. } = &params.command
+    else {
+        return String::new();
+    };
+    if !stderr.iter().any(|line| line.contains("403") || line.contains("denied:")) {
+        return String::new();
+    }
+    let account = registry.account();
+    match role {
+        Some(role) => format!(
+            "; registry {registry} refused role {}: it needs ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the chart's repository",
+            role.arn
+        ),
+        None => format!(
+            "; registry {registry} refused the deploy identity: let its account in with the repository's policy, or set registryRoleArn to a role of account {account} that may pull"
+        ),
+    }
 }
 
 /// How to free a release that a helm run which did not finish (killed, or
@@ -522,6 +597,7 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         helm_repo_url,
         helm_repo_username,
         helm_repo_password,
+        registry_role_arn,
         install,
         wait_for_execution,
         timeout,
@@ -577,6 +653,7 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Repository URL", shown(helm_repo_url)),
             ("Repository user", shown(helm_repo_username)),
             ("Repository password", helm_repo_password.as_ref().map(|_| "(set)".to_string()).unwrap_or_default()),
+            ("ECR registry role", shown(registry_role_arn)),
             ("Install", install.to_string()),
             ("Wait", wait_for_execution.to_string()),
             ("Timeout", shown(timeout)),
