@@ -5,6 +5,7 @@
 
 pub mod arn;
 pub mod credentials;
+pub mod ecr;
 pub mod eks;
 pub mod s3;
 pub mod token_broker;

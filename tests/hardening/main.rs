@@ -2,6 +2,7 @@
 //! named cases. Each runs a task through run.js as the agent does.
 
 mod bad_input;
+mod ecr_secrets;
 mod helm_isolation;
 mod hostile;
 mod kaniko_secrets;

@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use azp_harness::StepResult;
+use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 use azp_kube_world::federation::FederatedJob;
 
-use crate::secrets::{WatchedHelmStep, files_under};
+use crate::secrets::{Watch, files_under, private_folder_copier};
 use crate::support::{deploys_the_test_chart, task};
 
 const CONNECTION_ROLE: &str = "arn:aws:iam::111111111111:role/azure-pipelines";
@@ -25,15 +25,24 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
     world.add_access_entry(TARGET_ROLE, "deployer", &["system:masters"]);
     let job = FederatedJob::new(&world, "aws-oidc", CONNECTION_ROLE, "aws-oidc").unwrap();
     let job_token = job.devops.job_token(Duration::from_secs(600));
-    let mut step = WatchedHelmStep::start(&world.tools().helm4);
+    let dir = tempfile::tempdir().unwrap();
+    let helm = &world.tools().helm4;
+    // helm, through a wrapper that keeps every file of the private folder it can read.
+    let (wrapper, private_files) = private_folder_copier(dir.path(), helm);
+    let watch = Watch::start(helm);
     let task = task("MulticlusterHelmV1");
-    let run = step
-        .run(&task)
+    let agent_temp = dir.path().join("agent-temp");
+    std::fs::create_dir_all(&agent_temp).unwrap();
+    let run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &dir.path().display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
+        .env("SYSTEM_DEBUG", "true")
         .envs(job.task_env(&world, &job_token))
         .input("awsCredentials", &job.connection_id)
         .input("assumeRoleArn", TARGET_ROLE);
-    let outcome = deploys_the_test_chart(run, &world, &step.wrapper).run();
-    let (seen, private_text) = step.finish();
+    let outcome = deploys_the_test_chart(run, &world, &wrapper).run();
+    let seen = watch.stop();
 
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]OIDC token: issuer")), "System.Debug is on");
@@ -43,8 +52,9 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
     // The web identity's session and the target role's: a secret key and a session token each.
     assert!(outcome.secrets.len() >= 6, "{} secrets registered", outcome.secrets.len());
     assert!(!seen.helm_environments.is_empty(), "helm's environment was read");
+    let private_text = String::from_utf8_lossy(&std::fs::read(&private_files).unwrap()).into_owned();
     assert!(private_text.contains("eks-token"), "the wrapper read the private folder");
-    let left = files_under(&step.agent_temp);
+    let left = files_under(&agent_temp);
     for secret in outcome.secrets.iter().filter(|s| s.len() >= 8) {
         let short = &secret[..6];
         assert!(!outcome.log_text().contains(secret.as_str()), "in the log: {short}…");

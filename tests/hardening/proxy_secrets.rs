@@ -16,7 +16,7 @@ use azp_kube_world::clusters::ClusterSpec;
 use azp_kube_world::forward_proxy::proxied_url;
 use azp_kube_world::{Behaviour, World};
 
-use crate::secrets::{WatchedHelmStep, files_under};
+use crate::secrets::{Watch, files_under, private_folder_copier};
 use crate::support::{deploys_the_test_chart, task};
 
 const USER: &str = "build-agent";
@@ -34,9 +34,18 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
     let aws_url = proxied_url(&world.aws_https_endpoint().unwrap(), "moto");
     cluster.trust_sts_host(aws_url.trim_start_matches("https://"));
     let proxy = world.forward_proxy(Some((USER, PASSWORD))).unwrap();
-    let mut step = WatchedHelmStep::start(&world.tools().helm4);
+    let dir = tempfile::tempdir().unwrap();
+    let helm = &world.tools().helm4;
+    let (wrapper, private_files) = private_folder_copier(dir.path(), helm);
+    let agent_temp = dir.path().join("agent-temp");
+    std::fs::create_dir_all(&agent_temp).unwrap();
+    let watch = Watch::start(helm);
     let task = task("MulticlusterHelmV1");
-    let mut run = step.run(&task);
+    let mut run = TaskRun::new(task.path())
+        .timeout(Duration::from_secs(180))
+        .env("HOME", &dir.path().display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
+        .env("SYSTEM_DEBUG", "true");
     for (name, value) in world.env().into_iter().filter(|(name, _)| name.starts_with("AWS_")) {
         run = run.env(&name, &value);
     }
@@ -47,11 +56,12 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
         // One entry NO_PROXY can say, one it cannot.
         .agent_proxy(&proxy.url(), Some((USER, PASSWORD)), &["^registry\\.corp$", "git|svn"])
         .input("assumeRoleArn", DEPLOYER);
-    let outcome = deploys_the_test_chart(run, &world, &step.wrapper)
+    let outcome = deploys_the_test_chart(run, &world, &wrapper)
         .input("clusterName", cluster.name())
         .input("regionName", cluster.region())
         .run();
-    let (seen, private_text) = step.finish();
+    let seen = watch.stop();
+    let private_text = String::from_utf8_lossy(&std::fs::read(&private_files).unwrap()).into_owned();
 
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(proxy.tunnels_to("cluster.proxied.invalid") >= 1, "{:?}", proxy.tunnels());
@@ -97,7 +107,7 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
         .collect();
     assert!(!holders.is_empty(), "the exec entry's handover was read");
     assert!(holders.iter().all(|path| path.ends_with("/eks-token-proxy.json")), "in {holders:?}");
-    for (path, text) in files_under(&step.agent_temp) {
+    for (path, text) in files_under(&agent_temp) {
         assert!(forms.iter().all(|form| !text.contains(form)), "in {} left in the agent's temp folder", path.display());
     }
 }

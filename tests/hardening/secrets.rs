@@ -7,6 +7,7 @@
 //! temp folder. The role's external ID is in no argument list either.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,65 +62,46 @@ pub(crate) fn watch_processes(
     })
 }
 
+/// Every process seen from [`Watch::start`] to [`Watch::stop`] (see [`watch_processes`]).
+pub(crate) struct Watch {
+    running: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watch {
+    pub(crate) fn start(helm: &std::path::Path) -> Self {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let running = Arc::new(AtomicBool::new(true));
+        let thread = watch_processes(running.clone(), seen.clone(), helm.display().to_string());
+        Self { running, seen, thread }
+    }
+
+    pub(crate) fn stop(self) -> Seen {
+        self.running.store(false, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// `dir/helm`, which appends every file of the step's private folder (the folder of
+/// its `KUBECONFIG`) it can read to the returned log, each after a line `== <path>`,
+/// then runs `helm`.
+pub(crate) fn private_folder_copier(dir: &std::path::Path, helm: &std::path::Path) -> (PathBuf, PathBuf) {
+    let log = dir.join("private-files.log");
+    let keep = format!(
+        "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do echo \"== $f\"; cat \"$f\"; echo; done >> '{}' 2>/dev/null",
+        log.display()
+    );
+    (helm_wrapper(dir, helm, &keep), log)
+}
+
 /// `dir/helm`: a script that runs `first` (a shell line), then `helm`.
 pub(crate) fn helm_wrapper(dir: &std::path::Path, helm: &std::path::Path, first: &str) -> std::path::PathBuf {
     let wrapper = dir.join("helm");
     std::fs::write(&wrapper, format!("#!/bin/sh\n{first}\nexec '{}' \"$@\"\n", helm.display())).unwrap();
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     wrapper
-}
-
-/// A MulticlusterHelm step whose helm is watched: helm runs through a wrapper
-/// that keeps every file of the private folder it can read (each after a line
-/// `== <path>`), and every process's command line and the environments of
-/// helm and the exec entry are recorded while the step runs.
-pub(crate) struct WatchedHelmStep {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) agent_temp: std::path::PathBuf,
-    /// The wrapper, for `helmPath`.
-    pub(crate) wrapper: std::path::PathBuf,
-    private_files: std::path::PathBuf,
-    seen: Arc<Mutex<Seen>>,
-    watching: Arc<AtomicBool>,
-    watcher: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WatchedHelmStep {
-    pub(crate) fn start(helm: &std::path::Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let private_files = dir.path().join("private-files.log");
-        let keep = format!(
-            "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do echo \"== $f\"; cat \"$f\"; echo; done >> '{}' 2>/dev/null",
-            private_files.display()
-        );
-        let wrapper = helm_wrapper(dir.path(), helm, &keep);
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let watching = Arc::new(AtomicBool::new(true));
-        let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
-        let agent_temp = dir.path().join("agent-temp");
-        std::fs::create_dir_all(&agent_temp).unwrap();
-        Self { dir, agent_temp, wrapper, private_files, seen, watching, watcher: Some(watcher) }
-    }
-
-    /// The step's run: its own HOME and agent temp folder, System.Debug on.
-    pub(crate) fn run(&self, task: &azp_harness::StagedTask) -> TaskRun {
-        TaskRun::new(task.path())
-            .timeout(Duration::from_secs(180))
-            .env("HOME", &self.dir.path().display().to_string())
-            .env("AGENT_TEMPDIRECTORY", &self.agent_temp.display().to_string())
-            .env("SYSTEM_DEBUG", "true")
-    }
-
-    /// Stops watching: what was seen, and the private folder's files as helm could read them.
-    pub(crate) fn finish(&mut self) -> (Seen, String) {
-        self.watching.store(false, Ordering::Relaxed);
-        if let Some(watcher) = self.watcher.take() {
-            watcher.join().unwrap();
-        }
-        let seen = std::mem::take(&mut *self.seen.lock().unwrap());
-        let private = String::from_utf8_lossy(&std::fs::read(&self.private_files).unwrap_or_default()).into_owned();
-        (seen, private)
-    }
 }
 
 /// The text of every file under `dir`.
@@ -175,9 +157,7 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     let wrapper =
         helm_wrapper(dir.path(), helm, &format!("cat \"$KUBECONFIG\" >> '{}' 2>/dev/null", kubeconfigs.display()));
 
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let watching = Arc::new(AtomicBool::new(true));
-    let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
+    let watch = Watch::start(helm);
     let task = task("MulticlusterHelmV1");
     let home = tempfile::tempdir().unwrap();
     let agent_temp = dir.path().join("agent-temp");
@@ -204,8 +184,7 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
         .input("overrideValues", "hook=false")
         .input("helmPath", &wrapper.display().to_string())
         .run();
-    watching.store(false, Ordering::Relaxed);
-    watcher.join().unwrap();
+    let seen = watch.stop();
     let _ = server.kill();
     let _ = server.wait();
 
@@ -215,7 +194,6 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     }
     // The assumed role's keys were registered too.
     assert!(outcome.secrets.len() > 4, "{} secrets registered", outcome.secrets.len());
-    let seen = seen.lock().unwrap();
     let command_lines = &seen.command_lines;
     assert!(command_lines.iter().any(|l| l.contains("eks-token")) || kubeconfig_runs_eks_token(&kubeconfigs));
     assert!(!seen.helm_environments.is_empty(), "helm's environment was read");

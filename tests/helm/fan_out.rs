@@ -381,3 +381,26 @@ fn children_cpu() -> Duration {
     let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     time(usage.ru_utime) + time(usage.ru_stime)
 }
+
+/// A bad `targets` list fails the step before any call, naming the line.
+#[test]
+fn a_duplicate_target_is_refused_before_anything_runs() {
+    let task = task();
+    let home = tempfile::tempdir().unwrap();
+    let duplicate = format!("{}{}", targets(&[(0, 1)]), targets(&[(0, 2)]).replace("name: dev", "name: dev2"));
+    let outcome = TaskRun::new(task.path())
+        .env("HOME", &home.path().display().to_string())
+        // Nothing listens here: a call would fail with another error.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .input("targets", &duplicate)
+        .input("chartType", "FilePath")
+        .input("chartPath", &chart().display().to_string())
+        .input("releaseName", "web")
+        .run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert_eq!(
+        outcome.errors()[0].message,
+        "input targets: line 7: deploys release web to the same cluster, account and namespace as the target on line 1"
+    );
+    assert!(!outcome.log_text().contains("Target dev"), "no target started: {}", outcome.log_text());
+}

@@ -16,6 +16,7 @@ mod fan_out;
 mod interrupted;
 mod isolation;
 mod migration;
+mod oci;
 mod oidc;
 mod proxy;
 mod verbs;

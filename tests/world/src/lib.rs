@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod clusters;
 pub mod controllers;
 pub mod deletion;
+pub mod ecr_registry;
 pub mod eks;
 pub mod error;
 pub mod faults;
