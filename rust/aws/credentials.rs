@@ -342,6 +342,8 @@ struct Handover {
 
 /// The handover's file in the private folder.
 const HANDOVER: &str = "eks-token.json";
+/// The agent's proxy, for `eks-token`, in the private folder.
+const PROXY_HANDOVER: &str = "eks-token-proxy.json";
 
 impl Cache {
     pub fn new(dir: &Path) -> Self {
@@ -384,6 +386,19 @@ impl Cache {
         let text = std::fs::read_to_string(self.dir.join(HANDOVER)).unwrap_or_default();
         let handover: Handover = serde_json::from_str(&text).unwrap_or_default();
         (handover.base.map(|b| b.into_credentials("azp-kube-handover")), handover.external_id)
+    }
+
+    /// Hands `eks-token` the agent's proxy (its password included), so that
+    /// an AssumeRole from the exec entry takes the task's way to STS: a 0600
+    /// file in the private folder, never helm's environment.
+    pub fn hand_over_proxy(&self, proxy: &crate::azp::proxy::Handover) -> std::io::Result<()> {
+        self.write_atomically(&self.dir.join(PROXY_HANDOVER), &serde_json::to_string(proxy)?)
+    }
+
+    /// The agent's proxy as the task handed it over, if it did.
+    pub fn handed_over_proxy(&self) -> Option<crate::azp::proxy::Handover> {
+        let text = std::fs::read_to_string(self.dir.join(PROXY_HANDOVER)).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// Stores credentials in a new 0600 file, renamed into place.

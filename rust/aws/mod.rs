@@ -5,6 +5,7 @@
 
 pub mod arn;
 pub mod credentials;
+pub mod ecr;
 pub mod eks;
 pub mod s3;
 pub mod token_broker;
@@ -13,9 +14,17 @@ pub mod web_identity;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 // The smithy types every AWS SDK crate re-exports.
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::azp::Env;
+use crate::azp::proxy::ProxySettings;
 
 /// Where AWS calls go and with which identity.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +33,8 @@ pub struct AwsTarget {
     pub region: Option<String>,
     /// An endpoint override for S3-compatible stores and emulators.
     pub endpoint_url: Option<String>,
+    /// The agent's proxy, which every request goes through unless its bypass list says otherwise.
+    pub proxy: Option<ProxySettings>,
 }
 
 /// The region: the one given, else the agent's `AWS_REGION`, else its
@@ -49,25 +60,76 @@ pub async fn sdk_config(env: &Env, target: &AwsTarget, credentials: Option<Share
     if let Some(credentials) = credentials {
         loader = loader.credentials_provider(credentials);
     }
-    loader.http_client(https_client()).load().await
+    let client = match &target.proxy {
+        Some(proxy) => SharedHttpClient::new(ProxyRouting {
+            proxied: https_client(proxied(proxy)),
+            direct: https_client(ProxyConfig::disabled()),
+            proxy: proxy.clone(),
+        }),
+        None => https_client(ProxyConfig::from_env()),
+    };
+    loader.http_client(client).load().await
 }
 
-/// The SDK's default HTTPS client (proxy from `HTTPS_PROXY`/`NO_PROXY`, the
-/// SDK's timeouts and sleep) on rustls with ring instead of aws-lc: one TLS
-/// crypto library in the binary, the one kube uses.
-fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
-    use aws_smithy_http_client::proxy::ProxyConfig;
+/// The SDK's default HTTPS client (the SDK's timeouts and sleep) on rustls
+/// with ring instead of aws-lc: one TLS crypto library in the binary, the one
+/// kube uses. Without the agent's proxy it honours `HTTPS_PROXY`/`NO_PROXY`.
+fn https_client(proxy: ProxyConfig) -> SharedHttpClient {
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
         let mut connector =
             aws_smithy_http_client::ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
         connector.set_connector_settings(settings.cloned());
         if let Some(components) = components {
             connector.set_sleep_impl(components.sleep_impl());
         }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.set_proxy_config(Some(proxy.clone()));
         connector.build()
     })
+}
+
+/// The SDK's proxy configuration for every request (CONNECT for HTTPS),
+/// with the agent's credentials percent-encoded in the URL: the SDK's own
+/// `with_basic_auth` pastes them in unencoded (aws-smithy-http-client 1.5.2
+/// `build_proxy_url`), which breaks a password with `@`, `:` or `/`.
+fn proxied(proxy: &ProxySettings) -> ProxyConfig {
+    let url = proxy.url_with_credentials();
+    // The URL is made of an http:// address that parsed already.
+    ProxyConfig::all(url.expose()).unwrap_or_else(|_| ProxyConfig::disabled())
+}
+
+/// Sends each request through the agent's proxy, or around it when the
+/// request's `scheme://host[:port]` is in its bypass list (the SDK's own
+/// `NO_PROXY` rules cannot say the agent's regular expressions).
+#[derive(Debug)]
+struct ProxyRouting {
+    proxied: SharedHttpClient,
+    direct: SharedHttpClient,
+    proxy: ProxySettings,
+}
+
+impl HttpClient for ProxyRouting {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        SharedHttpConnector::new(RoutedConnector {
+            proxied: self.proxied.http_connector(settings, components),
+            direct: self.direct.http_connector(settings, components),
+            proxy: self.proxy.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RoutedConnector {
+    proxied: SharedHttpConnector,
+    direct: SharedHttpConnector,
+    proxy: ProxySettings,
+}
+
+impl HttpConnector for RoutedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let bypass = request.uri().parse::<hyper::Uri>().is_ok_and(|uri| self.proxy.bypasses(&uri));
+        if bypass { self.direct.call(request) } else { self.proxied.call(request) }
+    }
 }
 
 /// What a failed AWS call says, for a user: the service's code and message

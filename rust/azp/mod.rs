@@ -10,6 +10,7 @@ pub mod env;
 pub mod inputs;
 pub mod log;
 pub mod oidc;
+pub mod proxy;
 pub mod report;
 pub mod temp;
 pub mod untrusted;

@@ -10,8 +10,11 @@
 
 use base64::Engine as _;
 use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 
 use super::endpoint::system_access_token;
+use super::proxy::{self, ProxySettings};
 use super::{Env, Secret};
 
 /// Why no ID token.
@@ -49,6 +52,7 @@ pub struct IdTokenSource {
     url: String,
     access_token: Secret,
     connection_id: String,
+    proxy: Option<ProxySettings>,
 }
 
 impl std::fmt::Debug for IdTokenSource {
@@ -66,12 +70,13 @@ pub struct Claims {
 }
 
 impl IdTokenSource {
-    /// Reads the job's OIDC endpoint and access token for `connection_id`.
-    pub fn read(env: &Env, connection_id: &str) -> Result<Self, Error> {
+    /// Reads the job's OIDC endpoint and access token for `connection_id`;
+    /// requests go through `proxy` (the agent's) unless its bypass list names Azure DevOps.
+    pub fn read(env: &Env, connection_id: &str, proxy: Option<ProxySettings>) -> Result<Self, Error> {
         let access_token = system_access_token(env).ok_or(Error::NoAccessToken)?;
         let url = env.var("SYSTEM_OIDCREQUESTURI").map(str::to_string).or_else(|| built_request_uri(env));
         let url = url.ok_or(Error::NoRequestUri)?;
-        Ok(Self { url, access_token, connection_id: connection_id.to_string() })
+        Ok(Self { url, access_token, connection_id: connection_id.to_string(), proxy })
     }
 
     /// The job's access token, to register as a secret.
@@ -91,17 +96,24 @@ impl IdTokenSource {
             .header("accept", "application/json")
             .body(Full::new(bytes::Bytes::from_static(b"{}")))
             .map_err(|e| unreachable(e.into()))?;
-        // ring, as every TLS client of the binary (see kube::client::use_ring).
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| unreachable(e.into()))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build::<_, Full<bytes::Bytes>>(connector);
-        let response = client.request(request).await.map_err(|e| unreachable(e.into()))?;
+        let through = proxy::route(self.proxy.as_ref(), request.uri());
+        let response = match through {
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.address().clone(), HttpConnector::new());
+                if let Some(auth) = proxy.basic_auth() {
+                    let value =
+                        hyper::header::HeaderValue::from_str(auth.expose()).map_err(|e| unreachable(e.into()))?;
+                    tunnel = tunnel.with_auth(value);
+                }
+                send(tunnel, request).await
+            }
+            None => {
+                let mut direct = HttpConnector::new();
+                direct.enforce_http(false);
+                send(direct, request).await
+            }
+        };
+        let response = response.map_err(unreachable)?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.map_err(|e| unreachable(e.into()))?.to_bytes();
         let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -120,6 +132,32 @@ impl IdTokenSource {
             }),
         }
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Sends `request` over TLS on connections made by `connector` (direct, or
+/// a tunnel through the proxy), with ring as every TLS client of the binary
+/// (see kube::client::use_ring).
+async fn send<C>(
+    connector: C,
+    request: hyper::Request<Full<bytes::Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, BoxError>
+where
+    C: tower_service::Service<hyper::Uri> + Clone + Send + Sync + 'static,
+    C::Response:
+        hyper::rt::Read + hyper::rt::Write + hyper_util::client::legacy::connect::Connection + Send + Unpin + 'static,
+    C::Future: Send + Unpin + 'static,
+    C::Error: Into<BoxError>,
+{
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Full<bytes::Bytes>>(connector);
+    Ok(client.request(request).await?)
 }
 
 /// `{collection}{project}/_apis/distributedtask/hubs/{hub}/plans/{plan}/jobs/{job}/oidctoken`,
@@ -161,7 +199,7 @@ mod tests {
     #[test]
     fn the_request_uri_is_the_agents_or_built_from_the_job() {
         let given = env(&[TOKEN, ("SYSTEM_OIDCREQUESTURI", "https://dev.azure.com/o/p/_apis/x/oidctoken")]);
-        assert_eq!(IdTokenSource::read(&given, "c").unwrap().url, "https://dev.azure.com/o/p/_apis/x/oidctoken");
+        assert_eq!(IdTokenSource::read(&given, "c", None).unwrap().url, "https://dev.azure.com/o/p/_apis/x/oidctoken");
         let built = env(&[
             TOKEN,
             ("SYSTEM_COLLECTIONURI", "https://dev.azure.com/o/"),
@@ -171,17 +209,17 @@ mod tests {
             ("SYSTEM_JOBID", "job"),
         ]);
         assert_eq!(
-            IdTokenSource::read(&built, "c").unwrap().url,
+            IdTokenSource::read(&built, "c", None).unwrap().url,
             "https://dev.azure.com/o/p1/_apis/distributedtask/hubs/release/plans/plan/jobs/job/oidctoken"
         );
-        assert!(matches!(IdTokenSource::read(&env(&[TOKEN]), "c"), Err(Error::NoRequestUri)));
+        assert!(matches!(IdTokenSource::read(&env(&[TOKEN]), "c", None), Err(Error::NoRequestUri)));
         let no_token = env(&[("SYSTEM_OIDCREQUESTURI", "https://x")]);
-        assert!(matches!(IdTokenSource::read(&no_token, "c"), Err(Error::NoAccessToken)));
+        assert!(matches!(IdTokenSource::read(&no_token, "c", None), Err(Error::NoAccessToken)));
     }
 
     #[test]
     fn the_source_never_shows_the_access_token() {
-        let source = IdTokenSource::read(&env(&[TOKEN, ("SYSTEM_OIDCREQUESTURI", "https://x")]), "c").unwrap();
+        let source = IdTokenSource::read(&env(&[TOKEN, ("SYSTEM_OIDCREQUESTURI", "https://x")]), "c", None).unwrap();
         assert!(!format!("{source:?}").contains("job-token"));
     }
 

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod diff;
+pub mod registry;
 pub mod release;
 pub mod runner;
 pub mod values;

@@ -151,6 +151,8 @@ impl Helm {
             ("HELM_CACHE_HOME".into(), home("cache")),
             ("HELM_CONFIG_HOME".into(), home("config")),
             ("HELM_DATA_HOME".into(), home("data")),
+            // helm's default (helm 3 and 4), named so that the login's file is the one checked.
+            ("HELM_REGISTRY_CONFIG".into(), home("config/registry/config.json")),
             // client-go's discovery cache, else `~/.kube/cache`.
             ("KUBECACHEDIR".into(), home("kube-cache")),
         ];
@@ -172,6 +174,18 @@ impl Helm {
     pub fn without(mut self, names: impl IntoIterator<Item = String>) -> Self {
         self.removed.extend(names);
         self
+    }
+
+    /// Also sets these variables for helm (the agent's proxy).
+    pub fn with_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
+    /// The file helm keeps registry logins in (in the step's private directory).
+    pub fn registry_config(&self) -> PathBuf {
+        let set = self.env.iter().find(|(name, _)| name == "HELM_REGISTRY_CONFIG");
+        set.map(|(_, path)| PathBuf::from(path)).unwrap_or_default()
     }
 
     /// The variables set for helm (tests).

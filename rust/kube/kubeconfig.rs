@@ -273,15 +273,20 @@ pub enum PreflightError {
 /// One request to `/version` with the kubeconfig's identity (for EKS this
 /// runs the exec entry, so it checks the token as helm will get it). The
 /// exec entry runs without the variables named in `hidden`, as under helm.
-pub async fn check_access(path: &Path, hidden: &[String]) -> Result<Access, PreflightError> {
+pub async fn check_access(
+    path: &Path,
+    hidden: &[String],
+    proxy: Option<&crate::azp::proxy::ProxySettings>,
+) -> Result<Access, PreflightError> {
     use ::kube::config::KubeConfigOptions;
     let mut kubeconfig = Kubeconfig::read_from(path).map_err(PreflightError::Config)?;
     for exec in kubeconfig.auth_infos.iter_mut().filter_map(|a| a.auth_info.as_mut()?.exec.as_mut()) {
         exec.drop_env = Some(hidden.to_vec());
     }
-    let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    let mut config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(PreflightError::Config)?;
+    super::client::through(&mut config, proxy);
     super::client::use_ring();
     let client = ::kube::Client::try_from(config).map_err(PreflightError::Request)?;
     match client.apiserver_version().await {

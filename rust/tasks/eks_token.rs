@@ -9,6 +9,7 @@ use crate::aws::arn::{self, RoleArn};
 use crate::aws::credentials::{self, AssumeRole, Base, Cache};
 use crate::aws::{AwsTarget, eks};
 use crate::azp::Env;
+use crate::azp::proxy::ProxySettings;
 use crate::cli::EksTokenArgs;
 
 /// Cached credentials are used only if they outlive a token by this much.
@@ -67,7 +68,12 @@ pub fn run(env: &Env, args: &EksTokenArgs) -> anyhow::Result<String> {
         Some(credentials) => credentials,
         None => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let target = AwsTarget { region: Some(args.region.clone()), endpoint_url: None };
+            // The task's way to STS: the proxy it handed over, else the agent's variables.
+            let proxy = match cache.as_ref().and_then(Cache::handed_over_proxy) {
+                Some(handover) => Some(ProxySettings::from_handover(&handover)?),
+                None => ProxySettings::read(env)?,
+            };
+            let target = AwsTarget { region: Some(args.region.clone()), endpoint_url: None, proxy };
             let base = base.map_or(Base::DefaultChain, Base::Given);
             // Nothing to register: helm reads this process's output, not the agent.
             let resolved = runtime.block_on(credentials::resolve(env, &target, &base, role.as_ref(), &|_| {}))?;

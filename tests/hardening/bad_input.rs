@@ -176,7 +176,11 @@ cases! { helm:
     helm_values_file_not_yaml: [("valueFile", "broken.yaml")] => "valueFile";
     helm_chart_path_missing: [("chartPath", "no-chart")] => "chartPath";
     helm_oci_chart_of_wrong_form: [("chartType", "OCI"), ("chartName", "https://charts.example.com/web")] => "chartName";
-    helm_repository_chart_given_as_oci: [("chartType", "Name"), ("chartName", "oci://registry.example.com/web")] => "chartName";
+    helm_oci_chart_by_name_without_a_path: [("chartType", "Name"), ("chartName", "oci://registry.example.com")] => "chartName";
+    helm_repository_chart_given_as_a_url: [("chartType", "Name"), ("chartName", "https://charts.example.com/web")] => "chartName";
+    helm_ecr_host_with_an_11_digit_account: [("chartType", "Name"), ("chartName", "oci://12345678901.dkr.ecr.eu-west-1.amazonaws.com/charts/web")] => "chartName";
+    helm_ecr_registry_role_not_an_arn: [("chartType", "Name"), ("chartName", "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/charts/web"), ("registryRoleArn", "charts-reader")] => "registryRoleArn";
+    helm_ecr_registry_role_for_a_chart_not_in_ecr: [("chartType", "OCI"), ("chartName", "oci://registry.example.com/charts/web"), ("registryRoleArn", "arn:aws:iam::999999999999:role/charts-reader")] => "registryRoleArn";
     helm_arguments_trying_kubeconfig: [("arguments", "--kubeconfig /tmp/other")] => "arguments";
     helm_arguments_trying_kube_context: [("arguments", "--kube-context=prod")] => "arguments";
     helm_timeout_not_a_duration: [("timeout", "ten minutes")] => "timeout";

@@ -6,15 +6,13 @@
 //! file left in the agent's temp folder. The job's access token never leaves
 //! the task process.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 use azp_kube_world::federation::FederatedJob;
 
-use crate::secrets::{Seen, files_under, helm_wrapper, watch_processes};
+use crate::secrets::{Watch, files_under, private_folder_copier};
 use crate::support::{deploys_the_test_chart, task};
 
 const CONNECTION_ROLE: &str = "arn:aws:iam::111111111111:role/azure-pipelines";
@@ -28,17 +26,10 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
     let job = FederatedJob::new(&world, "aws-oidc", CONNECTION_ROLE, "aws-oidc").unwrap();
     let job_token = job.devops.job_token(Duration::from_secs(600));
     let dir = tempfile::tempdir().unwrap();
-    // helm, through a wrapper that keeps every file of the private folder it can read.
-    let private_files = dir.path().join("private-files.log");
     let helm = &world.tools().helm4;
-    let keep = format!(
-        "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do cat \"$f\"; done >> '{}' 2>/dev/null",
-        private_files.display()
-    );
-    let wrapper = helm_wrapper(dir.path(), helm, &keep);
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let watching = Arc::new(AtomicBool::new(true));
-    let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
+    // helm, through a wrapper that keeps every file of the private folder it can read.
+    let (wrapper, private_files) = private_folder_copier(dir.path(), helm);
+    let watch = Watch::start(helm);
     let task = task("MulticlusterHelmV1");
     let agent_temp = dir.path().join("agent-temp");
     std::fs::create_dir_all(&agent_temp).unwrap();
@@ -51,8 +42,7 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
         .input("awsCredentials", &job.connection_id)
         .input("assumeRoleArn", TARGET_ROLE);
     let outcome = deploys_the_test_chart(run, &world, &wrapper).run();
-    watching.store(false, Ordering::Relaxed);
-    watcher.join().unwrap();
+    let seen = watch.stop();
 
     assert_eq!(outcome.result, StepResult::Succeeded, "{:?}\n{}", outcome.errors(), outcome.log_text());
     assert!(outcome.log.iter().any(|l| l.starts_with("##[debug]OIDC token: issuer")), "System.Debug is on");
@@ -61,7 +51,6 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
     assert!(!id_tokens.is_empty() && job.devops.issued() >= 1, "the ID token is registered");
     // The web identity's session and the target role's: a secret key and a session token each.
     assert!(outcome.secrets.len() >= 6, "{} secrets registered", outcome.secrets.len());
-    let seen = seen.lock().unwrap();
     assert!(!seen.helm_environments.is_empty(), "helm's environment was read");
     let private_text = String::from_utf8_lossy(&std::fs::read(&private_files).unwrap()).into_owned();
     assert!(private_text.contains("eks-token"), "the wrapper read the private folder");

@@ -7,6 +7,7 @@
 //! temp folder. The role's external ID is in no argument list either.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,40 @@ pub(crate) fn watch_processes(
             std::thread::sleep(Duration::from_millis(5));
         }
     })
+}
+
+/// Every process seen from [`Watch::start`] to [`Watch::stop`] (see [`watch_processes`]).
+pub(crate) struct Watch {
+    running: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watch {
+    pub(crate) fn start(helm: &std::path::Path) -> Self {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let running = Arc::new(AtomicBool::new(true));
+        let thread = watch_processes(running.clone(), seen.clone(), helm.display().to_string());
+        Self { running, seen, thread }
+    }
+
+    pub(crate) fn stop(self) -> Seen {
+        self.running.store(false, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// `dir/helm`, which appends every file of the step's private folder (the folder of
+/// its `KUBECONFIG`) it can read to the returned log, each after a line `== <path>`,
+/// then runs `helm`.
+pub(crate) fn private_folder_copier(dir: &std::path::Path, helm: &std::path::Path) -> (PathBuf, PathBuf) {
+    let log = dir.join("private-files.log");
+    let keep = format!(
+        "for f in $(find \"$(dirname \"$KUBECONFIG\")\" -type f); do echo \"== $f\"; cat \"$f\"; echo; done >> '{}' 2>/dev/null",
+        log.display()
+    );
+    (helm_wrapper(dir, helm, &keep), log)
 }
 
 /// `dir/helm`: a script that runs `first` (a shell line), then `helm`.
@@ -122,9 +157,7 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     let wrapper =
         helm_wrapper(dir.path(), helm, &format!("cat \"$KUBECONFIG\" >> '{}' 2>/dev/null", kubeconfigs.display()));
 
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let watching = Arc::new(AtomicBool::new(true));
-    let watcher = watch_processes(watching.clone(), seen.clone(), helm.display().to_string());
+    let watch = Watch::start(helm);
     let task = task("MulticlusterHelmV1");
     let home = tempfile::tempdir().unwrap();
     let agent_temp = dir.path().join("agent-temp");
@@ -151,8 +184,7 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
         .input("overrideValues", "hook=false")
         .input("helmPath", &wrapper.display().to_string())
         .run();
-    watching.store(false, Ordering::Relaxed);
-    watcher.join().unwrap();
+    let seen = watch.stop();
     let _ = server.kill();
     let _ = server.wait();
 
@@ -162,7 +194,6 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     }
     // The assumed role's keys were registered too.
     assert!(outcome.secrets.len() > 4, "{} secrets registered", outcome.secrets.len());
-    let seen = seen.lock().unwrap();
     let command_lines = &seen.command_lines;
     assert!(command_lines.iter().any(|l| l.contains("eks-token")) || kubeconfig_runs_eks_token(&kubeconfigs));
     assert!(!seen.helm_environments.is_empty(), "helm's environment was read");

@@ -16,7 +16,9 @@ mod fan_out;
 mod interrupted;
 mod isolation;
 mod migration;
+mod oci;
 mod oidc;
+mod proxy;
 mod verbs;
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/deployer";

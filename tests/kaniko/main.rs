@@ -15,6 +15,7 @@ mod fidelity;
 mod ground_truth;
 mod load;
 mod pod_secrets;
+mod proxy;
 mod real_builds;
 mod tenant;
 mod transports;

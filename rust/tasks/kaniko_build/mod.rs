@@ -48,7 +48,7 @@ const CONTEXT_URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
-    let plan = params::resolve(&inputs, env)?;
+    let plan = params::Plan { proxy: super::agent_proxy(env, agent)?, ..params::resolve(&inputs, env)? };
     for arg in &plan.build.build_args {
         if let BuildArg::Secret { value, .. } = arg {
             agent.set_secret(value.expose());
@@ -97,7 +97,7 @@ const PANIC_SWITCH: &str = "AZP_KUBE_PANIC_AFTER_POD_START";
 async fn build(env: &Env, agent: &Agent, plan: &Plan, context: ContextPlan, cleanup: &Cleanup) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut report = Report::new(plan, &context);
-    let kube = client::connect(&plan.cluster, env).await?;
+    let kube = client::connect(&plan.cluster, env, plan.proxy.as_ref()).await?;
     let pods: Api<Pod> = Api::namespaced(kube, &plan.pod.namespace);
 
     let mut build = plan.build.clone();
@@ -256,7 +256,7 @@ async fn upload_context(
     let Transport::S3 { bucket, key_prefix, region, endpoint, presigned, delete_after_build } = &plan.transport else {
         unreachable!("only S3 transports upload")
     };
-    let mut target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone() };
+    let mut target = AwsTarget { region: region.clone(), endpoint_url: endpoint.clone(), proxy: plan.proxy.clone() };
     let registering = |config: &_| {
         let agent = agent.clone();
         credentials::reporting(config, move |obtained| {
@@ -347,7 +347,9 @@ pub fn upload_context_cli(env: &Env, args: &crate::cli::ContextArgs) -> anyhow::
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let target = AwsTarget { region: args.region.clone(), endpoint_url: args.s3_endpoint.clone() };
+        // A terminal command: the agent's proxy variables, if any, else HTTPS_PROXY.
+        let proxy = crate::azp::proxy::ProxySettings::read(env)?;
+        let target = AwsTarget { region: args.region.clone(), endpoint_url: args.s3_endpoint.clone(), proxy };
         let store = ContextStore::new(&sdk_config(env, &target, None).await, bucket, args.s3_endpoint.is_some());
         let uploaded = transfer::pack_and_upload(&store, key_prefix, plan, &PendingUpload::default(), |_| {}).await?;
         let stats = uploaded.stats.map(|s| format!("; {s}")).unwrap_or_default();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::azp::Env;
 use crate::azp::inputs::InputError;
+use crate::azp::proxy::ProxySettings;
 use crate::context::{self, PackOptions};
 use crate::kaniko::args::{self, Build, ContextSource};
 use crate::kaniko::pod::PodOptions;
@@ -47,6 +48,9 @@ pub struct Plan {
     /// node) before the build gives up; tests shorten it with the test switch
     /// [`UNSCHEDULABLE_GRACE_SWITCH`].
     pub unschedulable_grace: Duration,
+    /// The agent's proxy, for the task's own connections (S3, the cluster);
+    /// the build pod does not get it.
+    pub proxy: Option<ProxySettings>,
 }
 
 /// The default of [`Plan::unschedulable_grace`].
@@ -89,6 +93,7 @@ pub fn resolve(inputs: &Inputs, env: &Env) -> Result<Plan, InputError> {
         timeout: Duration::from_secs(u64::from(timeout_minutes) * 60),
         keep_pod_on_failure: inputs.keep_pod_on_failure,
         unschedulable_grace: env.test_seconds(UNSCHEDULABLE_GRACE_SWITCH).unwrap_or(UNSCHEDULABLE_GRACE),
+        proxy: None,
     })
 }
 

@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::report::{Outputs, TargetResult, TargetsReport};
 use super::targets::{FanOut, NamedTarget};
-use super::{Canceled, Env, deploy};
+use super::{Canceled, Env, deploy, helm_version, hidden_from_helm};
 use crate::azp::Agent;
 use crate::azp::command::{Issue, IssueType};
 use crate::azp::report::{Outcome, one_line};
+use crate::helm::{Helm, Major};
 use crate::kube::kubeconfig::PrivateDir;
 
 /// Runs every target and reports them all.
@@ -27,6 +28,11 @@ pub async fn deploy_all(
     cancel: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
     show_targets(agent, fan_out);
+    // One `helm version` for all: the same helm runs every target.
+    let first = &fan_out.targets[0].params;
+    let helm = Helm::new(&first.helm, &private.kubeconfig(), &private.subdir("helm")?)
+        .without(hidden_from_helm(env, &first.target));
+    let major = helm_version(agent, &helm, cancel).await?;
     let permits = Semaphore::new(fan_out.max_parallel);
     let failed = AtomicBool::new(false);
     let mut results = Vec::with_capacity(fan_out.targets.len());
@@ -46,7 +52,7 @@ pub async fn deploy_all(
             if fan_out.fail_fast && failed.load(Ordering::SeqCst) {
                 return TargetResult::not_started(target, "another target failed (failFast)");
             }
-            let result = deploy_target(env, agent, target, private, cancel).await;
+            let result = deploy_target(env, agent, target, private, cancel, major).await;
             if result.error.is_some() {
                 failed.store(true, Ordering::SeqCst);
             }
@@ -88,6 +94,7 @@ async fn deploy_target(
     target: &NamedTarget,
     private: &PrivateDir,
     cancel: &CancellationToken,
+    major: Major,
 ) -> TargetResult {
     let (cluster, region) = target.cluster();
     agent.line(&format!("Target {} started: cluster {cluster} in {region}", target.name));
@@ -96,7 +103,7 @@ async fn deploy_target(
     let outputs = Outputs::of_target(&held_agent, &target.name);
     // Each target has its own kubeconfig, helm folders and token cache.
     let result = match PrivateDir::create(private.path()) {
-        Ok(dir) => deploy(env, &held_agent, &target.params, &dir, cancel, &outputs).await,
+        Ok(dir) => deploy(env, &held_agent, &target.params, &dir, cancel, &outputs, Some(major)).await,
         Err(error) => Err(error.into()),
     };
     let duration = started.elapsed();

@@ -19,6 +19,7 @@ use crate::aws::credentials::{self, AssumeRole, Base};
 use crate::aws::{AwsTarget, eks, web_identity};
 use crate::azp::endpoint::AwsEndpoint;
 use crate::azp::oidc::{self, IdTokenSource};
+use crate::azp::proxy::ProxySettings;
 use crate::azp::{Agent, Env};
 
 /// The variable that sets the web identity session's length, as the AWS
@@ -41,12 +42,17 @@ pub struct Federation {
 impl Federation {
     /// The federation of `endpoint`, when it uses OIDC. The job's access
     /// token is registered as a secret before anything else happens.
-    pub fn of(env: &Env, agent: &Agent, endpoint: &AwsEndpoint) -> anyhow::Result<Option<Self>> {
+    pub fn of(
+        env: &Env,
+        agent: &Agent,
+        endpoint: &AwsEndpoint,
+        proxy: Option<&ProxySettings>,
+    ) -> anyhow::Result<Option<Self>> {
         // As the AWS Toolkit: a connection with keys uses its keys, OIDC or not.
         if !endpoint.uses_oidc() {
             return Ok(None);
         }
-        let source = IdTokenSource::read(env, &endpoint.id)?;
+        let source = IdTokenSource::read(env, &endpoint.id, proxy.cloned())?;
         agent.set_secret(source.access_token().expose());
         let role = endpoint.assume_role_arn.as_deref().with_context(|| {
             format!("the AWS service connection {} uses OIDC but names no role to assume (assumeRoleArn)", endpoint.id)

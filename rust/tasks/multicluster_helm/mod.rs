@@ -24,11 +24,12 @@ use self::report::{Outputs, Summary};
 use super::cancel::{self, Canceled};
 use super::inputs::multicluster_helm::{Inputs, SPEC};
 use super::{read_inputs, show_plan, shown};
-use crate::aws::credentials::{self, Base, Cache};
-use crate::aws::{AwsTarget, eks};
+use crate::aws::credentials::{self, AssumeRole, Base, Cache};
+use crate::aws::{AwsTarget, ecr, eks};
 use crate::azp::command::{Issue, IssueType};
+use crate::azp::proxy::ProxySettings;
 use crate::azp::report::Outcome;
-use crate::azp::{Agent, Env};
+use crate::azp::{Agent, Env, Secret};
 use crate::helm::{self, Helm, Major, Release, Stdout, Upgrade};
 use crate::kube::kubeconfig::{self, Access, PrivateDir};
 use crate::kube::{Connection, ExecCluster};
@@ -37,7 +38,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
     let inputs = read_inputs(env, agent, &SPEC, Inputs::read)?;
     describe(agent, &inputs);
     warn_of_helmdeploy_lists(agent, &inputs);
-    let plan = Plan::from_inputs(&inputs, env)?;
+    let plan = Plan::from_inputs(&inputs, env)?.with_proxy(super::agent_proxy(env, agent)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let cancel = cancel::on_signals()?;
@@ -47,7 +48,7 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
         }
         let private = PrivateDir::create(&env.temp_dir())?;
         let result = match &plan {
-            Plan::One(params) => deploy(env, agent, params, &private, &cancel, &Outputs::of_step(agent)).await,
+            Plan::One(params) => deploy(env, agent, params, &private, &cancel, &Outputs::of_step(agent), None).await,
             Plan::Many(fan_out) => fan_out::deploy_all(env, agent, fan_out, &private, &cancel).await,
         };
         drop(private);
@@ -56,7 +57,8 @@ pub fn run(env: &Env, agent: &Agent) -> anyhow::Result<Outcome> {
 }
 
 /// The steps after validation, on one cluster; `private` is removed by the
-/// caller. Output variables go to `outputs`.
+/// caller. Output variables go to `outputs`. `major` is helm's version when
+/// the caller already asked it (once for all targets).
 async fn deploy(
     env: &Env,
     agent: &Agent,
@@ -64,20 +66,29 @@ async fn deploy(
     private: &PrivateDir,
     cancel: &CancellationToken,
     outputs: &Outputs,
+    major: Option<Major>,
 ) -> anyhow::Result<Outcome> {
-    let (connection, identity, broker) =
+    let (connection, identity, broker, aws) =
         cancelable(cancel, reach_cluster(env, agent, params, private, outputs)).await?;
     // OIDC: the exec entry asks this process for tokens while the step runs.
     let socket = crate::aws::token_broker::socket(private.path());
     let _serving = broker.map(|b| b.serve(&socket)).transpose().context("cannot open the exec entry's token socket")?;
     let kubeconfig = kubeconfig::write(private, &connection, env)?;
     let hidden = hidden_from_helm(env, &params.target);
-    cancelable(cancel, preflight(agent, &kubeconfig, &hidden, &identity, &params.target)).await?;
-    let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?).without(hidden.clone());
-    let major = helm_version(agent, &helm, cancel).await?;
+    let proxy = params.proxy.as_ref();
+    let reach = Reach { kubeconfig: &kubeconfig, hidden: &hidden, identity: &identity, target: &params.target, proxy };
+    cancelable(cancel, preflight(agent, &reach)).await?;
+    let helm = Helm::new(&params.helm, &kubeconfig, &private.subdir("helm")?)
+        .without(hidden.clone())
+        .without(proxy.map(|_| LOWER_CASE_PROXY_VARIABLES.map(String::from)).into_iter().flatten())
+        .with_env(helm_proxy_env(agent, proxy));
+    let major = match major {
+        Some(major) => major,
+        None => helm_version(agent, &helm, cancel).await?,
+    };
     let ran = match &params.command {
         Command::Upgrade { upgrade, repository, registry_login, fail_on_stderr, unlock } => {
-            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            log_in(env, agent, &helm, &aws, repository.as_ref(), registry_login.as_ref(), cancel).await?;
             if *unlock {
                 verbs::unlock(agent, &helm, params, cancel).await?;
             }
@@ -93,7 +104,7 @@ async fn deploy(
             outputs.set("helmExitCode", &code.to_string());
             return match uninstalled {
                 Ok(uninstalled) => Ok(report_uninstall(agent, env, params, &identity, uninstalled, outputs)),
-                Err(error) => Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await),
+                Err(error) => Err(on_failure(error, cancel, &reach).await),
             };
         }
         Command::Rollback { revision } => {
@@ -101,7 +112,7 @@ async fn deploy(
         }
         Command::Test => verbs::test(agent, &helm, params, cancel).await.map(|()| (false, Vec::new())),
         Command::Diff { upgrade, repository, registry_login } => {
-            log_in(agent, &helm, repository.as_ref(), registry_login.as_ref(), cancel).await?;
+            log_in(env, agent, &helm, &aws, repository.as_ref(), registry_login.as_ref(), cancel).await?;
             let changes = verbs::diff(agent, &helm, major, upgrade, cancel).await?;
             outputs.set("helmExitCode", "0");
             report_diff(agent, env, params, &changes, outputs);
@@ -114,7 +125,7 @@ async fn deploy(
         Ok(ran) => ran,
         Err(error) => {
             let error = explain_failure(agent, &helm, params, cancel, error, outputs).await;
-            return Err(on_failure(error, cancel, &kubeconfig, &hidden, &identity, &params.target).await);
+            return Err(on_failure(error, cancel, &reach).await);
         }
     };
     let release = read_release(agent, &helm, params, cancel).await?;
@@ -134,18 +145,11 @@ async fn deploy(
 
 /// A failed helm run's error, with the cluster's refusal when that is the
 /// cause (an access entry removed during the deploy).
-async fn on_failure(
-    error: anyhow::Error,
-    cancel: &CancellationToken,
-    kubeconfig: &Path,
-    hidden: &[String],
-    identity: &str,
-    target: &Target,
-) -> anyhow::Error {
+async fn on_failure(error: anyhow::Error, cancel: &CancellationToken, reach: &Reach<'_>) -> anyhow::Error {
     if cancel.is_cancelled() {
         return error;
     }
-    match refused_now(kubeconfig, hidden, identity, target).await {
+    match refused_now(reach).await {
         Some(refused) => error.context(refused),
         None => error,
     }
@@ -206,7 +210,8 @@ fn report_uninstall(
 /// agent's AWS keys, which `eks-token` reads from the private directory. (A
 /// user's own kubeconfig may run `aws eks get-token` with them: it keeps them.)
 fn hidden_from_helm(env: &Env, target: &Target) -> Vec<String> {
-    let task_only = ["INPUT_", "ENDPOINT_", "SECRET_"];
+    // The agent's proxy reaches helm as HTTPS_PROXY/NO_PROXY only (helm_proxy_env).
+    let task_only = ["INPUT_", "ENDPOINT_", "SECRET_", "AGENT_PROXY", "AGENT_USEBASICAUTHFORPROXY"];
     let keys = if matches!(target, Target::Eks { .. }) { credentials::KEY_VARIABLES } else { &[] };
     env.names()
         .filter(|n| task_only.iter().any(|p| n.starts_with(p)) || *n == "SYSTEM_ACCESSTOKEN" || keys.contains(n))
@@ -222,8 +227,52 @@ async fn cancelable<T>(cancel: &CancellationToken, step: impl Future<Output = an
     }
 }
 
-/// The connection, who we are, and (OIDC) the exec entry's token broker.
-type Reached = (Connection, String, Option<TokenBroker>);
+/// The connection, who we are, (OIDC) the exec entry's token broker, and
+/// the AWS identity an ECR registry login starts from.
+type Reached = (Connection, String, Option<TokenBroker>, AwsIdentity);
+
+/// helm's proxy variables: `HTTPS_PROXY`/`HTTP_PROXY` with the agent's
+/// proxy credentials in the URL (Go's `http.ProxyFromEnvironment` takes
+/// them only from there) and `NO_PROXY` from the bypass list; a bypass entry
+/// that `NO_PROXY` cannot say is named in a warning.
+fn helm_proxy_env(agent: &Agent, proxy: Option<&ProxySettings>) -> Vec<(String, String)> {
+    let Some(proxy) = proxy else { return Vec::new() };
+    let (env, unconverted) = proxy.child_env();
+    if !unconverted.is_empty() {
+        agent.warning_line(&format!(
+            "helm connects through the agent's proxy for these Agent.ProxyBypassList entries too: NO_PROXY takes host names, not regular expressions like {}",
+            unconverted.join(", ")
+        ));
+    }
+    env.into_iter().map(|(name, value)| (name, value.expose().to_string())).collect()
+}
+
+/// The machine's own proxy variables in the spelling Go falls back to when
+/// the upper-case one is empty (`NO_PROXY` of an empty bypass list): with
+/// the agent's proxy, helm sees only the agent's.
+const LOWER_CASE_PROXY_VARIABLES: [&str; 4] = ["https_proxy", "http_proxy", "no_proxy", "all_proxy"];
+
+/// How the task reaches the cluster, for its own checks.
+struct Reach<'a> {
+    kubeconfig: &'a Path,
+    hidden: &'a [String],
+    identity: &'a str,
+    target: &'a Target,
+    proxy: Option<&'a ProxySettings>,
+}
+
+/// The step's AWS identity, for the ECR registry token.
+#[derive(Debug, Clone)]
+struct AwsIdentity {
+    /// The base credentials (the service connection's, OIDC's as obtained,
+    /// or the agent's default chain): `registryRoleArn` is assumed from them.
+    base: Base,
+    /// The deploy identity (after `assumeRoleArn`); None off EKS, where the
+    /// base is the identity.
+    deploy: Option<aws_credential_types::Credentials>,
+    /// The agent's proxy, for the registry token request too.
+    proxy: Option<ProxySettings>,
+}
 
 /// Credentials and cluster description (EKS), or the connection as given.
 /// Returns the connection and who we are. What the kubeconfig's exec
@@ -237,14 +286,18 @@ async fn reach_cluster(
     outputs: &Outputs,
 ) -> anyhow::Result<Reached> {
     let (name, region, base, role) = match &params.target {
-        Target::Kubernetes(connection) => return Ok((connection.clone(), "the connection's identity".into(), None)),
+        Target::Kubernetes(connection) => {
+            let aws = AwsIdentity { base: Base::DefaultChain, deploy: None, proxy: params.proxy.clone() };
+            return Ok((connection.clone(), "the connection's identity".into(), None, aws));
+        }
         Target::Eks { name, region, base, role } => (name, region, base, role),
     };
     agent.group("AWS identity and cluster");
-    let target = AwsTarget { region: Some(region.clone()), endpoint_url: None };
+    let proxy = params.proxy.as_ref();
+    let target = AwsTarget { region: Some(region.clone()), endpoint_url: None, proxy: proxy.cloned() };
     let register = |obtained: &_| credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
     let federation = match base {
-        Base::Connection(endpoint) => Federation::of(env, agent, endpoint)?,
+        Base::Connection(endpoint) => Federation::of(env, agent, endpoint, proxy)?,
         _ => None,
     };
     let base = match &federation {
@@ -255,6 +308,7 @@ async fn reach_cluster(
         None => base.clone(),
     };
     let resolved = credentials::resolve(env, &target, &base, role.as_ref(), &register).await?;
+    let aws = AwsIdentity { base, deploy: Some(resolved.credentials.clone()), proxy: proxy.cloned() };
     let caller = credentials::caller_identity(&resolved.config).await?;
     outputs.note_account(&caller.account);
     let identity = caller.describe();
@@ -276,7 +330,7 @@ async fn reach_cluster(
         let broker = TokenBroker { env, agent, federation, role, target, cluster: cluster.name.clone(), current };
         let exec =
             ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
-        return Ok((Connection::Exec(exec), identity, Some(broker)));
+        return Ok((Connection::Exec(exec), identity, Some(broker), aws));
     }
     let cache = Cache::new(private.path());
     if resolved.credentials.expiry().is_some() {
@@ -287,20 +341,18 @@ async fn reach_cluster(
     let base = resolved.base_from_connection.clone().or_else(|| credentials::environment_keys(env));
     let external_id = role.as_ref().and_then(|r| r.external_id.as_deref());
     cache.hand_over(base.as_ref(), external_id).context("cannot write the exec entry's credentials")?;
+    if let Some(proxy) = proxy {
+        cache.hand_over_proxy(&proxy.handover()).context("cannot write the exec entry's proxy settings")?;
+    }
     let exec = ExecCluster { name: cluster.name, server: cluster.endpoint, ca_data: cluster.ca_data, program, args };
-    Ok((Connection::Exec(exec), identity, None))
+    Ok((Connection::Exec(exec), identity, None, aws))
 }
 
 /// One request to `/version`: a refusal becomes the access-entry message.
-async fn preflight(
-    agent: &Agent,
-    kubeconfig: &Path,
-    hidden: &[String],
-    identity: &str,
-    target: &Target,
-) -> anyhow::Result<()> {
+async fn preflight(agent: &Agent, reach: &Reach<'_>) -> anyhow::Result<()> {
+    let Reach { identity, target, .. } = reach;
     let cluster = target_name(target);
-    match kubeconfig::check_access(kubeconfig, hidden)
+    match kubeconfig::check_access(reach.kubeconfig, reach.hidden, reach.proxy)
         .await
         .with_context(|| format!("preflight of cluster {cluster}"))?
     {
@@ -319,8 +371,11 @@ async fn preflight(
 /// access entry is removed during the deploy. helm's own error hides it or
 /// only hints at it: "Unauthorized" at best, and waiting for a Deployment,
 /// helm 4 waits out its timeout and reports the Deployment "not ready".
-async fn refused_now(kubeconfig: &Path, hidden: &[String], identity: &str, target: &Target) -> Option<String> {
-    let Ok(Access::Denied(code)) = kubeconfig::check_access(kubeconfig, hidden).await else { return None };
+async fn refused_now(reach: &Reach<'_>) -> Option<String> {
+    let Reach { identity, target, .. } = reach;
+    let Ok(Access::Denied(code)) = kubeconfig::check_access(reach.kubeconfig, reach.hidden, reach.proxy).await else {
+        return None;
+    };
     let cluster = target_name(target);
     let why = if matches!(target, Target::Eks { .. }) {
         "its access entry (or aws-auth mapping) was removed or changed during the deploy"
@@ -347,10 +402,13 @@ async fn helm_version(agent: &Agent, helm: &Helm, cancel: &CancellationToken) ->
     Ok(major)
 }
 
-/// `helm repo add` or `helm registry login`, passwords on stdin.
+/// `helm repo add` or `helm registry login` (for ECR with a token the step
+/// gets first), passwords on stdin.
 async fn log_in(
+    env: &Env,
     agent: &Agent,
     helm: &Helm,
+    aws: &AwsIdentity,
     repository: Option<&Repository>,
     registry_login: Option<&RegistryLogin>,
     cancel: &CancellationToken,
@@ -360,11 +418,46 @@ async fn log_in(
         let args = helm::args::repo_add_args(&repo.name, &repo.url, user);
         helm.run(agent, &args, repo.login.as_ref().map(|(_, p)| p), Stdout::Show, cancel).await?;
     }
-    if let Some((host, user, password)) = registry_login {
-        let args = helm::args::registry_login_args(host, user);
-        helm.run(agent, &args, Some(password), Stdout::Show, cancel).await?;
+    match registry_login {
+        None => {}
+        Some(RegistryLogin::Password { host, user, password }) => {
+            helm::registry::login(agent, helm, host, user, password, cancel).await?;
+        }
+        Some(RegistryLogin::Ecr { registry, host, role }) => {
+            let login = cancelable(cancel, ecr_login(env, agent, aws, registry, role.as_ref())).await?;
+            if host != registry.host() {
+                agent.line(&format!(
+                    "ECR registry {registry} is reached at {host} ({})",
+                    params::ECR_REGISTRY_ENDPOINT_VAR
+                ));
+            }
+            helm::registry::login(agent, helm, host, &login.user, &Secret::new(login.password), cancel).await?;
+        }
     }
     Ok(())
+}
+
+/// The ECR registry's login, from `ecr:GetAuthorizationToken` in the
+/// registry's region: by the deploy identity, or by `role` assumed from
+/// the base credentials.
+async fn ecr_login(
+    env: &Env,
+    agent: &Agent,
+    aws: &AwsIdentity,
+    registry: &ecr::Registry,
+    role: Option<&AssumeRole>,
+) -> anyhow::Result<ecr::Login> {
+    let target = AwsTarget { region: Some(registry.region().into()), endpoint_url: None, proxy: aws.proxy.clone() };
+    let register = |obtained: &_| credentials::secret_values(obtained).for_each(|secret| agent.set_secret(secret));
+    let (base, asker) = match (role, &aws.deploy) {
+        (Some(role), _) => (aws.base.clone(), format!("role {}", role.arn)),
+        (None, Some(deploy)) => (Base::Given(deploy.clone()), "the deploy identity".into()),
+        (None, None) => (aws.base.clone(), "the agent's AWS identity".into()),
+    };
+    let resolved = credentials::resolve(env, &target, &base, role, &register).await?;
+    let login = ecr::login(&resolved.config, registry, &|secret| agent.set_secret(secret)).await?;
+    agent.line(&format!("ECR registry {registry}: a 12-hour login from ecr:GetAuthorizationToken by {asker}"));
+    Ok(login)
 }
 
 /// `helm upgrade`; returns what helm wrote to stderr.
@@ -429,9 +522,30 @@ async fn explain_failure(
     let locked =
         error.stderr().iter().any(|l| l.contains("another operation (install/upgrade/rollback) is in progress"));
     let pending = state.as_ref().map(|r| r.status.as_str()).filter(|s| s.starts_with("pending-"));
-    let fix = unlock_hint(release, namespace, pending, locked);
+    let fix = unlock_hint(release, namespace, pending, locked) + &ecr_refusal_hint(params, error.stderr());
     let verb = params.command.verb();
     anyhow::Error::from(error).context(format!("helm {verb} of {namespace}/{release} failed{rollback}{fix}"))
+}
+
+/// When an ECR registry refused the pull (403): who must be let in, and how.
+fn ecr_refusal_hint(params: &Params, stderr: &[String]) -> String {
+    let Command::Upgrade { registry_login: Some(RegistryLogin::Ecr { registry, role, .. }), .. } = &params.command
+    else {
+        return String::new();
+    };
+    if !stderr.iter().any(|line| line.contains("403") || line.contains("denied:")) {
+        return String::new();
+    }
+    let account = registry.account();
+    match role {
+        Some(role) => format!(
+            "; registry {registry} refused role {}: it needs ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the chart's repository",
+            role.arn
+        ),
+        None => format!(
+            "; registry {registry} refused the deploy identity: let its account in with the repository's policy, or set registryRoleArn to a role of account {account} that may pull"
+        ),
+    }
 }
 
 /// How to free a release that a helm run which did not finish (killed, or
@@ -517,6 +631,7 @@ fn describe(agent: &Agent, inputs: &Inputs) {
         helm_repo_url,
         helm_repo_username,
         helm_repo_password,
+        registry_role_arn,
         install,
         wait_for_execution,
         timeout,
@@ -572,6 +687,7 @@ fn describe(agent: &Agent, inputs: &Inputs) {
             ("Repository URL", shown(helm_repo_url)),
             ("Repository user", shown(helm_repo_username)),
             ("Repository password", helm_repo_password.as_ref().map(|_| "(set)".to_string()).unwrap_or_default()),
+            ("ECR registry role", shown(registry_role_arn)),
             ("Install", install.to_string()),
             ("Wait", wait_for_execution.to_string()),
             ("Timeout", shown(timeout)),

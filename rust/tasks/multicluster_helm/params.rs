@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::aws::arn::{self, RoleArn};
-use crate::aws::credentials::{AssumeRole, Base};
+use crate::aws::credentials::{self, AssumeRole, Base};
+use crate::aws::ecr;
+use crate::azp::proxy::ProxySettings;
 use crate::azp::{Env, Secret};
 use crate::helm::args::oci_host;
 use crate::helm::{ChartRef, Upgrade, values, words};
@@ -99,6 +101,8 @@ pub struct Params {
     /// helm's `--timeout`, a Go duration.
     pub timeout: Option<String>,
     pub command: Command,
+    /// The agent's proxy, the step's for every target ([`Plan::with_proxy`]).
+    pub proxy: Option<ProxySettings>,
 }
 
 /// Which release: its name and namespace.
@@ -117,6 +121,15 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// Every target reaches AWS and its cluster through the agent's `proxy`.
+    pub fn with_proxy(mut self, proxy: Option<ProxySettings>) -> Self {
+        match &mut self {
+            Plan::One(params) => params.proxy = proxy,
+            Plan::Many(fan_out) => fan_out.targets.iter_mut().for_each(|t| t.params.proxy = proxy.clone()),
+        }
+        self
+    }
+
     pub fn from_inputs(inputs: &Inputs, env: &Env) -> Result<Self, InputError> {
         let Some(text) = &inputs.targets else { return Params::from_inputs(inputs, env).map(Plan::One) };
         let single = [
@@ -174,8 +187,8 @@ impl Params {
             .transpose()?;
         let command = match inputs.command {
             HelmCommand::Upgrade => {
-                let upgrade = upgrade(inputs, env, &release, timeout.clone())?;
-                let (repository, registry_login) = logins(inputs, &upgrade.chart)?;
+                let mut upgrade = upgrade(inputs, env, &release, timeout.clone())?;
+                let (repository, registry_login) = logins(inputs, env, &mut upgrade.chart)?;
                 Command::Upgrade {
                     upgrade,
                     repository,
@@ -188,8 +201,8 @@ impl Params {
             HelmCommand::Rollback => Command::Rollback { revision: revision(inputs.revision.as_deref())? },
             HelmCommand::Test => Command::Test,
             HelmCommand::Diff => {
-                let upgrade = upgrade(inputs, env, &release, timeout.clone())?;
-                let (repository, registry_login) = logins(inputs, &upgrade.chart)?;
+                let mut upgrade = upgrade(inputs, env, &release, timeout.clone())?;
+                let (repository, registry_login) = logins(inputs, env, &mut upgrade.chart)?;
                 Command::Diff { upgrade, repository, registry_login }
             }
         };
@@ -200,6 +213,7 @@ impl Params {
             wait: inputs.wait_for_execution,
             timeout,
             command,
+            proxy: None,
         })
     }
 }
@@ -379,6 +393,10 @@ fn chart(inputs: &Inputs, env: &Env) -> Result<ChartRef, InputError> {
             if chart.starts_with('-') {
                 return Err(bad("chartName", "a chart name never starts with '-' (helm would read it as a flag)"));
             }
+            if chart.starts_with("oci://") {
+                // helm reads an oci:// name as HelmDeploy@1 passes it on.
+                return oci_chart(chart);
+            }
             let qualified = match (&inputs.helm_repo_name, chart.contains('/')) {
                 (Some(repo), false) => format!("{repo}/{chart}"),
                 _ => chart,
@@ -386,36 +404,64 @@ fn chart(inputs: &Inputs, env: &Env) -> Result<ChartRef, InputError> {
             if qualified.contains("://") {
                 return Err(bad(
                     "chartName",
-                    "a chart from a repository is named repo/chart; use chartType OCI for oci://",
+                    "a chart from a repository is named repo/chart, one from a registry oci://registry/path/chart",
                 ));
             }
             Ok(ChartRef::Repo(qualified))
         }
-        ChartType::Oci => {
-            let chart = name()?;
-            if chart.contains("://") && !chart.starts_with("oci://") {
-                return Err(bad(
-                    "chartName",
-                    format!("{chart} is not an OCI reference: write oci://registry/path/chart"),
-                ));
-            }
-            let reference = if chart.starts_with("oci://") { chart } else { format!("oci://{chart}") };
-            let host = oci_host(&reference);
-            if host.starts_with('-') {
-                return Err(bad("chartName", "a registry name never starts with '-' (helm would read it as a flag)"));
-            }
-            if host.is_empty() || !reference["oci://".len()..].contains('/') {
-                return Err(bad("chartName", format!("{reference} is not oci://registry/path/chart")));
-            }
-            Ok(ChartRef::Oci(reference))
-        }
+        ChartType::Oci => oci_chart(name()?),
     }
 }
 
-/// An OCI registry to log in to: (host, user name, password).
-pub type RegistryLogin = (String, String, Secret);
+/// `oci://registry/path/chart` (the scheme may be left out).
+fn oci_chart(chart: String) -> Result<ChartRef, InputError> {
+    if chart.contains("://") && !chart.starts_with("oci://") {
+        return Err(bad("chartName", format!("{chart} is not an OCI reference: write oci://registry/path/chart")));
+    }
+    let reference = if chart.starts_with("oci://") { chart } else { format!("oci://{chart}") };
+    let host = oci_host(&reference);
+    if host.starts_with('-') {
+        return Err(bad("chartName", "a registry name never starts with '-' (helm would read it as a flag)"));
+    }
+    let path = &reference["oci://".len() + host.len()..];
+    if host.is_empty()
+        || path.len() < 2
+        || path.contains("//")
+        || path.ends_with('/')
+        || path.contains(char::is_whitespace)
+    {
+        return Err(bad("chartName", format!("{reference} is not oci://registry/path/chart")));
+    }
+    ecr::Registry::parse(host).map_err(|e| bad("chartName", e.to_string()))?;
+    Ok(ChartRef::Oci(reference))
+}
 
-fn logins(inputs: &Inputs, chart: &ChartRef) -> Result<(Option<Repository>, Option<RegistryLogin>), InputError> {
+/// Where ECR registries are reached instead of their own host (`host:port`
+/// of an emulator or a mirror), as `AWS_ENDPOINT_URL` moves the AWS APIs.
+pub const ECR_REGISTRY_ENDPOINT_VAR: &str = "AZP_KUBE_ECR_REGISTRY_ENDPOINT";
+
+/// An OCI registry to log in to.
+#[derive(Debug, Clone)]
+pub enum RegistryLogin {
+    /// `helmRepoUsername` and `helmRepoPassword`.
+    Password { host: String, user: String, password: Secret },
+    /// An ECR registry: a token of `ecr:GetAuthorizationToken`, asked by the
+    /// deploy identity or by `role` (assumed from the base credentials).
+    Ecr { registry: ecr::Registry, host: String, role: Option<AssumeRole> },
+}
+
+fn logins(
+    inputs: &Inputs,
+    env: &Env,
+    chart: &mut ChartRef,
+) -> Result<(Option<Repository>, Option<RegistryLogin>), InputError> {
+    let registry = match &*chart {
+        ChartRef::Oci(reference) => {
+            ecr::Registry::parse(oci_host(reference)).map_err(|e| bad("chartName", e.to_string()))?
+        }
+        _ => None,
+    };
+    let registry_role = registry_role(inputs, env, registry.as_ref())?;
     let login = match (&inputs.helm_repo_username, &inputs.helm_repo_password) {
         (Some(user), Some(password)) => Some((user.clone(), password.clone())),
         (None, None) => None,
@@ -434,9 +480,73 @@ fn logins(inputs: &Inputs, chart: &ChartRef) -> Result<(Option<Repository>, Opti
             Ok((Some(Repository { name, url: url.clone(), login }), None))
         }
         ChartRef::Oci(reference) => {
-            Ok((None, login.map(|(user, password)| (oci_host(reference).to_string(), user, password))))
+            let host = match (&registry, env.var(ECR_REGISTRY_ENDPOINT_VAR)) {
+                (Some(registry), Some(endpoint)) => {
+                    check_registry_endpoint(endpoint)?;
+                    *reference = reference.replacen(registry.host(), endpoint, 1);
+                    endpoint.to_string()
+                }
+                _ => oci_host(reference).to_string(),
+            };
+            let login = match (login, registry) {
+                (Some(_), Some(_)) if registry_role.is_some() => {
+                    return Err(bad(
+                        "registryRoleArn",
+                        "the task gets the ECR login itself: leave helmRepoUsername and helmRepoPassword empty",
+                    ));
+                }
+                (Some((user, password)), _) => Some(RegistryLogin::Password { host, user, password }),
+                (None, Some(registry)) => Some(RegistryLogin::Ecr { registry, host, role: registry_role }),
+                (None, None) => None,
+            };
+            Ok((None, login))
         }
         ChartRef::Path(_) => Ok((None, None)),
+    }
+}
+
+/// `registryRoleArn`: a role ARN, for an ECR chart only, in the registry's partition.
+fn registry_role(
+    inputs: &Inputs,
+    env: &Env,
+    registry: Option<&ecr::Registry>,
+) -> Result<Option<AssumeRole>, InputError> {
+    let Some(text) = &inputs.registry_role_arn else { return Ok(None) };
+    let arn = RoleArn::parse(text).map_err(|e| bad("registryRoleArn", e.to_string()))?;
+    let Some(registry) = registry else {
+        return Err(bad(
+            "registryRoleArn",
+            "is only for a chart in Amazon ECR (chartName oci://<account>.dkr.ecr.<region>.amazonaws.com/<repository>)",
+        ));
+    };
+    if arn.partition() != registry.partition() {
+        return Err(bad(
+            "registryRoleArn",
+            format!(
+                "{arn} is in partition {}, but registry {registry} is in {}",
+                arn.partition(),
+                registry.partition()
+            ),
+        ));
+    }
+    // One call (GetAuthorizationToken) needs the shortest session STS grants.
+    Ok(Some(AssumeRole {
+        arn,
+        external_id: None,
+        session_name: session_name(inputs, env)?,
+        duration: credentials::SESSION_MIN,
+    }))
+}
+
+/// `host[:port]` in `AZP_KUBE_ECR_REGISTRY_ENDPOINT`.
+fn check_registry_endpoint(endpoint: &str) -> Result<(), InputError> {
+    let ok = !endpoint.is_empty()
+        && !endpoint.starts_with('-')
+        && endpoint.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad("chartName", format!("{ECR_REGISTRY_ENDPOINT_VAR}={endpoint:?} is not host[:port]")))
     }
 }
 
@@ -596,5 +706,82 @@ mod tests {
         assert!(err.contains("input helmRepoName:"), "{err}");
         let err = repo(&[("chartName", "web"), ("helmRepoName", "co"), ("helmRepoUrl", "ftp://c")]).unwrap_err();
         assert!(err.contains("input helmRepoUrl:"), "{err}");
+    }
+
+    const ECR_CHART: &str = "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/charts/web";
+
+    #[test]
+    fn an_ecr_chart_by_name_gets_the_ecr_login_and_its_role() {
+        let role = "arn:aws:iam::999999999999:role/charts-reader";
+        let plan = read(&eks(&[("chartType", "Name"), ("chartName", ECR_CHART), ("registryRoleArn", role)])).unwrap();
+        let Command::Upgrade { upgrade, registry_login, .. } = plan.command else { panic!("{:?}", plan.command) };
+        assert_eq!(upgrade.chart, ChartRef::Oci(ECR_CHART.into()));
+        let Some(RegistryLogin::Ecr { registry, host, role: Some(assumed) }) = registry_login else {
+            panic!("{registry_login:?}")
+        };
+        assert_eq!((registry.account(), registry.region()), ("123456789012", "eu-west-1"));
+        assert_eq!(host, "123456789012.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!((assumed.arn.as_str(), assumed.duration), (role, credentials::SESSION_MIN));
+        // Without the role: the deploy identity; with a password: the password, as before.
+        let plan = read(&eks(&[("chartName", ECR_CHART)])).unwrap();
+        let Command::Upgrade { registry_login: Some(RegistryLogin::Ecr { role: None, .. }), .. } = plan.command else {
+            panic!("{:?}", plan.command)
+        };
+        let given = [("chartName", ECR_CHART), ("helmRepoUsername", "AWS"), ("helmRepoPassword", "pw")];
+        let plan = read(&eks(&given)).unwrap();
+        let Command::Upgrade { registry_login: Some(RegistryLogin::Password { .. }), .. } = plan.command else {
+            panic!("{:?}", plan.command)
+        };
+    }
+
+    #[test]
+    fn an_ecr_registry_endpoint_moves_the_login_and_the_pull_not_the_token() {
+        let mut vars: Vec<(String, String)> = eks(&[("chartName", ECR_CHART)])
+            .into_iter()
+            .map(|(k, v)| (format!("INPUT_{}", k.to_uppercase()), v.into()))
+            .collect();
+        vars.push((ECR_REGISTRY_ENDPOINT_VAR.into(), "127.0.0.1:5443".into()));
+        let env = Env::from_vars(vars);
+        let inputs = Inputs::read(&crate::azp::inputs::InputReader::new(&env, &SPEC)).unwrap();
+        let plan = Params::from_inputs(&inputs, &env).unwrap();
+        let Command::Upgrade { upgrade, registry_login: Some(RegistryLogin::Ecr { registry, host, .. }), .. } =
+            plan.command
+        else {
+            panic!("{:?}", plan.command)
+        };
+        assert_eq!(upgrade.chart, ChartRef::Oci("oci://127.0.0.1:5443/charts/web".into()));
+        assert_eq!((host.as_str(), registry.account()), ("127.0.0.1:5443", "123456789012"));
+    }
+
+    #[test]
+    fn bad_ecr_inputs_name_their_input() {
+        let role = "arn:aws:iam::999999999999:role/charts-reader";
+        let table: &[(&[(&str, &str)], &str)] = &[
+            (&[("chartName", "oci://12345678901.dkr.ecr.eu-west-1.amazonaws.com/web")], "input chartName: "),
+            (&[("chartName", "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com:443/web")], "leave the port out"),
+            (&[("chartType", "Name"), ("chartName", "oci://r.example.com")], "input chartName: "),
+            (&[("chartType", "Name"), ("chartName", "oci://r.example.com/a b")], "input chartName: "),
+            (&[("chartName", ECR_CHART), ("registryRoleArn", "charts-reader")], "input registryRoleArn: "),
+            (&[("registryRoleArn", role)], "input registryRoleArn: is only for a chart in Amazon ECR"),
+            (
+                &[("chartName", ECR_CHART), ("registryRoleArn", "arn:aws-cn:iam::999999999999:role/r")],
+                "input registryRoleArn: arn:aws-cn:iam::999999999999:role/r is in partition aws-cn",
+            ),
+            (
+                &[
+                    ("chartName", ECR_CHART),
+                    ("registryRoleArn", role),
+                    ("helmRepoUsername", "AWS"),
+                    ("helmRepoPassword", "x"),
+                ],
+                "input registryRoleArn: the task gets the ECR login itself",
+            ),
+        ];
+        for (extra, expected) in table {
+            let err = error(extra);
+            assert!(err.contains(expected), "{extra:?}: {err}");
+        }
+        let repo = [("chartType", "Name"), ("chartName", "co/web"), ("helmRepoName", "co"), ("registryRoleArn", role)];
+        assert!(error(&repo).contains("input registryRoleArn: is only for"), "{}", error(&repo));
     }
 }

@@ -382,6 +382,7 @@ fn the_deployer_trusts_the_agent_with_its_external_id_and_the_oidc_subject() {
             ("OidcIssuer", "vstoken.dev.azure.com/0e2d1a4b"),
             ("OidcSubject", "sc://my-org/web/dev-deployer"),
             ("ClusterName", "dev"),
+            ("ChartRepositoryArns", "arn:aws:ecr:eu-west-1:111111111111:repository/charts/*"),
         ],
     );
     let role_arn = output(&stack, "DeployerRoleArn");
@@ -406,9 +407,27 @@ fn the_deployer_trusts_the_agent_with_its_external_id_and_the_oidc_subject() {
     assert_eq!(oidc("sc://my-org/web/other-connection"), "DENIED");
 
     let policies = target.ok(&["iam", "list-attached-role-policies", "--role-name", "azp-kube-deployer"]);
-    let arn = policies["AttachedPolicies"][0]["PolicyArn"].as_str().unwrap().to_string();
-    let version = target.ok(&["iam", "get-policy-version", "--policy-arn", &arn, "--version-id", "v1"]);
-    let policy = &version["PolicyVersion"]["Document"];
+    let documents: Vec<Value> = policies["AttachedPolicies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attached| {
+            let arn = attached["PolicyArn"].as_str().unwrap();
+            let version = target.ok(&["iam", "get-policy-version", "--policy-arn", arn, "--version-id", "v1"]);
+            version["PolicyVersion"]["Document"].clone()
+        })
+        .collect();
+    let with = |action: &str| documents.iter().find(|d| d.to_string().contains(action)).expect(action).clone();
+    // ECR charts (ChartRepositoryArns): the registry login, and pulls from those repositories only.
+    let charts = with("ecr:GetAuthorizationToken");
+    assert_eq!(simulate(&charts, "ecr:GetAuthorizationToken", "*", "", &none), "PERMITTED");
+    let chart = "arn:aws:ecr:eu-west-1:111111111111:repository/charts/web";
+    assert_eq!(simulate(&charts, "ecr:BatchGetImage", chart, "", &none), "PERMITTED");
+    assert_eq!(simulate(&charts, "ecr:GetDownloadUrlForLayer", chart, "", &none), "PERMITTED");
+    assert_eq!(simulate(&charts, "ecr:PutImage", chart, "", &none), "NEUTRAL");
+    let other = "arn:aws:ecr:eu-west-1:111111111111:repository/images/web";
+    assert_eq!(simulate(&charts, "ecr:BatchGetImage", other, "", &none), "NEUTRAL");
+    let policy = &with("eks:DescribeCluster");
     let cluster = "arn:aws:eks:eu-west-1:222222222222:cluster/dev";
     assert_eq!(simulate(policy, "eks:DescribeCluster", cluster, "", &none), "PERMITTED");
     assert_eq!(simulate(policy, "eks:DeleteCluster", cluster, "", &none), "NEUTRAL");

@@ -94,6 +94,28 @@ impl TaskRun {
         self
     }
 
+    /// The agent's web proxy, as the agent gives it to a Node handler
+    /// (azure-pipelines-agent v5.278.0 `ExecutionContext.cs` sets the
+    /// variables, `Handler.cs` `AddVariablesToEnvironment` maps them):
+    /// `Agent.ProxyUrl` as `AGENT_PROXYURL`; `Agent.ProxyUsername`; the
+    /// password, a secret variable, as `SECRET_AGENT_PROXYPASSWORD` (and named
+    /// in `VSTS_SECRET_VARIABLES`); the bypass list, only when not empty, as a
+    /// JSON array; `Agent.UseBasicAuthForProxy` as `False` by default.
+    pub fn agent_proxy(mut self, url: &str, credentials: Option<(&str, &str)>, bypass: &[&str]) -> Self {
+        self.env.insert("AGENT_PROXYURL".into(), url.into());
+        if let Some((user, password)) = credentials {
+            self.env.insert("AGENT_PROXYUSERNAME".into(), user.into());
+            self.env.insert("SECRET_AGENT_PROXYPASSWORD".into(), password.into());
+            self.env.insert("VSTS_SECRET_VARIABLES".into(), r#"["Agent.ProxyPassword"]"#.into());
+        }
+        if !bypass.is_empty() {
+            let list = serde_json::to_string(bypass).expect("a list of strings is JSON");
+            self.env.insert("AGENT_PROXYBYPASSLIST".into(), list);
+        }
+        self.env.insert("AGENT_USEBASICAUTHFORPROXY".into(), "False".into());
+        self
+    }
+
     /// The repository checkout (`Build.SourcesDirectory`); a fresh empty
     /// folder when not given.
     pub fn sources(mut self, dir: &Path) -> Self {

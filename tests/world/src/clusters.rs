@@ -94,6 +94,13 @@ impl ExtraCluster {
     }
 
     /// Adds an EKS access entry to this cluster (and to no other).
+    /// Accepts EKS tokens presigned for the STS at `host` too (`moto.proxied.invalid:PORT`).
+    pub fn trust_sts_host(&self, host: &str) {
+        if let Some(eks) = &self.eks {
+            eks.trust_sts_host(host);
+        }
+    }
+
     pub fn add_access_entry(&self, principal_arn: &str, username: &str, groups: &[&str]) {
         if let Some(eks) = &self.eks {
             eks.add_access_entry(principal_arn, username, groups);

@@ -76,6 +76,10 @@ impl Moto {
             .arg("--eks-endpoints-file")
             .arg(eks_endpoints_file(log))
             .env("PYTHONUNBUFFERED", "1")
+            // Buckets are always in the path: moto would take `moto` of `moto.proxied.invalid`
+            // (the forward proxy's name for it) for a virtual-hosted bucket. The world's clients
+            // all address S3 by path (IP and proxied endpoints), so nothing else changes.
+            .env("S3_IGNORE_SUBDOMAIN_BUCKETNAME", "true")
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);

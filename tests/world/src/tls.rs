@@ -1,5 +1,5 @@
 //! TLS for the simulator: a fresh self-signed CA per world and a server certificate for
-//! 127.0.0.1/localhost signed by it, served by rustls with the aws-lc-rs provider.
+//! 127.0.0.1/localhost (and `*.proxied.invalid`, the forward proxy's names) signed by it, served by rustls with the aws-lc-rs provider.
 //! Clients only send bearer tokens over HTTPS, so the simulator never speaks plain HTTP.
 
 use std::sync::Arc;
@@ -44,6 +44,8 @@ impl Tls {
             "kubernetes".to_string(),
             "kubernetes.default".to_string(),
             "kubernetes.default.svc".to_string(),
+            // Names only the world's forward proxy resolves (see crate::forward_proxy).
+            format!("*.{}", crate::forward_proxy::PROXIED_DOMAIN),
         ])?;
         params.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
         params.distinguished_name.push(DnType::CommonName, "kube-apiserver");

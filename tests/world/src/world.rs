@@ -55,9 +55,20 @@ pub enum Error {
     /// moto failed to start or answer.
     #[error(transparent)]
     Moto(#[from] moto::Error),
+    /// A helm command of the world's own (pushing a chart) failed.
+    #[error("helm {command}: {stderr}")]
+    Helm {
+        /// The arguments.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
     /// The AWS fault proxy failed to start (or the world runs no moto).
     #[error("failed to start the AWS fault proxy: {0}")]
     AwsFaultProxy(#[source] std::io::Error),
+    /// The forward proxy failed to start.
+    #[error("failed to start the forward proxy: {0}")]
+    ForwardProxy(#[source] std::io::Error),
 }
 
 /// What to start.
@@ -83,6 +94,7 @@ struct Started {
     moto: Option<(u16, u32)>,
     moto_https: Option<u16>,
     registry: Option<(u16, u32)>,
+    ecr: Option<(u16, Arc<crate::ecr_registry::EcrAuth>)>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -98,6 +110,7 @@ pub struct World {
     moto: Option<(u16, u32)>,
     moto_https: Option<u16>,
     registry: Option<(u16, u32)>,
+    ecr: Option<(u16, Arc<crate::ecr_registry::EcrAuth>)>,
     eks: Option<Arc<crate::eks::EksAuthenticator>>,
     kaniko: Option<Behaviour>,
     tools: Tools,
@@ -157,6 +170,7 @@ impl World {
             moto: started.moto,
             moto_https: started.moto_https,
             registry: started.registry,
+            ecr: started.ecr,
             eks: None,
             kaniko: None,
             tools,
@@ -335,6 +349,23 @@ impl World {
         self.registry_address().expect("this world runs no registry (Options { aws: false })")
     }
 
+    /// Where the world's ECR registries are reached (`127.0.0.1:PORT`, HTTPS with the
+    /// world's certificate): the task's `AZP_KUBE_ECR_REGISTRY_ENDPOINT`. None without AWS.
+    pub fn ecr_registry_endpoint(&self) -> Option<String> {
+        self.ecr.as_ref().map(|(port, _)| format!("127.0.0.1:{port}"))
+    }
+
+    /// The ECR registry's logins and repositories (see [`crate::ecr_registry`]). Panics in
+    /// a world without AWS.
+    pub fn ecr(&self) -> &crate::ecr_registry::EcrAuth {
+        self.ecr.as_ref().map(|(_, auth)| auth.as_ref()).expect("this world runs no registry (Options { aws: false })")
+    }
+
+    /// The ECR registry host of `account` in the world's region, as charts name it.
+    pub fn ecr_host(&self, account: &str) -> String {
+        format!("{account}.dkr.ecr.{REGION}.amazonaws.com")
+    }
+
     /// The EKS token authenticator (None without AWS).
     pub fn eks(&self) -> Option<&Arc<crate::eks::EksAuthenticator>> {
         self.eks.as_ref()
@@ -378,6 +409,15 @@ impl World {
         self.registry.map(|(port, _)| format!("127.0.0.1:{port}"))
     }
 
+    /// A new forward proxy (see [`crate::forward_proxy`]) requiring `credentials` (user,
+    /// password) when given; it stops when dropped.
+    pub fn forward_proxy(
+        &self,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<crate::forward_proxy::ForwardProxy, Error> {
+        crate::forward_proxy::ForwardProxy::start(&self.runtime, credentials).map_err(Error::ForwardProxy)
+    }
+
     /// The `Docker-Content-Digest` the registry serves for `repo:tag` (None if unknown).
     pub fn registry_digest(&self, repo: &str, tag: &str) -> Option<String> {
         crate::registry::digest(&self.registry_address()?, repo, tag)
@@ -387,6 +427,9 @@ impl World {
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![("KUBECONFIG".to_string(), self.kubeconfig_path.display().to_string())];
         if let Some(url) = self.aws_endpoint() {
+            if let Some(ecr) = self.ecr_registry_endpoint() {
+                env.push(("AZP_KUBE_ECR_REGISTRY_ENDPOINT".into(), ecr));
+            }
             for (k, v) in [
                 ("AWS_ENDPOINT_URL", url.as_str()),
                 ("AWS_ENDPOINT_URL_STS", url.as_str()),
@@ -425,34 +468,42 @@ impl World {
         self.create_eks_cluster(CLUSTER_NAME, REGION, Some(role_arn))
     }
 
+    /// Runs the AWS CLI against moto with the world's keys (`keys` override them), and
+    /// reads its JSON answer.
+    fn aws_cli(&self, args: &[&str], keys: &[(&str, String)]) -> Result<serde_json::Value, Error> {
+        let out = std::process::Command::new(&self.tools.aws)
+            .args(args)
+            .args(["--output", "json"])
+            .envs(self.env().into_iter().filter(|(k, _)| k.starts_with("AWS_")))
+            .envs(keys.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .map_err(|e| Error::Aws { command: args.join(" "), stderr: e.to_string() })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            return Err(Error::Aws { command: args.join(" "), stderr });
+        }
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
+    }
+
+    /// The keys of `role_arn` assumed with the world's keys, as AWS CLI variables.
+    fn assumed_keys(&self, role_arn: &str) -> Result<Vec<(&'static str, String)>, Error> {
+        let assumed =
+            self.aws_cli(&["sts", "assume-role", "--role-arn", role_arn, "--role-session-name", "world"], &[])?;
+        let key = |name: &str| assumed["Credentials"][name].as_str().unwrap_or_default().to_string();
+        Ok(vec![
+            ("AWS_ACCESS_KEY_ID", key("AccessKeyId")),
+            ("AWS_SECRET_ACCESS_KEY", key("SecretAccessKey")),
+            ("AWS_SESSION_TOKEN", key("SessionToken")),
+        ])
+    }
+
     /// Creates an EKS cluster entry in moto, in the account of `role_arn` (assumed with the
     /// world's keys) or in the world's own account.
     fn create_eks_cluster(&self, name: &str, region: &str, role_arn: Option<&str>) -> Result<(), Error> {
-        let aws = |args: &[&str], extra: &[(&str, String)]| -> Result<serde_json::Value, Error> {
-            let out = std::process::Command::new(&self.tools.aws)
-                .args(args)
-                .args(["--output", "json"])
-                .envs(self.env().into_iter().filter(|(k, _)| k.starts_with("AWS_")))
-                .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
-                .output()
-                .map_err(|e| Error::Aws { command: args.join(" "), stderr: e.to_string() })?;
-            if !out.status.success() {
-                let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-                return Err(Error::Aws { command: args.join(" "), stderr });
-            }
-            Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
-        };
         let mut keys = vec![("AWS_REGION", region.to_string()), ("AWS_DEFAULT_REGION", region.to_string())];
         let account = match role_arn {
             Some(role_arn) => {
-                let assumed =
-                    aws(&["sts", "assume-role", "--role-arn", role_arn, "--role-session-name", "world"], &[])?;
-                let key = |name: &str| assumed["Credentials"][name].as_str().unwrap_or_default().to_string();
-                keys.extend([
-                    ("AWS_ACCESS_KEY_ID", key("AccessKeyId")),
-                    ("AWS_SECRET_ACCESS_KEY", key("SecretAccessKey")),
-                    ("AWS_SESSION_TOKEN", key("SessionToken")),
-                ]);
+                keys.extend(self.assumed_keys(role_arn)?);
                 role_arn.split(':').nth(4).unwrap_or_default()
             }
             None => ACCOUNT,
@@ -462,7 +513,64 @@ impl World {
         let version = format!("1.{}", self.version.minor);
         let create = ["eks", "create-cluster", "--name", name, "--role-arn", &cluster_role];
         let rest = ["--kubernetes-version", &version, "--resources-vpc-config", "subnetIds=subnet-1"];
-        aws(&[&create[..], &rest[..]].concat(), &keys)?;
+        self.aws_cli(&[&create[..], &rest[..]].concat(), &keys)?;
+        Ok(())
+    }
+
+    /// The ECR password of the world's account, or of `role_arn`'s (assumed with the
+    /// world's keys), from moto's GetAuthorizationToken through `aws ecr get-login-password`.
+    pub fn ecr_password(&self, role_arn: Option<&str>) -> Result<String, Error> {
+        let keys = role_arn.map(|role| self.assumed_keys(role)).transpose()?.unwrap_or_default();
+        let answer = self.aws_cli(&["ecr", "get-authorization-token"], &keys)?;
+        let token = answer["authorizationData"][0]["authorizationToken"].as_str().unwrap_or_default();
+        let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, token).unwrap_or_default();
+        let text = String::from_utf8_lossy(&decoded);
+        Ok(text.split_once(':').map(|(_, password)| password.to_string()).unwrap_or_default())
+    }
+
+    /// Packages `chart` at `version` and pushes it with helm 4 to the world's ECR registry
+    /// as `<namespace>/<chart name>`, logged in as `role_arn`'s account (or the world's).
+    /// helm's homes and registry config are a temporary folder's.
+    pub fn push_ecr_chart(
+        &self,
+        chart: &Path,
+        version: &str,
+        namespace: &str,
+        role_arn: Option<&str>,
+    ) -> Result<(), Error> {
+        use std::io::Write as _;
+        let endpoint =
+            self.ecr_registry_endpoint().ok_or_else(|| Error::Simulator("this world runs no ECR registry".into()))?;
+        let dir = tempfile::tempdir().map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
+        let helm = |args: &[&str], stdin: Option<&str>| -> Result<String, Error> {
+            let failed = |stderr: String| Error::Helm { command: args.join(" "), stderr };
+            let mut child = std::process::Command::new(&self.tools.helm4)
+                .args(args)
+                .env("HELM_CONFIG_HOME", dir.path().join("config"))
+                .env("HELM_CACHE_HOME", dir.path().join("cache"))
+                .env("HELM_DATA_HOME", dir.path().join("data"))
+                .env("HELM_REGISTRY_CONFIG", dir.path().join("registry.json"))
+                .env("SSL_CERT_FILE", self.ca_file())
+                .current_dir(dir.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| failed(e.to_string()))?;
+            if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+                pipe.write_all(text.as_bytes()).map_err(|e| failed(e.to_string()))?;
+            }
+            let out = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+            if !out.status.success() {
+                return Err(failed(String::from_utf8_lossy(&out.stderr).into_owned()));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let packaged = helm(&["package", &chart.display().to_string(), "--version", version], None)?;
+        let tgz = packaged.trim().rsplit(' ').next().unwrap_or_default().to_string();
+        let password = self.ecr_password(role_arn)?;
+        helm(&["registry", "login", &endpoint, "--username", "AWS", "--password-stdin"], Some(&password))?;
+        helm(&["push", &tgz, &format!("oci://{endpoint}/{namespace}")], None)?;
         Ok(())
     }
 
@@ -470,6 +578,18 @@ impl World {
     /// cluster entry `spec.name` in the spec's account and region whose DescribeCluster
     /// gives that server's endpoint and CA, and whose tokens are checked for that name.
     pub fn add_cluster(&self, spec: ClusterSpec) -> Result<Arc<ExtraCluster>, Error> {
+        self.add_cluster_named(spec, None)
+    }
+
+    /// [`World::add_cluster`] whose DescribeCluster endpoint is `https://NAME.proxied.invalid:PORT`
+    /// instead of `https://127.0.0.1:PORT`: reachable only through a [`ForwardProxy`].
+    ///
+    /// [`ForwardProxy`]: crate::forward_proxy::ForwardProxy
+    pub fn add_cluster_behind_proxy(&self, spec: ClusterSpec, name: &str) -> Result<Arc<ExtraCluster>, Error> {
+        self.add_cluster_named(spec, Some(name))
+    }
+
+    fn add_cluster_named(&self, spec: ClusterSpec, proxied_name: Option<&str>) -> Result<Arc<ExtraCluster>, Error> {
         // One at a time: each adds itself to moto's list of endpoints.
         let mut extra_clusters = self.extra_clusters.lock().unwrap_or_else(|e| e.into_inner());
         let served =
@@ -490,7 +610,11 @@ impl World {
                 .ok()
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok())
                 .unwrap_or_default();
-            listed.insert(arn, json!({"endpoint": served.url, "ca": served.ca_pem}));
+            let endpoint = match proxied_name {
+                Some(name) => crate::forward_proxy::proxied_url(&served.url, name),
+                None => served.url.clone(),
+            };
+            listed.insert(arn, json!({"endpoint": endpoint, "ca": served.ca_pem}));
             write(&endpoints, &serde_json::Value::Object(listed).to_string())?;
             self.create_eks_cluster(&spec.name, &spec.region, spec.account_role.as_deref())?;
             let authenticator = Arc::new(crate::eks::EksAuthenticator::new(
@@ -596,7 +720,7 @@ impl World {
         let info = json!({
             "api": self.api_url, "kubeconfig": kubeconfig, "sts": aws, "s3": aws, "eks": aws,
             "region": REGION, "clusterName": CLUSTER_NAME, "caPem": self.ca_pem,
-            "registry": self.registry_address(),
+            "registry": self.registry_address(), "ecrRegistry": self.ecr_registry_endpoint(),
         });
         write(&dir.join("world.json"), &serde_json::to_string_pretty(&info).unwrap_or_default())
     }
@@ -679,6 +803,18 @@ fn run(
             let config = tls.server_config.clone();
             tokio::spawn(crate::https_front::serve(front, config, moto.port(), stop.clone()));
         }
+        let mut ecr = None;
+        if let Some(registry) = &registry {
+            let front = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                Ok(l) => l,
+                Err(e) => return fail(&ready, format!("cannot listen for the ECR registry: {e}")),
+            };
+            let port = front.local_addr().map(|a| a.port()).unwrap_or_default();
+            let auth = Arc::new(crate::ecr_registry::EcrAuth::new(ACCOUNT));
+            let config = tls.server_config.clone();
+            tokio::spawn(crate::ecr_registry::serve(front, config, registry.port(), auth.clone(), stop.clone()));
+            ecr = Some((port, auth));
+        }
         let started = Started {
             url,
             ca_pem: tls.ca_pem.clone(),
@@ -687,6 +823,7 @@ fn run(
             moto: moto.as_ref().map(|m| (m.port(), m.pid())),
             moto_https,
             registry: registry.as_ref().map(|r| (r.port(), r.pid())),
+            ecr,
             runtime: tokio::runtime::Handle::current(),
         };
         if ready.send(Ok(started)).is_ok() {

@@ -130,6 +130,7 @@ async fn s3(bucket: &str, key: &str, pod: &PodAws<'_>) -> Result<Vec<u8>, String
     // kaniko's quirk: path style only applies when S3_ENDPOINT is set.
     if let Some(endpoint) = pod.env.get("S3_ENDPOINT").filter(|e| !e.is_empty()) {
         let path_style = pod.env.get("S3_FORCE_PATH_STYLE").is_some_and(|v| v == "true");
+        let endpoint = crate::forward_proxy::cluster_network_url(endpoint);
         config = config.endpoint_url(endpoint).force_path_style(path_style);
     }
     let client = aws_sdk_s3::Client::from_conf(config.build());
@@ -176,7 +177,8 @@ pub async fn http_get(url: &str) -> Result<Vec<u8>, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("invalid context URL {url}: {e}"))?;
     let host = parsed.host_str().ok_or_else(|| format!("no host in {url}"))?.to_string();
     let port = parsed.port_or_known_default().unwrap_or(80);
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let address = crate::forward_proxy::resolve(&host);
+    let tcp = tokio::net::TcpStream::connect((address, port)).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
     let authority = match parsed.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.clone(),
