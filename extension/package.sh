@@ -12,8 +12,8 @@
 #      images, and <Name>/<Name>V<n>/ per task folder with task.json, icon.png, run.js and
 #      bin/linux-x64/azp-kube;
 #   4. tfx extension create, failing on any "warning:" line (tfx exits 0 on bad task.json);
-#   5. the VSIX path and size; fails at 11.25 MB, a guard against size regressions (the
-#      release VSIX is 11.06 MB; Azure DevOps Server's default upload cap is 25 MB).
+#   5. the VSIX path and size; fails at 11.75 MB, a guard against size regressions (the
+#      release VSIX is 11.55 MB; Azure DevOps Server's default upload cap is 25 MB).
 #
 # Options and environment:
 #   --publisher NAME / AZP_KUBE_PUBLISHER   marketplace publisher (default: the manifest's)
@@ -33,7 +33,7 @@ target_dir=${CARGO_TARGET_DIR:-$repo/target}
 publisher=${AZP_KUBE_PUBLISHER:-}
 profile=release
 glibc_max=2.17
-size_cap=$((11520 * 1024)) # 11.25 MiB
+size_cap=$((12032 * 1024)) # 11.75 MiB
 ziglang_pin=ziglang==0.17.1
 zigbuild_pin=cargo-zigbuild==0.24.1
 # The binary is linked as a position-dependent executable (not PIE): a PIE
