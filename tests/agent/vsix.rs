@@ -64,7 +64,7 @@ fn the_vsix_holds_both_tasks_and_runs_them() {
 
     for (folder, missing) in [
         ("KanikoBuildV1", "Input required: S3 bucket (bucket)"),
-        ("MulticlusterHelmV1", "Input required: EKS cluster name (clusterName)"),
+        ("MulticlusterHelmV1", "Input required: Chart name (chartName)"),
     ] {
         let task = find_task(unpacked.path(), folder);
         for file in ["task.json", "run.js", "bin/linux-x64/azp-kube"] {
