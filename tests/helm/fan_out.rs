@@ -292,12 +292,17 @@ fn every_verb_runs_per_target() {
 }
 
 /// The fan-out benchmark (bench/fan_out.sh runs it): one target, then five
-/// targets in five accounts at once, side by side, rounds alternating. Wall
-/// time medians, their ratio, and the peak memory of an azp-kube process are
-/// printed for the README; nothing is asserted about them.
+/// targets in five accounts at once, side by side, rounds alternating, in two
+/// scenarios: a release that is ready at once (the run is all CPU: helm,
+/// azp-kube and five API servers on this machine's cores), and one whose
+/// post-install job runs for `MIGRATION` (as a database migration does, so
+/// the run waits on the clusters as real deploys do). Wall time medians,
+/// their ratio, CPU and the peak memory of an azp-kube process are printed for
+/// the README; nothing is asserted about them.
 #[test]
 #[ignore = "a benchmark: bash bench/fan_out.sh"]
 fn fan_out_benchmark() {
+    const MIGRATION: Duration = Duration::from_secs(5);
     let rounds: usize = std::env::var("FAN_OUT_BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
     let helm = world().tools().helm4.clone();
     let five: Vec<(String, String)> = (1..=5)
@@ -305,7 +310,10 @@ fn fan_out_benchmark() {
             let (cluster, account) = (format!("bench-{n}"), format!("60000000000{n}"));
             let spec =
                 ClusterSpec { name: cluster.clone(), region: "eu-west-1".into(), account_role: Some(role(&account)) };
-            world().add_cluster(spec).unwrap().add_access_entry(&role(&account), "deployer", &["system:masters"]);
+            let cluster_up = world().add_cluster(spec).unwrap();
+            cluster_up.add_access_entry(&role(&account), "deployer", &["system:masters"]);
+            let migration = azp_kube_world::Behaviour::exit(&["migrating"], 0, MIGRATION);
+            cluster_up.cluster().behaviours.set("registry.world/migrate:1", migration);
             (cluster, account)
         })
         .collect();
@@ -327,50 +335,59 @@ fn fan_out_benchmark() {
     println!("  binary: {}", measured.display());
     let task = StagedTask::new("MulticlusterHelmV1", measured);
     let home = tempfile::tempdir().unwrap();
-    let timed = |count: usize| -> (Duration, u64) {
+    let timed = |count: usize, migrate: bool| -> (Duration, u64) {
         let namespace = world().unique_namespace("bench").unwrap();
         let memory = azp_harness::PeakRss::watch("azp-kube");
         let (cpu_before, world_before, started) = (cpu(libc::RUSAGE_CHILDREN), cpu(libc::RUSAGE_SELF), Instant::now());
         let outcome = run_of(&task, home.path(), &namespace, &helm, &yaml(count))
             .input("maxParallel", "5")
             .input("waitForExecution", "true")
+            .input("overrideValuesString", &format!("hook={migrate}"))
             .run();
         let wall = started.elapsed();
         let peak = memory.stop();
+        if std::env::var_os("BENCH_LOG").is_some() {
+            eprintln!("{}", outcome.log_text());
+        }
         assert_eq!(outcome.result, StepResult::Succeeded, "{}", outcome.log_text());
         let (step_cpu, world_cpu) = (cpu(libc::RUSAGE_CHILDREN) - cpu_before, cpu(libc::RUSAGE_SELF) - world_before);
         println!(
-            "  {count} target(s): {:.2} s wall, {:.2} s CPU in the step's processes, {:.2} s in the world's API servers",
+            "  {count} target(s){}: {:.2} s wall, {:.2} s CPU in the step's processes, {:.2} s in the world's API servers",
+            if migrate { " with the migration" } else { "" },
             wall.as_secs_f64(),
             step_cpu.as_secs_f64(),
             world_cpu.as_secs_f64()
         );
         (wall, peak)
     };
-    timed(1); // warm-up: helm's first start, the clusters' first requests
-    let (mut one, mut many, mut peak_one, mut peak_many) = (Vec::new(), Vec::new(), 0, 0);
-    for _ in 0..rounds {
-        let (wall, peak) = timed(1);
-        one.push(wall);
-        peak_one = peak_one.max(peak);
-        let (wall, peak) = timed(5);
-        many.push(wall);
-        peak_many = peak_many.max(peak);
+    timed(1, false); // warm-up: helm's first start, the clusters' first requests
+    for migrate in [false, true] {
+        let (mut one, mut many, mut peak_one, mut peak_many) = (Vec::new(), Vec::new(), 0, 0);
+        for _ in 0..rounds {
+            let (wall, peak) = timed(1, migrate);
+            one.push(wall);
+            peak_one = peak_one.max(peak);
+            let (wall, peak) = timed(5, migrate);
+            many.push(wall);
+            peak_many = peak_many.max(peak);
+        }
+        let median = |samples: &mut Vec<Duration>| {
+            samples.sort();
+            samples[samples.len() / 2]
+        };
+        let (one, many) = (median(&mut one), median(&mut many));
+        let scenario =
+            if migrate { format!("a {} s post-install job", MIGRATION.as_secs()) } else { "ready at once".into() };
+        println!(
+            "fan-out benchmark ({rounds} rounds, helm 4, wait on, {scenario}): one target {:.2} s, five targets in \
+             five accounts {:.2} s ({:.2}x); peak RSS of the azp-kube process {:.1} MiB (one target) / {:.1} MiB (five)",
+            one.as_secs_f64(),
+            many.as_secs_f64(),
+            many.as_secs_f64() / one.as_secs_f64(),
+            peak_one as f64 / 1024.0,
+            peak_many as f64 / 1024.0
+        );
     }
-    let median = |samples: &mut Vec<Duration>| {
-        samples.sort();
-        samples[samples.len() / 2]
-    };
-    let (one, many) = (median(&mut one), median(&mut many));
-    println!(
-        "fan-out benchmark ({rounds} rounds, helm 4, wait on): one target {:.2} s, five targets in five accounts \
-         {:.2} s ({:.2}x); peak RSS of the azp-kube process {:.1} MiB (one target) / {:.1} MiB (five)",
-        one.as_secs_f64(),
-        many.as_secs_f64(),
-        many.as_secs_f64() / one.as_secs_f64(),
-        peak_one as f64 / 1024.0,
-        peak_many as f64 / 1024.0
-    );
 }
 
 /// CPU time (user and system) of this process (`RUSAGE_SELF`: the world's API
