@@ -342,7 +342,9 @@ fn fan_out_benchmark() {
         let outcome = run_of(&task, home.path(), &namespace, &helm, &yaml(count))
             .input("maxParallel", "5")
             .input("waitForExecution", "true")
-            .input("overrideValuesString", &format!("hook={migrate}"))
+            // --set, not --set-string: the string "false" would be true.
+            .input("overrideValuesString", "")
+            .input("overrideValues", &format!("hook={migrate}"))
             .run();
         let wall = started.elapsed();
         let peak = memory.stop();
