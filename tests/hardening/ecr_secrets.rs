@@ -6,14 +6,12 @@
 //! keychain: a `docker-credential-secretservice` on PATH, which helm 3 and 4 would
 //! hand the password to with an empty registry config, is never called.
 
-use std::time::Duration;
-
-use azp_harness::{StepResult, TaskRun};
+use azp_harness::StepResult;
 use azp_kube_world::World;
 use base64::Engine as _;
 
 use crate::secrets::{Watch, files_under, private_folder_copier};
-use crate::support::{deploys_the_test_chart, task};
+use crate::support::{deploys_the_test_chart, scanned_run, task};
 
 const TARGET_ROLE: &str = "arn:aws:iam::222222222222:role/ecr-secrets-deployer";
 
@@ -54,11 +52,7 @@ fn no_ecr_password_leaks(helm: fn(&World) -> &std::path::Path) {
     let task = task("MulticlusterHelmV1");
     let home = tempfile::tempdir().unwrap();
     let agent_temp = dir.path().join("agent-temp");
-    std::fs::create_dir_all(&agent_temp).unwrap();
-    let run = TaskRun::new(task.path())
-        .timeout(Duration::from_secs(180))
-        .env("HOME", &home.path().display().to_string())
-        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
+    let run = scanned_run(&task, home.path(), &agent_temp)
         .env("SYSTEM_DEBUG", "true")
         .envs(world.irsa_env("arn:aws:iam::123456789012:role/azure-agent").unwrap())
         .env("PATH", &path)

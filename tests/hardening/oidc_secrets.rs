@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use azp_harness::{StepResult, TaskRun};
+use azp_harness::StepResult;
 use azp_kube_world::World;
 use azp_kube_world::federation::FederatedJob;
 
 use crate::secrets::{Watch, files_under, private_folder_copier};
-use crate::support::{deploys_the_test_chart, task};
+use crate::support::{deploys_the_test_chart, scanned_run, task};
 
 const CONNECTION_ROLE: &str = "arn:aws:iam::111111111111:role/azure-pipelines";
 const TARGET_ROLE: &str = "arn:aws:iam::222222222222:role/oidc-secrets-deployer";
@@ -32,11 +32,7 @@ fn no_oidc_token_reaches_a_log_an_argument_list_an_environment_or_a_file() {
     let watch = Watch::start(helm);
     let task = task("MulticlusterHelmV1");
     let agent_temp = dir.path().join("agent-temp");
-    std::fs::create_dir_all(&agent_temp).unwrap();
-    let run = TaskRun::new(task.path())
-        .timeout(Duration::from_secs(180))
-        .env("HOME", &dir.path().display().to_string())
-        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
+    let run = scanned_run(&task, dir.path(), &agent_temp)
         .env("SYSTEM_DEBUG", "true")
         .envs(job.task_env(&world, &job_token))
         .input("awsCredentials", &job.connection_id)

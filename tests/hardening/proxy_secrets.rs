@@ -17,7 +17,7 @@ use azp_kube_world::forward_proxy::proxied_url;
 use azp_kube_world::{Behaviour, World};
 
 use crate::secrets::{Watch, files_under, private_folder_copier};
-use crate::support::{deploys_the_test_chart, task};
+use crate::support::{deploys_the_test_chart, scanned_run, task};
 
 const USER: &str = "build-agent";
 /// With characters a URL must escape, so that the proxy URL's encoding is checked too.
@@ -38,14 +38,9 @@ fn the_proxy_password_reaches_only_helms_proxy_variables() {
     let helm = &world.tools().helm4;
     let (wrapper, private_files) = private_folder_copier(dir.path(), helm);
     let agent_temp = dir.path().join("agent-temp");
-    std::fs::create_dir_all(&agent_temp).unwrap();
     let watch = Watch::start(helm);
     let task = task("MulticlusterHelmV1");
-    let mut run = TaskRun::new(task.path())
-        .timeout(Duration::from_secs(180))
-        .env("HOME", &dir.path().display().to_string())
-        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
-        .env("SYSTEM_DEBUG", "true");
+    let mut run = scanned_run(&task, dir.path(), &agent_temp).env("SYSTEM_DEBUG", "true");
     for (name, value) in world.env().into_iter().filter(|(name, _)| name.starts_with("AWS_")) {
         run = run.env(&name, &value);
     }

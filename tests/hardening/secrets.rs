@@ -16,7 +16,7 @@ use std::time::Duration;
 use azp_harness::{StepResult, TaskRun};
 use azp_kube_world::World;
 
-use crate::support::{AwsKeys, deploys_the_test_chart, task, with_aws_connection};
+use crate::support::{AwsKeys, deploys_the_test_chart, scanned_run, task, with_aws_connection};
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/secrets-deployer";
 const CONNECTION: &str = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
@@ -161,12 +161,7 @@ fn no_secret_reaches_a_log_an_error_or_an_argument_list() {
     let task = task("MulticlusterHelmV1");
     let home = tempfile::tempdir().unwrap();
     let agent_temp = dir.path().join("agent-temp");
-    std::fs::create_dir_all(&agent_temp).unwrap();
-    let run = TaskRun::new(task.path())
-        .timeout(Duration::from_secs(180))
-        .env("HOME", &home.path().display().to_string())
-        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
-        .env("SYSTEM_ACCESSTOKEN", JOB_TOKEN);
+    let run = scanned_run(&task, home.path(), &agent_temp).env("SYSTEM_ACCESSTOKEN", JOB_TOKEN);
     let keys = AwsKeys { access_key: ACCESS_KEY, secret_key: SECRET_KEY, session_token: SESSION_TOKEN };
     let outcome = with_aws_connection(run, &world, CONNECTION, &keys)
         .input("clusterName", world.cluster_name())

@@ -54,6 +54,17 @@ pub fn task(folder: &str) -> StagedTask {
     StagedTask::new(folder, Path::new(env!("CARGO_BIN_EXE_azp-kube")))
 }
 
+/// A MulticlusterHelm run for a secret scan: a HOME of its own and the agent's
+/// temp folder at `agent_temp` (created), where summaries and stale private
+/// folders would be.
+pub fn scanned_run(task: &StagedTask, home: &Path, agent_temp: &Path) -> TaskRun {
+    std::fs::create_dir_all(agent_temp).unwrap();
+    TaskRun::new(task.path())
+        .timeout(std::time::Duration::from_secs(180))
+        .env("HOME", &home.display().to_string())
+        .env("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string())
+}
+
 /// The AWS keys of a service connection: access key, secret key, session token.
 pub struct AwsKeys<'a> {
     pub access_key: &'a str,
