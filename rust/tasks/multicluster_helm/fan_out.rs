@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::report::{Outputs, TargetResult, TargetsReport};
+use super::report::{Outputs, TargetEnd, TargetResult, TargetsReport};
 use super::targets::{FanOut, NamedTarget};
 use super::{Canceled, Env, deploy, helm_version, hidden_from_helm};
 use crate::azp::Agent;
@@ -53,7 +53,7 @@ pub async fn deploy_all(
                 return TargetResult::not_started(target, "another target failed (failFast)");
             }
             let result = deploy_target(env, agent, target, private, cancel, major).await;
-            if result.error.is_some() {
+            if matches!(result.end, TargetEnd::Failed(_)) {
                 failed.store(true, Ordering::SeqCst);
             }
             result
@@ -107,23 +107,20 @@ async fn deploy_target(
         Err(error) => Err(error.into()),
     };
     let duration = started.elapsed();
-    let error = match &result {
-        Err(error) if !error.is::<Canceled>() => Some(one_line(error)),
-        _ => None,
+    let end = match &result {
+        Ok(_) => TargetEnd::Succeeded,
+        Err(error) if error.is::<Canceled>() => TargetEnd::Canceled,
+        Err(error) => TargetEnd::Failed(one_line(error)),
     };
-    let how = match (&result, &error) {
-        (Ok(_), _) => "succeeded",
-        (Err(_), Some(_)) => "failed",
-        (Err(_), None) => "canceled",
-    };
+    let how = end.as_str();
     held.release(&format!("Target {}: cluster {cluster} in {region}, {how} after {}", target.name, seconds(duration)));
-    if let Some(message) = &error {
+    if let TargetEnd::Failed(message) = &end {
         agent.log_issue(&Issue::new(
             IssueType::Error,
             format!("target {} (cluster {cluster} in {region}): {message}", target.name),
         ));
     }
-    TargetResult::ended(target, &outputs, duration, error)
+    TargetResult::ended(target, &outputs, duration, end)
 }
 
 fn seconds(duration: Duration) -> String {
@@ -133,8 +130,9 @@ fn seconds(duration: Duration) -> String {
 /// Failed if any target failed, unless partial success is allowed and one
 /// target succeeded.
 fn outcome(results: &[TargetResult], allow_partial_success: bool) -> Outcome {
-    let failed: Vec<&str> = results.iter().filter(|r| r.error.is_some()).map(|r| r.name.as_str()).collect();
-    let succeeded = results.iter().filter(|r| r.succeeded()).count();
+    let failed: Vec<&str> =
+        results.iter().filter(|r| matches!(r.end, TargetEnd::Failed(_))).map(|r| r.name.as_str()).collect();
+    let succeeded = results.iter().filter(|r| r.end == TargetEnd::Succeeded).count();
     let not_started = results.len() - failed.len() - succeeded;
     if failed.is_empty() {
         return Outcome::Succeeded;

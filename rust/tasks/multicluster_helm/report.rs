@@ -117,7 +117,38 @@ impl Summary<'_> {
     }
 }
 
-/// How one target of a fan-out ended.
+/// How a target of a fan-out ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetEnd {
+    Succeeded,
+    /// Why it failed (the error, on one line).
+    Failed(String),
+    /// Why it did not start.
+    NotStarted(String),
+    /// Stopped with the step.
+    Canceled,
+}
+
+impl TargetEnd {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed(_) => "failed",
+            Self::NotStarted(_) => "not started",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    /// The error, or the reason it did not start.
+    fn why(&self) -> Option<&str> {
+        match self {
+            Self::Failed(why) | Self::NotStarted(why) => Some(why),
+            Self::Succeeded | Self::Canceled => None,
+        }
+    }
+}
+
+/// One target of a fan-out: where, what its deploy reported, how it ended.
 #[derive(Debug, Clone)]
 pub struct TargetResult {
     pub name: String,
@@ -128,11 +159,9 @@ pub struct TargetResult {
     pub revision: Option<String>,
     pub release_status: Option<String>,
     pub has_changes: Option<String>,
+    /// None when it did not start.
     pub duration: Option<std::time::Duration>,
-    /// Why the target failed.
-    pub error: Option<String>,
-    /// Why the target did not start.
-    pub not_started: Option<String>,
+    pub end: TargetEnd,
 }
 
 impl TargetResult {
@@ -140,7 +169,7 @@ impl TargetResult {
         target: &super::targets::NamedTarget,
         outputs: &Outputs,
         duration: std::time::Duration,
-        error: Option<String>,
+        end: TargetEnd,
     ) -> Self {
         Self {
             account: outputs.account(),
@@ -148,16 +177,15 @@ impl TargetResult {
             release_status: outputs.get("releaseStatus"),
             has_changes: outputs.get("hasChanges"),
             duration: Some(duration),
-            error,
-            ..Self::planned(target)
+            ..Self::planned(target, end)
         }
     }
 
     pub fn not_started(target: &super::targets::NamedTarget, why: &str) -> Self {
-        Self { not_started: Some(why.to_string()), ..Self::planned(target) }
+        Self::planned(target, TargetEnd::NotStarted(why.to_string()))
     }
 
-    fn planned(target: &super::targets::NamedTarget) -> Self {
+    fn planned(target: &super::targets::NamedTarget, end: TargetEnd) -> Self {
         let (cluster, region) = target.cluster();
         Self {
             name: target.name.clone(),
@@ -169,22 +197,7 @@ impl TargetResult {
             release_status: None,
             has_changes: None,
             duration: None,
-            error: None,
-            not_started: None,
-        }
-    }
-
-    pub fn succeeded(&self) -> bool {
-        self.error.is_none() && self.not_started.is_none() && self.duration.is_some()
-    }
-
-    /// `succeeded`, `failed` or `not started`.
-    pub fn result(&self) -> &'static str {
-        match (&self.error, &self.not_started) {
-            (Some(_), _) => "failed",
-            (None, Some(_)) => "not started",
-            (None, None) if self.duration.is_some() => "succeeded",
-            (None, None) => "canceled",
+            end,
         }
     }
 
@@ -195,12 +208,12 @@ impl TargetResult {
             "account": self.account,
             "region": self.region,
             "namespace": self.namespace,
-            "result": self.result(),
+            "result": self.end.as_str(),
             "revision": self.revision.as_ref().and_then(|r| r.parse::<u64>().ok()),
             "status": self.release_status,
             "hasChanges": self.has_changes.as_ref().map(|c| c == "true"),
             "durationSeconds": self.duration.map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
-            "error": self.error.as_ref().or(self.not_started.as_ref()),
+            "error": self.end.why(),
         })
     }
 }
@@ -236,10 +249,10 @@ impl TargetsReport<'_> {
             self.results.len()
         );
         for r in self.results {
-            let status = match (&r.release_status, r.result()) {
-                (Some(status), "succeeded") => status.clone(),
-                (Some(status), result) => format!("{result} ({status})"),
-                (None, result) => result.to_string(),
+            let status = match (&r.release_status, &r.end) {
+                (Some(status), TargetEnd::Succeeded) => status.clone(),
+                (Some(status), end) => format!("{} ({status})", end.as_str()),
+                (None, end) => end.as_str().to_string(),
             };
             let row = [
                 r.name.clone(),
@@ -256,9 +269,7 @@ impl TargetsReport<'_> {
         let problems: Vec<String> = self
             .results
             .iter()
-            .filter_map(|r| {
-                r.error.as_ref().or(r.not_started.as_ref()).map(|why| format!("- **{}**: {}", cell(&r.name), cell(why)))
-            })
+            .filter_map(|r| r.end.why().map(|why| format!("- **{}**: {}", cell(&r.name), cell(why))))
             .collect();
         if !problems.is_empty() {
             text.push_str(&format!("\n{}\n", problems.join("\n")));
