@@ -69,7 +69,13 @@ def exit_with_parent() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", required=True)
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument(
+        "--listen-fd",
+        type=int,
+        required=True,
+        help="a socket already bound to --port and listening, inherited from the world",
+    )
     parser.add_argument("--eks-endpoint", required=True)
     parser.add_argument("--eks-ca-file", required=True)
     parser.add_argument("--credentials-file")
@@ -80,9 +86,26 @@ def main() -> None:
         record_assumed_credentials(args.credentials_file)
     with open(args.eks_ca_file, "rb") as f:
         patch_eks(args.eks_endpoint, f.read(), args.eks_endpoints_file)
-    from moto.server import main as serve
+    serve(args.port, args.listen_fd)
 
-    serve(["-H", "127.0.0.1", "-p", args.port])
+
+def serve(port: int, listen_fd: int) -> None:
+    """Serves moto's application on the socket the world bound before starting us (as
+    moto's own main would, less the signal handlers): binding a port that was chosen and
+    released earlier is a race another server of a parallel world can win (it did:
+    CreateCluster got a docker-registry's 404)."""
+    from moto.moto_server.threaded_moto_server import DomainDispatcherApplication, create_backend_app
+    from moto.server import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    # moto builds some URLs (SQS queues, presigned posts) from MOTO_PORT, as its own main sets it.
+    os.environ.setdefault("MOTO_PORT", str(port))
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True
+    server = make_server(
+        "127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler, fd=listen_fd
+    )
+    server.serve_forever()
 
 
 if __name__ == "__main__":

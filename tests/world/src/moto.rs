@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -16,8 +17,8 @@ pub enum Error {
     /// No free port, or the process could not be spawned.
     #[error("failed to start moto: {0}")]
     Spawn(#[source] std::io::Error),
-    /// moto did not listen in time.
-    #[error("moto did not listen on port {port} within {waited:?} (see {log})")]
+    /// moto did not answer in time, or exited.
+    #[error("moto did not answer on port {port} within {waited:?} (see {log})")]
     NotReady {
         /// The port it should listen on.
         port: u16,
@@ -62,13 +63,18 @@ impl Moto {
         ca_file: &Path,
         log: &Path,
     ) -> Result<Self, Error> {
-        let port = free_port().map_err(Error::Spawn)?;
+        // Bound here and handed to moto (its fd survives exec), so the port is never free
+        // between choosing it and moto's start, where another server could take it.
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(Error::Spawn)?;
+        let port = listener.local_addr().map_err(Error::Spawn)?.port();
+        let listen_fd = listener.as_raw_fd();
         let log_file = std::fs::File::create(log).map_err(Error::Spawn)?;
         let log_err = log_file.try_clone().map_err(Error::Spawn)?;
         let mut command = Command::new(python);
         command
             .arg(launcher)
-            .args(["--port", &port.to_string(), "--eks-endpoint", eks_endpoint])
+            .args(["--port", &port.to_string(), "--listen-fd", &listen_fd.to_string()])
+            .args(["--eks-endpoint", eks_endpoint])
             .arg("--eks-ca-file")
             .arg(ca_file)
             .arg("--credentials-file")
@@ -83,16 +89,21 @@ impl Moto {
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        // SAFETY: prctl and fcntl are async-signal-safe and touch no memory of the parent;
+        // clearing close-on-exec affects only the child's copy of the descriptor.
         unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+                    || libc::fcntl(listen_fd, libc::F_SETFD, 0) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
         }
         let child = command.spawn().map_err(Error::Spawn)?;
+        // moto has its own copy now.
+        drop(listener);
         Ok(Self { child, port })
     }
 
@@ -125,15 +136,12 @@ pub fn eks_endpoints_file(log: &Path) -> std::path::PathBuf {
     log.with_file_name("eks-endpoints.json")
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Waits until something listens on `port`.
-pub fn wait_listening(port: u16, timeout: Duration, log: &Path) -> Result<(), Error> {
+/// Waits until moto answers on `port`: connections queue on its socket from the start,
+/// while moto imports for many seconds on two busy cores (and if it exits, nothing listens).
+pub fn wait_ready(port: u16, timeout: Duration, log: &Path) -> Result<(), Error> {
     let start = Instant::now();
     while start.elapsed() < timeout {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if call(port, "config", "GET", "/moto-api/config", &[], "").is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(25));

@@ -22,6 +22,23 @@ pub struct Registry {
 impl Registry {
     /// Starts `docker-registry serve` with its storage under `dir`.
     pub fn spawn(dir: &Path) -> std::io::Result<Self> {
+        // docker-registry binds the address in its config itself, so the free port we pick
+        // can be taken by another server before it does; it then exits, and we pick again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::spawn_on_a_free_port(dir)? {
+                Some(registry) => return Ok(registry),
+                None if attempts < 5 => continue,
+                None => {
+                    return Err(std::io::Error::other("docker-registry exited on start five times (see registry.log)"));
+                }
+            }
+        }
+    }
+
+    /// `None` if it exited on start (its port was taken meanwhile).
+    fn spawn_on_a_free_port(dir: &Path) -> std::io::Result<Option<Self>> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let root = dir.join("registry");
         std::fs::create_dir_all(&root)?;
@@ -47,15 +64,19 @@ impl Registry {
             });
         }
         let child = command.spawn()?;
-        let registry = Self { child, port };
+        let mut registry = Self { child, port };
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // Something listening is not enough: whoever took the port listens too.
+        while !listens(registry.child.id(), port)? {
+            if registry.child.try_wait()?.is_some() {
+                return Ok(None);
+            }
             if start.elapsed() > Duration::from_secs(10) {
                 return Err(std::io::Error::other(format!("docker-registry did not listen on {port} within 10 s")));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(registry)
+        Ok(Some(registry))
     }
 
     /// The port it listens on.
@@ -75,6 +96,25 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether process `pid` holds the socket listening on loopback `port` (its inode, from
+/// /proc/net/tcp, is among the process's descriptors).
+fn listens(pid: u32, port: u16) -> std::io::Result<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp")?;
+    let local = format!("0100007F:{port:04X}");
+    let inode = table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // `st` 0A is LISTEN.
+        (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+            .then(|| fields.get(9).map(|s| s.to_string()))?
+    });
+    let Some(inode) = inode else { return Ok(false) };
+    let wanted = format!("socket:[{inode}]");
+    let Ok(descriptors) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Ok(false) };
+    Ok(descriptors
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str())))
 }
 
 /// The registry binary (`$AZP_KUBE_DOCKER_REGISTRY` or `docker-registry` on PATH).
@@ -102,4 +142,21 @@ pub fn digest(address: &str, repo: &str, tag: &str) -> Option<String> {
         let (name, value) = l.split_once(':')?;
         name.trim().eq_ignore_ascii_case("docker-content-digest").then(|| value.trim().to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_counts_as_the_registry_s_only_when_the_registry_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::spawn(dir.path()).unwrap();
+        assert!(listens(registry.pid(), registry.port()).unwrap());
+        // What the race looked like: another server on a port the registry was given.
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = other.local_addr().unwrap().port();
+        assert!(!listens(registry.pid(), taken).unwrap());
+        assert!(listens(std::process::id(), taken).unwrap());
+    }
 }

@@ -186,7 +186,7 @@ impl World {
         write(&world.kubeconfig_path, &world.kubeconfig)?;
         if let Some((port, _)) = world.moto {
             // moto imports a lot of Python: on two busy cores it can take well over 15 s.
-            moto::wait_listening(port, Duration::from_secs(60), &world.dir_path.join("moto.log"))?;
+            moto::wait_ready(port, Duration::from_secs(60), &world.dir_path.join("moto.log"))?;
             moto::create_cluster(port, REGION, CLUSTER_NAME)?;
             let eks = Arc::new(crate::eks::EksAuthenticator::new(
                 &format!("127.0.0.1:{port}"),
