@@ -3,6 +3,11 @@
 //! struct field, and every task destructures its inputs exhaustively, so the
 //! build breaks instead of a pipeline.
 //!
+//! Each task's module is compiled only with the Cargo feature named as the
+//! task's command (`kaniko-build`, `multicluster-helm`), which Cargo.toml
+//! declares (one it does not declare is rustc's `unexpected_cfgs` warning,
+//! an error under CI's clippy).
+//!
 //! It also refuses to build when a task.json is not valid JSON, when two inputs
 //! of a task share a name, or when `vss-extension.json` and `Cargo.toml`
 //! disagree on the version.
@@ -69,10 +74,14 @@ fn main() {
     for (folder, task) in &tasks {
         generate_task(&mut code, folder, task);
     }
-    let modules: Vec<String> = tasks.iter().map(|(_, t)| format!("&{}::SPEC", snake_case(&t.name))).collect();
+    let modules: Vec<String> = tasks
+        .iter()
+        .map(|(_, t)| format!("#[cfg(feature = {:?})] &{}::SPEC", kebab_case(&t.name), snake_case(&t.name)))
+        .collect();
     writeln!(
         code,
-        "/// Every task of the extension, in folder order.\npub static ALL: &[&TaskSpec] = &[{}];",
+        "/// Every task of this build (its Cargo feature is the task's command), in folder order.\n\
+         pub static ALL: &[&TaskSpec] = &[{}];",
         modules.join(", ")
     )
     .unwrap();
@@ -189,6 +198,9 @@ fn generate_task(code: &mut String, folder: &str, task: &TaskJson) {
     let module = snake_case(&task.name);
     let version = format!("{}.{}.{}", task.version.major, task.version.minor, task.version.patch);
     writeln!(code, "/// Inputs of the {} task (`tasks/{folder}/task.json`).", task.name).unwrap();
+    // A build carries a task only with its feature (named as its command): each task's
+    // folder ships a binary with its own code and no other task's.
+    writeln!(code, "#[cfg(feature = {:?})]", kebab_case(&task.name)).unwrap();
     writeln!(code, "pub mod {module} {{").unwrap();
     writeln!(code, "    #![allow(clippy::all)]").unwrap();
     writeln!(code, "    use crate::azp::inputs::{{InputError, InputKind, InputReader, InputSpec, TaskSpec}};\n")

@@ -5,12 +5,12 @@
 # and the peak RSS of the azp-kube process.
 #
 #   bash bench/fan_out.sh [ROUNDS]      (default 5; needs bash scripts/setup.sh)
-# Measures the release binary that extension/package.sh builds when it exists
-# (AZP_KUBE_BENCH_BINARY overrides), else the test build (slower, and said so).
+# Measures MulticlusterHelm's release binary that extension/package.sh builds when
+# it exists (AZP_KUBE_BENCH_BINARY overrides), else the test build (slower, and said so).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-release="${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release/azp-kube"
+release="${CARGO_TARGET_DIR:-$repo/target}/task-binaries/multicluster-helm/azp-kube"
 if [[ -z "${AZP_KUBE_BENCH_BINARY:-}" && -x "$release" ]]; then
     export AZP_KUBE_BENCH_BINARY="$release"
 fi

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # What one job pays for the task package, measured on the last
 # `bash extension/package.sh` (its VSIX in dist/ and its staging folder):
-#   1. the VSIX and the binary, in bytes;
+#   1. the VSIX and each task's binary, in bytes;
 #   2. per task folder, the zip the agent downloads (the agent fetches each task
 #      of a job as its own zip, TaskManager.DownloadAsync in azure-pipelines-agent)
 #      and the time to unpack it (median of N runs, default 9);
-#   3. the start of `azp-kube --version`: the median and the mean of 1000 runs, each
-#      timed from spawn to exit (python3's posix_spawn and waitpid), in milliseconds.
+#   3. per task, the start of its `azp-kube --version`: the median and the mean of 1000
+#      runs, each timed from spawn to exit (python3's posix_spawn and waitpid), in ms.
 #
 #   bash extension/package.sh && bash bench/package.sh [N]
 set -euo pipefail
@@ -25,7 +25,6 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f MB", b / 1048576 }'; }
 
 printf 'VSIX            %10d bytes  %s\n' "$(stat -c %s "$vsix")" "$(mb "$(stat -c %s "$vsix")")"
-binary=""
 for task in "$stage"/*/*/task.json; do
     folder="$(dirname "$task")"
     name="$(basename "$folder")"
@@ -39,12 +38,11 @@ for task in "$stage"/*/*/task.json; do
         unzip -q "$zip" -d "$work/out"
         echo $((($(now_ns) - start) / 1000000))
     done | median)"
-    printf '%-15s %10d bytes  %s zip, unpacks in %d ms\n' "$name" "$size" "$(mb "$size")" "$unpack"
-done
-printf 'binary          %10d bytes  %s\n' "$(stat -c %s "$binary")" "$(mb "$(stat -c %s "$binary")")"
-
-"$binary" --version >/dev/null # warm the page cache: a job's first start comes after the unpack
-python3 - "$binary" <<'EOF'
+    printf '%s\n' "$name"
+    printf '  binary        %10d bytes  %s\n' "$(stat -c %s "$binary")" "$(mb "$(stat -c %s "$binary")")"
+    printf '  zip           %10d bytes  %s, unpacks in %d ms\n' "$size" "$(mb "$size")" "$unpack"
+    "$binary" --version >/dev/null # warm the page cache: a job's first start comes after the unpack
+    python3 - "$binary" <<'EOF2'
 import os, statistics, sys, time
 binary, runs = sys.argv[1], 1000
 devnull = os.open(os.devnull, os.O_WRONLY)
@@ -54,5 +52,6 @@ for _ in range(runs):
     pid = os.posix_spawn(binary, [binary, "--version"], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1)])
     os.waitpid(pid, 0)
     times.append((time.perf_counter_ns() - start) / 1e6)
-print(f"--version       {statistics.median(times):10.2f} ms (median of {runs} runs; mean {statistics.mean(times):.2f} ms)")
-EOF
+print(f"  --version     {statistics.median(times):10.2f} ms (median of {runs} runs; mean {statistics.mean(times):.2f} ms)")
+EOF2
+done

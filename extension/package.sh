@@ -6,22 +6,26 @@
 # Runs from any directory. Steps:
 #   1. tools: a Python venv at ${AZP_KUBE_CACHE:-<repo>/.cache}/venv with ziglang and
 #      cargo-zigbuild (PyPI), and tfx-cli from extension/package-lock.json (npm ci);
-#   2. the release binary, linked by cargo-zigbuild against glibc 2.17 so that it runs
-#      on old agent images and inside job containers; checked with objdump;
+#   2. one release binary per task, built with that task's Cargo feature alone (named as
+#      the task's command: kaniko-build, multicluster-helm), so that a job downloads only
+#      its task's code; linked by cargo-zigbuild against glibc 2.17 so that it runs on old
+#      agent images and inside job containers; checked with objdump;
 #   3. a staging copy in <target>/vsix-stage laid out as the package: manifest, overview,
 #      images, and <Name>/<Name>V<n>/ per task folder with task.json, icon.png, run.js and
-#      bin/linux-x64/azp-kube;
+#      its task's bin/linux-x64/azp-kube;
 #   4. tfx extension create, failing on any "warning:" line (tfx exits 0 on bad task.json);
 #   5. the VSIX path and size; fails at 12 MiB, a guard against size regressions (the
-#      release VSIX is about 11.9 MiB; Azure DevOps Server's default upload cap is 25 MB).
+#      release VSIX is about 10.9 MiB; Azure DevOps Server's default upload cap is 25 MB).
 #
 # Options and environment:
 #   --publisher NAME / AZP_KUBE_PUBLISHER   marketplace publisher (default: the manifest's)
-#   --profile dev                           quick local build: plain `cargo build` (debug),
-#                                           stripped copy, host glibc; glibc and size limits
-#                                           only warn. Never for a VSIX you publish.
+#   --profile dev                           quick local build: plain `cargo build` (debug,
+#                                           both tasks in one binary), stripped copies, host
+#                                           glibc; glibc and size limits only warn. Never for
+#                                           a VSIX you publish.
 #   AZP_KUBE_CACHE                          where the venv lives (default <repo>/.cache)
-#   AZP_KUBE_BINARY=PATH                    package this prebuilt binary instead of building
+#   AZP_KUBE_BINARY=PATH                    package this prebuilt binary (with every task's
+#                                           feature) in every task instead of building
 #   AZP_KUBE_ALLOW_HOST_GLIBC=1             if cargo-zigbuild fails, fall back to a plain
 #                                           `cargo build --release` (needs the host's glibc)
 set -euo pipefail
@@ -85,32 +89,44 @@ glibc_needed() {
     { objdump -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' || true; } | sed 's/^GLIBC_//' | sort -Vu | tail -n 1
 }
 
+# The command (and Cargo feature) of a task: "MulticlusterHelm" -> "multicluster-helm", as run.js.
+task_command() {
+    node -p 'process.argv[1].replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2").toLowerCase()' "$1"
+}
+
+# Builds the binary for the task with `command` and sets built_binary to a copy of it
+# (each build overwrites Cargo's output path).
 build_binary() {
-    local bin
+    local command=$1 bin
     cd "$repo"
     if [[ -n ${AZP_KUBE_BINARY:-} ]]; then
-        say "using the prebuilt binary $AZP_KUBE_BINARY (AZP_KUBE_BINARY)"
-        bin=$AZP_KUBE_BINARY
+        say "using the prebuilt binary $AZP_KUBE_BINARY (AZP_KUBE_BINARY) for $command"
+        built_binary=$AZP_KUBE_BINARY
+        [[ -f $built_binary ]] || die "no binary at $built_binary"
+        return
     elif [[ $profile == dev ]]; then
-        say "cargo build (debug, --profile dev)"
+        say "cargo build (debug, --profile dev, every task)"
         cargo build --bin azp-kube
         bin=$target_dir/debug/azp-kube
     else
         ensure_venv
-        say "cargo zigbuild --release --target x86_64-unknown-linux-gnu.$glibc_max --bin azp-kube"
-        if cargo zigbuild --release --target "x86_64-unknown-linux-gnu.$glibc_max" --bin azp-kube; then
+        local features=(--no-default-features --features "$command")
+        say "cargo zigbuild --release --target x86_64-unknown-linux-gnu.$glibc_max --bin azp-kube ${features[*]}"
+        if cargo zigbuild --release --target "x86_64-unknown-linux-gnu.$glibc_max" --bin azp-kube "${features[@]}"; then
             bin=$target_dir/x86_64-unknown-linux-gnu/release/azp-kube
         elif [[ ${AZP_KUBE_ALLOW_HOST_GLIBC:-} == 1 ]]; then
             warn "cargo-zigbuild failed; AZP_KUBE_ALLOW_HOST_GLIBC=1, so building with plain cargo.
 !!! The binary will need this machine's glibc and may not start on older agents or in job containers."
-            cargo build --release --bin azp-kube
+            cargo build --release --bin azp-kube "${features[@]}"
             bin=$target_dir/release/azp-kube
         else
             die "cargo zigbuild failed (see above); set AZP_KUBE_ALLOW_HOST_GLIBC=1 to fall back to plain cargo"
         fi
     fi
     [[ -f $bin ]] || die "no binary at $bin"
-    built_binary=$bin
+    built_binary=$target_dir/task-binaries/$command/azp-kube
+    mkdir -p "${built_binary%/*}"
+    cp "$bin" "$built_binary"
 }
 
 check_glibc() {
@@ -139,16 +155,14 @@ stage_extension() {
     cp "$repo/vss-extension.json" "$stage/"
     cp "$here/overview.md" "$stage/extension/"
     cp -R "$here/images" "$stage/extension/images"
-    for src in "$repo"/tasks/*/; do
-        src=${src%/}
-        [[ -f $src/task.json ]] || continue
+    for src in "${task_folders[@]}"; do
         name=$(node -p 'require(process.argv[1]).name' "$src/task.json")
         dir=$stage/$name/$(basename "$src")
         mkdir -p "$dir/bin/linux-x64"
         cp "$src/task.json" "$dir/"
         if [[ -f $src/icon.png ]]; then cp "$src/icon.png" "$dir/"; else cp "$here/images/icon.png" "$dir/"; fi
         cp "$here/run.js" "$dir/"
-        cp "$built_binary" "$dir/bin/linux-x64/azp-kube"
+        cp "${task_binary[$name]}" "$dir/bin/linux-x64/azp-kube"
         # Release binaries are stripped by Cargo.toml's profile; dev ones are not.
         if [[ $profile == dev ]]; then strip "$dir/bin/linux-x64/azp-kube"; fi
         chmod 0755 "$dir/bin/linux-x64/azp-kube"
@@ -183,8 +197,18 @@ create_vsix() {
 
 # --- main -----------------------------------------------------------------------------
 ensure_tfx
-build_binary
-check_glibc "$built_binary"
+task_folders=()
+declare -A task_binary=()
+for src in "$repo"/tasks/*/; do
+    src=${src%/}
+    [[ -f $src/task.json ]] || continue
+    task_folders+=("$src")
+    name=$(node -p 'require(process.argv[1]).name' "$src/task.json")
+    build_binary "$(task_command "$name")"
+    check_glibc "$built_binary"
+    task_binary[$name]=$built_binary
+    say "$name: $(stat -c %s "$built_binary") bytes"
+done
 
 version=$(node -p 'require(process.argv[1]).version' "$repo/vss-extension.json")
 stage=$target_dir/vsix-stage

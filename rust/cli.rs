@@ -19,12 +19,15 @@ pub enum Invocation {
     /// Run a task, with inputs given as flags turned into `INPUT_*` variables.
     Task { spec: &'static TaskSpec, inputs: Vec<(String, String)> },
     /// Show or write the build context that KanikoBuild would send.
+    #[cfg(feature = "kaniko-build")]
     Context(ContextArgs),
     /// Print an EKS token as a kubectl/helm ExecCredential.
+    #[cfg(feature = "multicluster-helm")]
     EksToken(EksTokenArgs),
 }
 
 /// `azp-kube eks-token`: the exec credential plugin of the private kubeconfig.
+#[cfg(feature = "multicluster-helm")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EksTokenArgs {
     pub cluster: String,
@@ -37,6 +40,7 @@ pub struct EksTokenArgs {
 }
 
 /// `azp-kube context`: the build context as KanikoBuild packs it.
+#[cfg(feature = "kaniko-build")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextArgs {
     pub context: PathBuf,
@@ -66,9 +70,15 @@ fn command() -> Command {
     for spec in TASKS {
         command = command.subcommand(task_command(spec));
     }
-    command.subcommand(context_command()).subcommand(eks_token_command())
+    // The terminal commands go with the task they serve.
+    #[cfg(feature = "kaniko-build")]
+    let command = command.subcommand(context_command());
+    #[cfg(feature = "multicluster-helm")]
+    let command = command.subcommand(eks_token_command());
+    command
 }
 
+#[cfg(feature = "multicluster-helm")]
 fn eks_token_command() -> Command {
     let text = |name: &'static str, help: &'static str| Arg::new(name).long(name).value_name("VALUE").help(help);
     Command::new("eks-token")
@@ -90,6 +100,7 @@ fn eks_token_command() -> Command {
         ))
 }
 
+#[cfg(feature = "kaniko-build")]
 fn context_command() -> Command {
     Command::new("context")
         .about("Shows or writes the build context that KanikoBuild would send")
@@ -170,6 +181,7 @@ fn major(version: &str) -> &str {
 pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Invocation, clap::Error> {
     let matches = command().try_get_matches_from(args)?;
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
+    #[cfg(feature = "multicluster-helm")]
     if name == "eks-token" {
         let text = |id: &str| sub.get_one::<String>(id).cloned();
         return Ok(Invocation::EksToken(EksTokenArgs {
@@ -181,6 +193,7 @@ pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Res
             cache_dir: text("cache-dir").map(PathBuf::from),
         }));
     }
+    #[cfg(feature = "kaniko-build")]
     if name == "context" {
         return Ok(Invocation::Context(ContextArgs {
             context: sub.get_one::<String>("context").map(PathBuf::from).expect("required"),

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             let result = azp_kube::tasks::run(spec, &env, &agent);
             azp::report::finish(&agent, &env, result)
         }
+        #[cfg(feature = "multicluster-helm")]
         Invocation::EksToken(args) => match azp_kube::tasks::eks_token::run(&Env::from_process(), &args) {
             Ok(credential) => {
                 println!("{credential}");
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        #[cfg(feature = "kaniko-build")]
         Invocation::Context(args) => match azp_kube::tasks::context_command::run(&Env::from_process(), &args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -5,17 +5,21 @@
 
 pub mod arn;
 pub mod credentials;
+#[cfg(feature = "multicluster-helm")]
 pub mod ecr;
+#[cfg(feature = "multicluster-helm")]
 pub mod eks;
+#[cfg(feature = "kaniko-build")]
 pub mod s3;
+#[cfg(feature = "multicluster-helm")]
 pub mod token_broker;
 pub mod web_identity;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 // The smithy types every AWS SDK crate re-exports.
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_s3::config::SharedHttpClient;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::config::SharedHttpClient;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,

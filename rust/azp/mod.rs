@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod env;
 pub mod inputs;
 pub mod log;
+#[cfg(feature = "multicluster-helm")]
 pub mod oidc;
 pub mod proxy;
 pub mod report;

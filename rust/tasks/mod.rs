@@ -3,10 +3,14 @@
 //! would describe the steps.
 
 pub mod cancel;
+#[cfg(feature = "kaniko-build")]
 pub mod context_command;
+#[cfg(feature = "multicluster-helm")]
 pub mod eks_token;
 pub mod inputs;
+#[cfg(feature = "kaniko-build")]
 mod kaniko_build;
+#[cfg(feature = "multicluster-helm")]
 mod multicluster_helm;
 mod syntax;
 
@@ -22,7 +26,9 @@ pub fn run(spec: &'static TaskSpec, env: &Env, agent: &Agent) -> anyhow::Result<
         agent.set_secret(password);
     }
     let result = match spec.name {
+        #[cfg(feature = "kaniko-build")]
         name if name == inputs::kaniko_build::SPEC.name => kaniko_build::run(env, agent),
+        #[cfg(feature = "multicluster-helm")]
         name if name == inputs::multicluster_helm::SPEC.name => multicluster_helm::run(env, agent),
         name => anyhow::bail!("azp-kube has no task named {name}"),
     };
@@ -75,6 +81,7 @@ fn agent_proxy(env: &Env, agent: &Agent) -> anyhow::Result<Option<ProxySettings>
 }
 
 /// Shows a list of `name: value` lines in a collapsible group.
+#[cfg(feature = "multicluster-helm")]
 fn show_plan(agent: &Agent, title: &str, lines: &[(&str, String)]) {
     agent.group(title);
     for (name, value) in lines.iter().filter(|(_, v)| !v.is_empty()) {
@@ -84,6 +91,7 @@ fn show_plan(agent: &Agent, title: &str, lines: &[(&str, String)]) {
 }
 
 /// An optional value for display.
+#[cfg(feature = "multicluster-helm")]
 fn shown<T: std::fmt::Display>(value: &Option<T>) -> String {
     value.as_ref().map(ToString::to_string).unwrap_or_default()
 }

@@ -104,6 +104,7 @@ pub fn parse_go_duration(text: &str) -> Result<i64, String> {
 }
 
 /// An `http://` or `https://` URL with a host.
+#[cfg(feature = "kaniko-build")]
 pub fn check_url(url: &str) -> Result<(), String> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {

@@ -9,33 +9,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use azp_harness::{StepResult, TaskRun, repo_root};
-
-fn vsix() -> PathBuf {
-    if let Ok(path) = std::env::var("AZP_KUBE_VSIX") {
-        return PathBuf::from(path);
-    }
-    let dist = repo_root().join("dist");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dist)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "vsix"))
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    found.pop().unwrap_or_else(|| {
-        panic!("no VSIX in {}: run `bash extension/package.sh` first (scripts/test.sh does)", dist.display())
-    })
-}
-
-/// Unpacks with Python's zipfile, which, like the agent's download, keeps no
-/// Unix modes.
-fn unpack(vsix: &Path, into: &Path) {
-    let status = Command::new("python3").args(["-m", "zipfile", "-e"]).arg(vsix).arg(into).status().unwrap();
-    assert!(status.success(), "unzip {}", vsix.display());
-}
+use azp_harness::{StepResult, TaskRun, built_vsix, repo_root, unpack_vsix};
 
 fn find_task(root: &Path, folder: &str) -> PathBuf {
     let mut stack = vec![root.to_path_buf()];
@@ -55,16 +29,26 @@ fn find_task(root: &Path, folder: &str) -> PathBuf {
 
 #[test]
 fn the_vsix_holds_both_tasks_and_runs_them() {
-    let vsix = vsix();
+    let vsix = built_vsix();
     let size = std::fs::metadata(&vsix).unwrap().len();
     assert!(size < 25 * 1024 * 1024, "{} is {size} bytes, over Azure DevOps Server's 25 MB cap", vsix.display());
     let unpacked = tempfile::tempdir().unwrap();
-    unpack(&vsix, unpacked.path());
+    unpack_vsix(&vsix, unpacked.path());
     assert!(unpacked.path().join("extension.vsixmanifest").is_file());
 
-    for (folder, missing) in [
-        ("KanikoBuildV1", "Input required: S3 bucket (bucket)"),
-        ("MulticlusterHelmV1", "Input required: Chart name (chartName)"),
+    for (folder, missing, own, others) in [
+        (
+            "KanikoBuildV1",
+            "Input required: S3 bucket (bucket)",
+            ["kaniko-build", "context"],
+            ["multicluster-helm", "eks-token"],
+        ),
+        (
+            "MulticlusterHelmV1",
+            "Input required: Chart name (chartName)",
+            ["multicluster-helm", "eks-token"],
+            ["kaniko-build", "context"],
+        ),
     ] {
         let task = find_task(unpacked.path(), folder);
         for file in ["task.json", "run.js", "bin/linux-x64/azp-kube"] {
@@ -80,14 +64,49 @@ fn the_vsix_holds_both_tasks_and_runs_them() {
         assert_eq!(outcome.errors()[0].message, missing);
         let mode = std::fs::metadata(&binary).unwrap().permissions().mode();
         assert_eq!(mode & 0o755, 0o755, "run.js restored the exec bit");
+        assert_carries_only(&binary, &own, &others);
         assert_no_test_switches(&binary);
     }
 }
 
-/// The shipped (release) binary has none of the tests' switches: a pipeline variable
-/// `AZP_KUBE_FIXED_TIME` does not fix the clock of `eks-token` (debug builds, which
-/// `cargo test` runs, would sign for 2023 here).
+/// Each task folder ships a binary built with its own task (and the terminal
+/// command that serves it) and no other task's code.
+fn assert_carries_only(binary: &Path, own: &[&str], others: &[&str]) {
+    let out = Command::new(binary).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let help = String::from_utf8_lossy(&out.stdout);
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no commands in {}'s help:\n{help}", binary.display()))
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .take_while(|word| *word != "Options:")
+        .collect();
+    for command in own {
+        assert!(commands.contains(command), "{} has no {command}: {commands:?}", binary.display());
+    }
+    for command in others {
+        assert!(!commands.contains(command), "{} carries {command}: {commands:?}", binary.display());
+    }
+    let out = Command::new(binary).arg(others[0]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{} runs {}", binary.display(), others[0]);
+}
+
+/// The shipped (release) binaries have none of the tests' switches: their names
+/// are nowhere in them, and a pipeline variable `AZP_KUBE_FIXED_TIME` does not fix
+/// the clock of `eks-token` (debug builds, which `cargo test` runs, would sign for
+/// 2023 here).
 fn assert_no_test_switches(binary: &Path) {
+    let bytes = std::fs::read(binary).unwrap();
+    for switch in ["AZP_KUBE_FIXED_TIME", "AZP_KUBE_EKS_TOKEN_LIFETIME_SECONDS", "AZP_KUBE_UNSCHEDULABLE_GRACE_SECONDS"]
+    {
+        assert!(!bytes.windows(switch.len()).any(|w| w == switch.as_bytes()), "{} names {switch}", binary.display());
+    }
+    let help = Command::new(binary).arg("--help").output().unwrap();
+    if !String::from_utf8_lossy(&help.stdout).contains("eks-token") {
+        return;
+    }
     let out = Command::new(binary)
         .args(["eks-token", "--cluster", "world", "--region", "us-east-1"])
         .env_clear()

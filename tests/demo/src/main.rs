@@ -14,19 +14,20 @@ use std::process::ExitCode;
 
 use azp_harness::StepResult;
 use azp_kube_demo::render::{Renderer, stdout_is_tty};
-use azp_kube_demo::runner::{Runner, ServiceConnection, check_tasks};
+use azp_kube_demo::runner::{Runner, ServiceConnection, TaskFolders, check_tasks};
 use azp_kube_demo::world::{KANIKO_NAMESPACE, LocalWorld, MANAGEMENT_CONNECTION};
 use azp_kube_demo::yaml;
 
-const USAGE: &str =
-    "usage: azp-kube-demo [--pipeline FILE] [--real] [--no-color] [--var NAME=VALUE]... [--sources DIR] [--binary PATH]
+const USAGE: &str = "usage: azp-kube-demo [--pipeline FILE] [--real] [--no-color] [--var NAME=VALUE]... [--sources DIR]
+                     [--binary PATH | --package DIR]
 
   --pipeline FILE    the Azure Pipelines YAML to run (default examples/azure-pipelines.yml)
   --real             start no local world: the tasks use your KUBECONFIG and AWS environment
   --no-color         no ANSI colours (the default when stdout is not a terminal)
   --var NAME=VALUE   a variable as the pipeline's settings would define it (repeatable)
   --sources DIR      the checkout the steps see (default: the current directory)
-  --binary PATH      the azp-kube binary (default: next to this program)";
+  --binary PATH      the azp-kube binary (default: next to this program)
+  --package DIR      run each task from an unpacked VSIX instead, with its own shipped binary";
 
 struct Args {
     pipeline: PathBuf,
@@ -35,6 +36,7 @@ struct Args {
     variables: Vec<(String, String)>,
     sources: Option<PathBuf>,
     binary: Option<PathBuf>,
+    package: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         variables: Vec::new(),
         sources: None,
         binary: None,
+        package: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -60,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--sources" => args.sources = Some(PathBuf::from(value("--sources")?)),
             "--binary" => args.binary = Some(PathBuf::from(value("--binary")?)),
+            "--package" => args.package = Some(PathBuf::from(value("--package")?)),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -144,10 +148,15 @@ fn main() -> ExitCode {
         Err(refusal) => return fail(&format!("{}: {refusal}", args.pipeline.display())),
     };
     let repo = azp_harness::repo_root();
-    let Some(binary) = args.binary.clone().or_else(default_binary) else {
-        return fail(
-            "the azp-kube binary is not next to this program: run `cargo build -p azp-kube` (scripts/demo.sh does)",
-        );
+    let tasks = match (&args.package, args.binary.clone().or_else(default_binary)) {
+        (Some(_), _) if args.binary.is_some() => return fail("--binary and --package: give one"),
+        (Some(root), _) => TaskFolders::Packaged { root: root.clone() },
+        (None, Some(binary)) => TaskFolders::Staged { binary },
+        (None, None) => {
+            return fail(
+                "the azp-kube binary is not next to this program: run `cargo build -p azp-kube` (scripts/demo.sh does)",
+            );
+        }
     };
     let sources = match args.sources.clone().map_or_else(std::env::current_dir, Ok).and_then(|p| p.canonicalize()) {
         Ok(dir) => dir,
@@ -208,7 +217,7 @@ fn main() -> ExitCode {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() % 1_000_000)
         .unwrap_or(1);
-    let runner = Runner { binary, repo, branch: branch(&sources), sources, env, variables, build_id, connections };
+    let runner = Runner { tasks, repo, branch: branch(&sources), sources, env, variables, build_id, connections };
     let report = runner.run(&pipeline, &mut out);
     out.run_summary(&report.stages, &report.errors, report.result);
     drop(world);

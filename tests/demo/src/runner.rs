@@ -33,10 +33,39 @@ pub fn order(items: &[(String, Vec<String>)]) -> Option<Vec<usize>> {
     Some(done)
 }
 
+/// Where each step's task folder comes from.
+#[derive(Debug, Clone)]
+pub enum TaskFolders {
+    /// The repository's `tasks/<Name>V<n>`, staged with this `azp-kube` binary.
+    Staged { binary: PathBuf },
+    /// An unpacked VSIX: each task runs from its own folder, with its own binary, as shipped.
+    Packaged { root: PathBuf },
+}
+
+impl TaskFolders {
+    /// The folder of `<task>V<major>` in an unpacked VSIX (tfx may nest it).
+    fn packaged(root: &Path, folder: &str) -> Option<PathBuf> {
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+                let path = entry.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                if entry.file_name() == folder && path.join("task.json").is_file() {
+                    return Some(path);
+                }
+                stack.push(path);
+            }
+        }
+        None
+    }
+}
+
 /// Where and how the steps run.
 pub struct Runner {
-    /// The `azp-kube` binary the task folders link to.
-    pub binary: PathBuf,
+    /// The task folders the steps run from.
+    pub tasks: TaskFolders,
     /// The repository (holds `tasks/`).
     pub repo: PathBuf,
     /// The checkout the steps see (`Build.SourcesDirectory`).
@@ -444,9 +473,18 @@ impl Runner {
             ("Author".to_string(), task["author"].as_str().unwrap_or_default().to_string()),
         ];
         out.step_start(display, &banner);
-        let staged = StagedTask::new(&format!("{}V{}", step.task, step.major), &self.binary);
+        let folder = format!("{}V{}", step.task, step.major);
+        let staged;
+        let task_folder = match &self.tasks {
+            TaskFolders::Staged { binary } => {
+                staged = StagedTask::new(&folder, binary);
+                staged.path().to_path_buf()
+            }
+            TaskFolders::Packaged { root } => TaskFolders::packaged(root, &folder)
+                .unwrap_or_else(|| panic!("the package in {} has no {folder}", root.display())),
+        };
         let timeout = Duration::from_secs(60 * step.timeout_minutes.unwrap_or(60));
-        let mut run = TaskRun::new(staged.path()).sources(&self.sources).timeout(timeout);
+        let mut run = TaskRun::new(&task_folder).sources(&self.sources).timeout(timeout);
         for (name, value) in &self.env {
             run = run.env(name, value);
         }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use azp_harness::StepResult;
 use azp_kube_demo::render::Renderer;
-use azp_kube_demo::runner::Runner;
+use azp_kube_demo::runner::{Runner, TaskFolders};
 use azp_kube_demo::world::{BUCKET, DEPLOY_ROLE, DEV_REGION, LocalWorld};
 use serde_json::Value;
 
@@ -251,7 +251,9 @@ fn the_stacks_drive_the_example_pipeline_and_each_role_is_refused_what_it_does_n
     let pipeline_text = std::fs::read_to_string(repo.join("examples/azure-pipelines.yml")).unwrap();
     let pipeline = azp_kube_demo::yaml::parse(&pipeline_text).unwrap();
     let runner = Runner {
-        binary: PathBuf::from(env!("CARGO_BIN_EXE_azp-kube-demo")).parent().unwrap().join("azp-kube"),
+        tasks: TaskFolders::Staged {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_azp-kube-demo")).parent().unwrap().join("azp-kube"),
+        },
         repo: repo.clone(),
         sources: repo.clone(),
         env,

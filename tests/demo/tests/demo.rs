@@ -76,10 +76,7 @@ fn the_example_pipeline_builds_and_deploys_the_digest() {
     assert!(deploy.contains("Kubernetes 1.34\n") && deploy.contains("(server v1.34.0)"), "{deploy}");
     // The README's copy of this output is what the demo prints now.
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let copy = readme_copy(&readme);
-    let copy = format!("azp-kube-demo: examples/azure-pipelines.yml\n{copy}\n");
-    let copy = normalise(&copy.replace(README_CHECKOUT, "<repo>"));
-    let printed = normalise(&stdout.replace(&repo().display().to_string(), "<repo>"));
+    let (copy, printed) = as_in_readme(&readme, &stdout);
     if copy != printed {
         // `AZP_KUBE_UPDATE_README=1 cargo test -p azp-kube-demo --test demo the_example` rewrites the copy.
         if std::env::var_os("AZP_KUBE_UPDATE_README").is_some() {
@@ -94,6 +91,30 @@ fn the_example_pipeline_builds_and_deploys_the_digest() {
              AZP_KUBE_UPDATE_README=1 rewrites it):\n{printed}"
         );
     }
+}
+
+/// The README's copy of the demo output and what the demo printed, both
+/// without what changes from run to run.
+fn as_in_readme(readme: &str, stdout: &str) -> (String, String) {
+    let copy = format!("azp-kube-demo: examples/azure-pipelines.yml\n{}\n", readme_copy(readme));
+    let copy = normalise(&copy.replace(README_CHECKOUT, "<repo>"));
+    let printed = normalise(&stdout.replace(&repo().display().to_string(), "<repo>"));
+    (copy, printed)
+}
+
+/// The example pipeline with the tasks as shipped: each from its folder of the
+/// unpacked VSIX, with its own release binary (built with that task alone), run
+/// by run.js. It prints what the tested build prints.
+#[test]
+fn the_example_pipeline_runs_the_same_from_the_package() {
+    let unpacked = tempfile::tempdir().unwrap();
+    azp_harness::unpack_vsix(&azp_harness::built_vsix(), unpacked.path());
+    let (code, stdout, stderr) = demo(&["--package", unpacked.path().to_str().unwrap()], &repo());
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let (copy, printed) = as_in_readme(&readme, &stdout);
+    let first = copy.lines().zip(printed.lines()).find(|(a, b)| a != b);
+    assert!(copy == printed, "the packaged tasks print otherwise (first differing line: {first:?}):\n{printed}");
 }
 
 /// The README's copy of the demo output, after its first line.
@@ -351,7 +372,7 @@ fn the_quick_start_shows_the_example_pipeline_as_it_is() {
 #[test]
 fn the_agent_image_pipeline_builds_the_chart_s_default_image_with_kaniko() {
     use azp_kube_demo::render::Renderer;
-    use azp_kube_demo::runner::{Runner, check_tasks};
+    use azp_kube_demo::runner::{Runner, TaskFolders, check_tasks};
     use azp_kube_demo::world::{KANIKO_NAMESPACE, LocalWorld};
 
     let text = std::fs::read_to_string(repo().join("deploy/agent-image/azure-pipelines.yml")).unwrap();
@@ -373,7 +394,9 @@ fn the_agent_image_pipeline_builds_the_chart_s_default_image_with_kaniko() {
     check_tasks(&pipeline, &repo(), &local.connections).unwrap_or_else(|refusal| panic!("{refusal}"));
     let recorder = local.world.record(KANIKO_NAMESPACE);
     let runner = Runner {
-        binary: PathBuf::from(env!("CARGO_BIN_EXE_azp-kube-demo")).parent().unwrap().join("azp-kube"),
+        tasks: TaskFolders::Staged {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_azp-kube-demo")).parent().unwrap().join("azp-kube"),
+        },
         repo: repo(),
         sources: repo(),
         env: local.env.iter().cloned().chain([("SYSTEM_TEAMPROJECT".into(), "demo".into())]).collect(),

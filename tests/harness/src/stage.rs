@@ -11,6 +11,35 @@ pub fn repo_root() -> PathBuf {
         .expect("the harness lives in <repo>/tests/harness")
 }
 
+/// The VSIX that `extension/package.sh` built (the newest in `dist/`), or
+/// `$AZP_KUBE_VSIX`.
+pub fn built_vsix() -> PathBuf {
+    if let Ok(path) = std::env::var("AZP_KUBE_VSIX") {
+        return PathBuf::from(path);
+    }
+    let dist = repo_root().join("dist");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dist)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "vsix"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    found.pop().unwrap_or_else(|| {
+        panic!("no VSIX in {}: run `bash extension/package.sh` first (scripts/test.sh does)", dist.display())
+    })
+}
+
+/// Unpacks a VSIX with Python's zipfile, which, like the agent's download,
+/// keeps no Unix modes.
+pub fn unpack_vsix(vsix: &Path, into: &Path) {
+    let status =
+        std::process::Command::new("python3").args(["-m", "zipfile", "-e"]).arg(vsix).arg(into).status().unwrap();
+    assert!(status.success(), "unzip {}", vsix.display());
+}
+
 /// A temporary task folder; removed when dropped.
 pub struct StagedTask {
     dir: tempfile::TempDir,
