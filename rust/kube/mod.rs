@@ -6,7 +6,9 @@
 pub mod client;
 pub mod kubeconfig;
 pub mod names;
+#[cfg(feature = "kaniko-build")]
 pub mod pod;
+#[cfg(feature = "kaniko-build")]
 pub mod secret;
 
 use std::path::PathBuf;
