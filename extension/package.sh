@@ -90,6 +90,7 @@ glibc_needed() {
 }
 
 # The command (and Cargo feature) of a task: "MulticlusterHelm" -> "multicluster-helm", as run.js.
+# shellcheck disable=SC2016 # the quoted text is JavaScript, not shell
 task_command() {
     node -p 'process.argv[1].replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2").toLowerCase()' "$1"
 }
