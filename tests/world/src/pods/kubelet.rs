@@ -293,8 +293,8 @@ impl PodRun {
         fault: Option<(Duration, PodFault)>,
     ) {
         let pod_ip = format!("10.244.0.{}", rand::random_range(2..=254));
+        // The sandbox has its IP; the phase stays Pending until every container has started.
         self.status(|s| {
-            s["phase"] = json!("Running");
             s["podIP"] = json!(pod_ip);
             s["podIPs"] = json!([{"ip": pod_ip}]);
             set_condition(s, condition("Initialized", "True", None, None));
@@ -424,6 +424,9 @@ impl PodRun {
                     cs["imageID"] =
                         json!(format!("{}@sha256:{}", cs["image"].as_str().unwrap_or_default(), "0".repeat(64)));
                 }
+                if is_main {
+                    running_once_all_started(s);
+                }
                 refresh_ready(s);
             });
             let image = container["image"].as_str().unwrap_or_default();
@@ -510,6 +513,22 @@ impl PodRun {
 }
 
 /// Recomputes the Ready and ContainersReady conditions from the container statuses.
+/// The kubelet's `getPhase` (kubernetes v1.34 pkg/kubelet/kubelet_pods.go) for a pod
+/// whose containers are starting: Running once no regular container waits to start
+/// for the first time (one restarting counts as stopped), Pending until then. A client
+/// that sees Running can read every container's log.
+fn running_once_all_started(status: &mut Value) {
+    if status["phase"] == "Succeeded" || status["phase"] == "Failed" {
+        return;
+    }
+    let waiting = status["containerStatuses"].as_array().is_none_or(|list| {
+        list.iter().any(|c| c["state"]["waiting"].is_object() && !c["lastState"]["terminated"].is_object())
+    });
+    if !waiting {
+        status["phase"] = json!("Running");
+    }
+}
+
 fn refresh_ready(status: &mut Value) {
     if status["phase"] != "Running" {
         return;

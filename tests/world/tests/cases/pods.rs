@@ -102,3 +102,49 @@ async fn logs_honour_container_tail_and_timestamps() {
     let (stamp, line) = first.split_once(' ').expect("timestamp and text");
     assert!(stamp.parse::<jiff::Timestamp>().is_ok() && line == "a", "{first}");
 }
+
+/// The kubelet's `getPhase` (kubernetes v1.34 pkg/kubelet/kubelet_pods.go): a pod stays
+/// Pending while one of its containers waits to start, even when another runs, and is
+/// Running once all have started. (The world once said Running before any container
+/// had started, so a client that then asked for the log got "waiting to start".)
+#[tokio::test]
+async fn a_pod_is_pending_until_every_container_has_started() {
+    let w = world();
+    let pods = pods().await;
+    w.set_behaviour("registry.world/phase-serve", Behaviour::serve(&["up"]));
+    let secret_env = json!([{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]);
+    start(
+        &pods,
+        "two",
+        json!({"restartPolicy": "Never", "containers": [
+            {"name": "first", "image": "registry.world/phase-serve:1"},
+            {"name": "second", "image": "registry.world/phase-serve:1", "env": secret_env},
+        ]}),
+    )
+    .await;
+    let state = |p: &Value, i: usize| p["status"]["containerStatuses"][i]["state"].clone();
+    let half = until(&pods, "two", |p| {
+        state(p, 0)["running"].is_object() && state(p, 1)["waiting"]["reason"] == "CreateContainerConfigError"
+    })
+    .await;
+    assert_eq!(half["status"]["phase"], "Pending", "{half}");
+    // The running container's log can be read (its line comes a moment after the start).
+    let first = LogParams { container: Some("first".into()), ..LogParams::default() };
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = pods.logs("two", &first).await.expect("the running container's log");
+        if !log.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(log, "up\n");
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(pods.clone().into_client(), pods.namespace().unwrap());
+    let secret =
+        serde_json::from_value(json!({"metadata": {"name": "later"}, "stringData": {"token": "t"}})).expect("secret");
+    secrets.create(&PostParams::default(), &secret).await.expect("create the secret");
+    let running = until(&pods, "two", |p| p["status"]["phase"] == "Running").await;
+    assert!(state(&running, 0)["running"].is_object() && state(&running, 1)["running"].is_object(), "{running}");
+}
