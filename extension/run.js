@@ -11,6 +11,11 @@
 // - Plain Node, no dependencies. Never load azure-pipelines-task-lib: it moves
 //   INPUT_*, ENDPOINT_AUTH_*, SECRET_* ... out of process.env.
 // - The VSIX does not keep Unix modes, so restore the exec bit before spawning.
+// - Packaging ships the binary brotli-compressed (bin/<platform>/azp-kube.br), which
+//   makes a job's download of the task a quarter smaller than the zip's deflate. Each
+//   step unpacks it into a private folder in the agent's temp directory (not the task
+//   folder, which a container job may mount read-only) and removes it at the end; it
+//   lives for the whole step, as helm runs it again for EKS tokens.
 // - Untouched environment, inherited stdio, argv = [subcommand].
 // - SIGINT/SIGTERM (agent cancel and timeout) go to the child; we keep waiting
 //   and exit with its code, or 128 + signal number if a signal killed it.
@@ -23,6 +28,7 @@ const childProcess = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+const zlib = require('zlib');
 
 // Escape a logging-command message the way the agent unescapes it.
 function escapeData(text) {
@@ -34,6 +40,20 @@ function fail(message) {
     process.stdout.write(`##vso[task.logissue type=error]${data}\n`);
     process.stdout.write(`##vso[task.complete result=Failed;]${data}\n`);
     process.exitCode = process.env.TF_BUILD ? 0 : 1;
+}
+
+// Decodes the shipped binary into a new private folder (0700, from mkdtemp) in the
+// agent's temp directory and returns the folder. The file is created, never reused.
+function unpack(packed, exe) {
+    const dir = fs.mkdtempSync(path.join(process.env.AGENT_TEMPDIRECTORY || os.tmpdir(), 'azp-kube-bin-'));
+    try {
+        const bytes = zlib.brotliDecompressSync(fs.readFileSync(packed));
+        fs.writeFileSync(path.join(dir, exe), bytes, { mode: 0o700, flag: 'wx' });
+    } catch (err) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw err;
+    }
+    return dir;
 }
 
 // "MulticlusterHelm" -> "multicluster-helm"
@@ -52,19 +72,33 @@ function main() {
 
     const platform = `${process.platform}-${process.arch}`;
     const exe = process.platform === 'win32' ? 'azp-kube.exe' : 'azp-kube';
-    const binary = path.join(__dirname, 'bin', platform, exe);
+    const shipped = path.join(__dirname, 'bin', platform, exe);
     // Packaging ships bin/linux-x64; linux-arm64, darwin-x64, darwin-arm64 and win32-x64 may follow.
-    if (!fs.existsSync(binary)) {
-        return fail(`azp-kube has no binary for this agent's platform ${platform} (looked for ${binary})`);
-    }
-
-    if (process.platform !== 'win32') {
+    let binary = shipped;
+    let unpacked = null;
+    if (!fs.existsSync(shipped)) {
+        if (!fs.existsSync(`${shipped}.br`)) {
+            return fail(`azp-kube has no binary for this agent's platform ${platform} (looked for ${shipped} and ${shipped}.br)`);
+        }
+        try {
+            unpacked = unpack(`${shipped}.br`, exe);
+        } catch (err) {
+            return fail(`azp-kube launcher: cannot unpack ${shipped}.br: ${err.message}`);
+        }
+        binary = path.join(unpacked, exe);
+    } else if (process.platform !== 'win32') {
         try {
             fs.chmodSync(binary, 0o755);
         } catch (err) {
             // A read-only task folder may already carry the bit; the spawn will tell.
         }
     }
+    const removeUnpacked = () => {
+        if (unpacked) {
+            fs.rmSync(unpacked, { recursive: true, force: true });
+            unpacked = null;
+        }
+    };
 
     const child = childProcess.spawn(binary, [subcommand], { env: process.env, stdio: 'inherit' });
 
@@ -82,10 +116,13 @@ function main() {
         if (child.pid !== undefined) {
             return; // a failed kill() of a running child; its exit event still decides
         }
-        fail(`azp-kube launcher: cannot start ${binary} (${platform}): ${err.message}`);
+        const noexec = unpacked && err.code === 'EACCES' ? "; the agent's temp directory may be mounted noexec" : '';
+        fail(`azp-kube launcher: cannot start ${binary} (${platform}): ${err.message}${noexec}`);
+        removeUnpacked();
         process.exit();
     });
     child.on('exit', (code, signal) => {
+        removeUnpacked();
         if (signal) {
             process.exit(128 + (os.constants.signals[signal] || 0));
         }

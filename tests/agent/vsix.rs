@@ -1,11 +1,11 @@
 //! The packaged extension: both task folders are complete, and a task runs
-//! from the unpacked VSIX through the launcher, which restores the binary's
-//! exec bit that the VSIX (a zip without Unix modes) loses.
+//! from the unpacked VSIX through the launcher, which unpacks the task's
+//! brotli-compressed binary into a private folder in the agent's temp
+//! directory for the step and removes it afterwards.
 //!
 //! The VSIX is built by `extension/package.sh`, which the test script runs
 //! before `cargo test`; `AZP_KUBE_VSIX` may name another one.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -51,22 +51,37 @@ fn the_vsix_holds_both_tasks_and_runs_them() {
         ),
     ] {
         let task = find_task(unpacked.path(), folder);
-        for file in ["task.json", "run.js", "bin/linux-x64/azp-kube"] {
+        for file in ["task.json", "run.js", "bin/linux-x64/azp-kube.br"] {
             assert!(task.join(file).is_file(), "{folder}/{file} is in the VSIX");
         }
-        let binary = task.join("bin/linux-x64/azp-kube");
-        let mode = std::fs::metadata(&binary).unwrap().permissions().mode();
-        assert_eq!(mode & 0o111, 0, "the zip lost the exec bit, as on the agent");
+        assert!(!task.join("bin/linux-x64/azp-kube").exists(), "{folder} ships its binary uncompressed");
 
-        let outcome = TaskRun::new(&task).run();
+        let agent_temp = tempfile::tempdir().unwrap();
+        let outcome = TaskRun::new(&task).env("AGENT_TEMPDIRECTORY", &agent_temp.path().to_string_lossy()).run();
         assert_eq!(outcome.result, StepResult::Failed);
         assert_eq!(outcome.errors().len(), 1, "{:?}", outcome.log);
         assert_eq!(outcome.errors()[0].message, missing);
-        let mode = std::fs::metadata(&binary).unwrap().permissions().mode();
-        assert_eq!(mode & 0o755, 0o755, "run.js restored the exec bit");
+        let left: Vec<_> = std::fs::read_dir(agent_temp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "the step left {left:?} in the agent's temp directory");
+
+        let binary = decompressed(&task.join("bin/linux-x64/azp-kube.br"), agent_temp.path());
         assert_carries_only(&binary, &own, &others);
         assert_no_test_switches(&binary);
     }
+}
+
+/// The shipped binary, decoded as run.js does (Node's brotli).
+fn decompressed(packed: &Path, into: &Path) -> PathBuf {
+    let binary = into.join("azp-kube");
+    let status = Command::new("node")
+        .args(["-e", "const fs = require('fs'), zlib = require('zlib'); \
+            fs.writeFileSync(process.argv[2], zlib.brotliDecompressSync(fs.readFileSync(process.argv[1])), { mode: 0o700 })"])
+        .arg(packed)
+        .arg(&binary)
+        .status()
+        .unwrap();
+    assert!(status.success(), "decode {}", packed.display());
+    binary
 }
 
 /// Each task folder ships a binary built with its own task (and the terminal
@@ -137,4 +152,25 @@ fn run_js_reports_a_missing_platform_binary() {
         "{:?}",
         outcome.errors()
     );
+}
+
+#[test]
+fn run_js_reports_a_packed_binary_it_cannot_unpack_and_leaves_nothing() {
+    let task = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    std::fs::copy(root.join("tasks/MulticlusterHelmV1/task.json"), task.path().join("task.json")).unwrap();
+    std::fs::copy(root.join("extension/run.js"), task.path().join("run.js")).unwrap();
+    let bin = task.path().join("bin/linux-x64");
+    std::fs::create_dir_all(&bin).unwrap();
+    // A download cut short: not a whole brotli stream.
+    std::fs::write(bin.join("azp-kube.br"), b"\x1b\xff\xff\x0f\x00").unwrap();
+    let agent_temp = tempfile::tempdir().unwrap();
+    let outcome = TaskRun::new(task.path()).env("AGENT_TEMPDIRECTORY", &agent_temp.path().to_string_lossy()).run();
+    assert_eq!(outcome.result, StepResult::Failed);
+    assert_eq!(outcome.exit_code, Some(0));
+    assert_eq!(outcome.errors().len(), 1, "{:?}", outcome.log);
+    assert!(
+        outcome.errors()[0].message.contains("cannot unpack") && outcome.errors()[0].message.contains("azp-kube.br")
+    );
+    assert_eq!(std::fs::read_dir(agent_temp.path()).unwrap().count(), 0, "a half-unpacked binary was left");
 }
