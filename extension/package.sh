@@ -16,7 +16,7 @@
 #      smaller than the zip's deflate; run.js unpacks it for each step);
 #   4. tfx extension create, failing on any "warning:" line (tfx exits 0 on bad task.json);
 #   5. the VSIX path and size; fails at 8 MiB, a guard against size regressions (the
-#      release VSIX is about 7.2 MiB; Azure DevOps Server's default upload cap is 25 MB).
+#      release VSIX is about 7.0 MiB; Azure DevOps Server's default upload cap is 25 MB).
 #
 # Options and environment:
 #   --publisher NAME / AZP_KUBE_PUBLISHER   marketplace publisher (default: the manifest's)
