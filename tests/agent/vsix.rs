@@ -137,12 +137,18 @@ fn assert_no_test_switches(binary: &Path) {
     assert!(!expires.starts_with("2023-"), "{} obeys AZP_KUBE_FIXED_TIME: {expires}", binary.display());
 }
 
-#[test]
-fn run_js_reports_a_missing_platform_binary() {
+/// A task folder with the repository's task.json and run.js, and no binary.
+fn launcher_only(folder: &str) -> tempfile::TempDir {
     let task = tempfile::tempdir().unwrap();
     let root = repo_root();
-    std::fs::copy(root.join("tasks/KanikoBuildV1/task.json"), task.path().join("task.json")).unwrap();
+    std::fs::copy(root.join("tasks").join(folder).join("task.json"), task.path().join("task.json")).unwrap();
     std::fs::copy(root.join("extension/run.js"), task.path().join("run.js")).unwrap();
+    task
+}
+
+#[test]
+fn run_js_reports_a_missing_platform_binary() {
+    let task = launcher_only("KanikoBuildV1");
     let outcome = TaskRun::new(task.path()).run();
     assert_eq!(outcome.result, StepResult::Failed);
     assert_eq!(outcome.exit_code, Some(0));
@@ -156,10 +162,7 @@ fn run_js_reports_a_missing_platform_binary() {
 
 #[test]
 fn run_js_reports_a_packed_binary_it_cannot_unpack_and_leaves_nothing() {
-    let task = tempfile::tempdir().unwrap();
-    let root = repo_root();
-    std::fs::copy(root.join("tasks/MulticlusterHelmV1/task.json"), task.path().join("task.json")).unwrap();
-    std::fs::copy(root.join("extension/run.js"), task.path().join("run.js")).unwrap();
+    let task = launcher_only("MulticlusterHelmV1");
     let bin = task.path().join("bin/linux-x64");
     std::fs::create_dir_all(&bin).unwrap();
     // A download cut short: not a whole brotli stream.
