@@ -9,23 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use azp_harness::{StepResult, TaskRun, built_vsix, repo_root, unpack_vsix};
-
-fn find_task(root: &Path, folder: &str) -> PathBuf {
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if entry.file_name() == folder && path.join("task.json").is_file() {
-                    return path;
-                }
-                stack.push(path);
-            }
-        }
-    }
-    panic!("no {folder}/task.json in the VSIX")
-}
+use azp_harness::{StepResult, TaskRun, built_vsix, packaged_task, repo_root, unpack_vsix};
 
 #[test]
 fn the_vsix_holds_both_tasks_and_runs_them() {
@@ -50,7 +34,8 @@ fn the_vsix_holds_both_tasks_and_runs_them() {
             ["kaniko-build", "context"],
         ),
     ] {
-        let task = find_task(unpacked.path(), folder);
+        let task =
+            packaged_task(unpacked.path(), folder).unwrap_or_else(|| panic!("no {folder}/task.json in the VSIX"));
         for file in ["task.json", "run.js", "bin/linux-x64/azp-kube.br"] {
             assert!(task.join(file).is_file(), "{folder}/{file} is in the VSIX");
         }

@@ -42,26 +42,6 @@ pub enum TaskFolders {
     Packaged { root: PathBuf },
 }
 
-impl TaskFolders {
-    /// The folder of `<task>V<major>` in an unpacked VSIX (tfx may nest it).
-    fn packaged(root: &Path, folder: &str) -> Option<PathBuf> {
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-                let path = entry.path();
-                if !path.is_dir() {
-                    continue;
-                }
-                if entry.file_name() == folder && path.join("task.json").is_file() {
-                    return Some(path);
-                }
-                stack.push(path);
-            }
-        }
-        None
-    }
-}
-
 /// Where and how the steps run.
 pub struct Runner {
     /// The task folders the steps run from.
@@ -480,7 +460,7 @@ impl Runner {
                 staged = StagedTask::new(&folder, binary);
                 staged.path().to_path_buf()
             }
-            TaskFolders::Packaged { root } => TaskFolders::packaged(root, &folder)
+            TaskFolders::Packaged { root } => azp_harness::packaged_task(root, &folder)
                 .unwrap_or_else(|| panic!("the package in {} has no {folder}", root.display())),
         };
         let timeout = Duration::from_secs(60 * step.timeout_minutes.unwrap_or(60));

@@ -22,4 +22,4 @@ pub use outcome::{Issue, Outcome, StepResult, Variable};
 pub use parse::{AgentCommand, mangle, parse_line, unescape};
 pub use peak_rss::PeakRss;
 pub use run::{RunningTask, TaskRun};
-pub use stage::{StagedTask, built_vsix, repo_root, unpack_vsix};
+pub use stage::{StagedTask, built_vsix, packaged_task, repo_root, unpack_vsix};

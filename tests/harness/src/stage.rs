@@ -40,6 +40,25 @@ pub fn unpack_vsix(vsix: &Path, into: &Path) {
     assert!(status.success(), "unzip {}", vsix.display());
 }
 
+/// The folder `<Name>V<n>` holding a task.json in an unpacked VSIX (tfx nests it
+/// under the task's name).
+pub fn packaged_task(root: &Path, folder: &str) -> Option<PathBuf> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if entry.file_name() == folder && path.join("task.json").is_file() {
+                return Some(path);
+            }
+            stack.push(path);
+        }
+    }
+    None
+}
+
 /// A temporary task folder; removed when dropped.
 pub struct StagedTask {
     dir: tempfile::TempDir,

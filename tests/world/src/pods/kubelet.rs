@@ -513,7 +513,7 @@ impl PodRun {
 }
 
 /// Recomputes the Ready and ContainersReady conditions from the container statuses.
-/// The kubelet's `getPhase` (kubernetes v1.34 pkg/kubelet/kubelet_pods.go) for a pod
+/// The kubelet's `getPhase` (kubernetes pkg/kubelet/kubelet_pods.go, a 1.3x copy read through the code search, not pinned to 1.34) for a pod
 /// whose containers are starting: Running once no regular container waits to start
 /// for the first time (one restarting counts as stopped), Pending until then. A client
 /// that sees Running can read every container's log.

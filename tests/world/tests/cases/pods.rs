@@ -103,7 +103,7 @@ async fn logs_honour_container_tail_and_timestamps() {
     assert!(stamp.parse::<jiff::Timestamp>().is_ok() && line == "a", "{first}");
 }
 
-/// The kubelet's `getPhase` (kubernetes v1.34 pkg/kubelet/kubelet_pods.go): a pod stays
+/// The kubelet's `getPhase` (kubernetes pkg/kubelet/kubelet_pods.go, a 1.3x copy read through the code search, not pinned to 1.34): a pod stays
 /// Pending while one of its containers waits to start, even when another runs, and is
 /// Running once all have started. (The world once said Running before any container
 /// had started, so a client that then asked for the log got "waiting to start".)
